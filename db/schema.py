@@ -1,0 +1,115 @@
+"""Tables: jobs, images, faces. Documented in the README ("Schema")."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from models.labels import EMOTIONS
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, stored as UTC."""
+    return datetime.now(timezone.utc)
+
+
+class ImageStatus(str, Enum):
+    """Every image ends in exactly one of done, no_face or failed."""
+
+    PENDING = "pending"
+    DONE = "done"
+    NO_FACE = "no_face"
+    FAILED = "failed"
+
+
+FINISHED = (ImageStatus.DONE.value, ImageStatus.NO_FACE.value, ImageStatus.FAILED.value)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    """One `producer submit`: a named set of images analysed with one backend."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    backend: Mapped[str] = mapped_column(String(32))
+    batch_size: Mapped[int] = mapped_column(Integer)
+    force: Mapped[bool] = mapped_column(Boolean, default=False)
+    roots: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of submitted paths
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    images: Mapped[list[Image]] = relationship(back_populates="job")
+
+
+class Image(Base):
+    """One image file of a job and its single outcome."""
+
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("job_id", "sha256", name="uq_images_job_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    folder: Mapped[str] = mapped_column(Text, index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    file_mtime: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default=ImageStatus.PENDING.value, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    face_count: Mapped[int] = mapped_column(Integer, default=0)
+    backend: Mapped[str | None] = mapped_column(String(32))
+    model_version: Mapped[str | None] = mapped_column(String(80))
+    reused_from: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    job: Mapped[Job] = relationship(back_populates="images")
+    faces: Mapped[list[Face]] = relationship(back_populates="image", order_by="Face.face_index")
+
+
+class Face(Base):
+    """One face found in an image, with the seven emotion percentages (sum 100)."""
+
+    __tablename__ = "faces"
+    __table_args__ = (UniqueConstraint("image_id", "face_index", name="uq_faces_image_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    face_index: Mapped[int] = mapped_column(Integer)
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    angry: Mapped[float] = mapped_column(Float)
+    disgust: Mapped[float] = mapped_column(Float)
+    fear: Mapped[float] = mapped_column(Float)
+    happy: Mapped[float] = mapped_column(Float)
+    sad: Mapped[float] = mapped_column(Float)
+    surprise: Mapped[float] = mapped_column(Float)
+    neutral: Mapped[float] = mapped_column(Float)
+    dominant: Mapped[str] = mapped_column(String(16), index=True)
+    backend: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str] = mapped_column(String(80))
+    image: Mapped[Image] = relationship(back_populates="faces")
+

@@ -1,0 +1,57 @@
+"""Celery configuration shared by the worker app and the producer's sending client.
+
+The producer never imports the worker: it sends tasks by name with `send_task`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from emotion_batch.config import Settings
+from emotion_batch.messages import ANALYZE_TASK, BatchMessage
+
+
+def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
+    """The Celery settings every process of the system uses."""
+    return {
+        "broker_url": broker_url,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.soft_time_limit,
+        "task_time_limit": settings.hard_time_limit,
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": settings.queue,
+        "task_queues": (Queue(settings.queue),),
+        "task_routes": {ANALYZE_TASK: {"queue": settings.queue}},
+        "worker_max_memory_per_child": settings.max_memory_per_child_kb,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+    }
+
+
+def make_client(settings: Settings, broker_url: str) -> Celery:
+    """A Celery app that only sends: no tasks registered, same wire settings."""
+    client = Celery("emotion_batch_producer")
+    client.conf.update(celery_config(settings, broker_url))
+    return client
+
+
+def send_batch(client: Celery, message: BatchMessage, queue: str) -> None:
+    """Enqueue one batch under its deterministic task id (findable in Flower)."""
+    client.send_task(
+        ANALYZE_TASK,
+        args=(message.to_json(),),
+        task_id=message.task_id,
+        queue=queue,
+        shadow=f"{ANALYZE_TASK}[job={message.job_id} batch={message.batch_no}]",
+    )

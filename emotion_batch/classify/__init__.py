@@ -1,0 +1,24 @@
+"""Emotion classifier backends behind one `EmotionClassifier` protocol."""
+
+from __future__ import annotations
+
+from emotion_batch.classify.base import EmotionClassifier, normalise
+from emotion_batch.config import Settings
+from emotion_batch.errors import ConfigurationError
+
+__all__ = ["EmotionClassifier", "make_classifier", "normalise", "BACKENDS"]
+
+BACKENDS = ("cnn", "deepface")
+
+
+def make_classifier(backend: str, settings: Settings) -> EmotionClassifier:
+    """Load the named backend's model (slow: call once per process)."""
+    if backend == "cnn":
+        from emotion_batch.classify.cnn import CnnClassifier
+
+        return CnnClassifier(settings.cnn_model)
+    if backend == "deepface":
+        from emotion_batch.classify.deepface import DeepFaceClassifier
+
+        return DeepFaceClassifier(settings.deepface_home)
+    raise ConfigurationError(f"unknown backend {backend!r}; choose one of {BACKENDS}")

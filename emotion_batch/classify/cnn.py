@@ -1,0 +1,37 @@
+"""Our own CNN, trained on FER2013 (see models/README.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from emotion_batch.errors import WeightsMissingError
+from emotion_batch.hashing import sha256_file
+from models.labels import EMOTIONS
+
+
+class CnnClassifier:
+    """Keras model taking raw 0-255 grey 48x48 faces; rescaling happens inside the model."""
+
+    name = "cnn"
+    labels = EMOTIONS
+
+    def __init__(self, model_path: Path) -> None:
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise WeightsMissingError(
+                f"CNN model not found at {model_path}; train it with `python -m models.train` "
+                "or set CNN_MODEL to a .keras file"
+            )
+        from models.runtime import load_classifier_fn
+
+        self.model_path = model_path
+        self.model_version = f"cnn-{sha256_file(model_path)[:16]}"
+        self._predict = load_classifier_fn(model_path)
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        """One model call for the whole batch."""
+        if len(faces) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return np.asarray(self._predict(np.asarray(faces, dtype=np.uint8)), dtype=np.float32)

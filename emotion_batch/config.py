@@ -1,0 +1,72 @@
+"""Every setting in one place, with its documented default.
+
+Values come from the environment (or a `.env` file in the working directory); each
+field's environment variable is its upper-case name, e.g. ``REDIS_URL``. `.env.example`
+documents them all.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+DEFAULT_CNN_MODEL = REPO_ROOT / "models" / "emotion_cnn.keras"
+
+Backend = Literal["cnn", "deepface"]
+DetectorName = Literal["auto", "yunet", "haar"]
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of emotion-batch (environment variables or `.env`)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    redis_url: str | None = Field(
+        None, description="Broker URL. Unset: `producer run` starts a local redis-server."
+    )
+    database_url: str = Field(
+        "sqlite:///emotion-batch.db", description="SQLAlchemy URL; SQLite file by default."
+    )
+    backend: Backend = Field("cnn", description="Default classifier backend for new jobs.")
+    batch_size: int = Field(32, ge=1, le=1024, description="Images per queued batch.")
+    queue: str = Field("emotion", description="Celery queue the batches go to.")
+    cnn_model: Path = Field(DEFAULT_CNN_MODEL, description="Our Keras model file.")
+    deepface_home: Path | None = Field(
+        None, description="Where DeepFace keeps .deepface/weights (DEEPFACE_HOME)."
+    )
+    detector: DetectorName = Field("auto", description="auto = YuNet if its file exists, else Haar.")
+    yunet_model: Path | None = Field(None, description="YuNet ONNX file (face_detection_yunet_2023mar.onnx).")
+    haar_cascade: Path | None = Field(None, description="Haar cascade XML; default: the OpenCV wheel's.")
+    detect_max_side: int = Field(640, ge=64, description="Detect on images downscaled to this long side.")
+    min_face: int = Field(24, ge=8, description="Smallest face side kept, in original pixels.")
+    face_score: float = Field(0.7, ge=0.0, le=1.0, description="YuNet score threshold.")
+    max_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb guard (pixels).")
+    max_file_bytes: int = Field(100_000_000, ge=1, description="Largest image file read.")
+    allowed_roots: list[Path] = Field(
+        default_factory=list, description="Worker reads only files under these roots (empty: any)."
+    )
+    max_attempts: int = Field(3, ge=1, description="Deliveries of one image before it is failed.")
+    soft_time_limit: int = Field(300, ge=1, description="Seconds before a batch gets SoftTimeLimitExceeded.")
+    hard_time_limit: int = Field(360, ge=2, description="Seconds before a batch's process is killed.")
+    worker_backends: list[Backend] = Field(
+        default_factory=lambda: ["cnn"], description="Backends loaded when a worker process starts."
+    )
+    max_memory_per_child_kb: int = Field(4_000_000, description="Worker child recycled above this RSS.")
+    tf_threads: int = Field(0, ge=0, description="TensorFlow intra-op threads per process (0: TF decides).")
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Redis visibility timeout: always above the hard time limit."""
+        return self.hard_time_limit * 2 + 60
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

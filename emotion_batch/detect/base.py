@@ -1,0 +1,58 @@
+"""The face detector interface and the box type every detector returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face region in original-image pixels, with the detector's confidence (0-1)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    confidence: float
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Finds faces in an RGB uint8 image."""
+
+    name: str
+
+    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
+        """Return the faces found in `rgb` (H, W, 3), in original pixel coordinates."""
+        ...
+
+
+def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Shrink `rgb` so its long side is at most `max_side`; return it and the factor applied."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale == 1.0:
+        return rgb, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+
+
+def to_original(
+    boxes: np.ndarray, scores: np.ndarray, scale: float, shape: tuple[int, ...], min_face: int
+) -> list[FaceBox]:
+    """Map (N, 4) x/y/w/h boxes found at `scale` back to the original image, clipped to it."""
+    if len(boxes) == 0:
+        return []
+    height, width = shape[:2]
+    xywh = np.asarray(boxes, dtype=np.float64) / scale
+    x0 = np.clip(xywh[:, 0], 0, width - 1)
+    y0 = np.clip(xywh[:, 1], 0, height - 1)
+    x1 = np.clip(xywh[:, 0] + xywh[:, 2], 0, width)
+    y1 = np.clip(xywh[:, 1] + xywh[:, 3], 0, height)
+    keep = np.minimum(x1 - x0, y1 - y0) >= min_face
+    rows = zip(x0[keep], y0[keep], (x1 - x0)[keep], (y1 - y0)[keep], np.asarray(scores)[keep])
+    return [FaceBox(int(a), int(b), int(c), int(d), float(s)) for a, b, c, d, s in rows]

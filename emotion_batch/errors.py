@@ -1,0 +1,54 @@
+"""One exception base with clear subclasses. Each image error carries the short reason
+recorded against the image in the database."""
+
+from __future__ import annotations
+
+
+class EmotionBatchError(Exception):
+    """Base of every error raised by emotion-batch."""
+
+
+class ConfigurationError(EmotionBatchError):
+    """A setting points at something unusable."""
+
+
+class WeightsMissingError(ConfigurationError):
+    """A model weights file is absent and cannot be downloaded."""
+
+
+class ImageError(EmotionBatchError):
+    """An image cannot be analysed; `reason` is what the database records."""
+
+    reason = "image error"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(f"{self.reason}: {detail}" if detail else self.reason)
+        self.detail = detail
+
+
+class FileMissingError(ImageError):
+    reason = "file missing"
+
+
+class UnreadableFileError(ImageError):
+    reason = "unreadable file"
+
+
+class EmptyFileError(ImageError):
+    reason = "empty file"
+
+
+class NotAnImageError(ImageError):
+    reason = "not an image"
+
+
+class CorruptImageError(ImageError):
+    reason = "corrupt or truncated image"
+
+
+class ImageTooLargeError(ImageError):
+    reason = "image too large"
+
+
+class PathNotAllowedError(ImageError):
+    reason = "path outside allowed roots"

@@ -1,0 +1,51 @@
+"""The JSON messages that travel on Redis, as frozen dataclasses.
+
+A batch names images by database id and path, never by pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+ANALYZE_TASK = "emotion_batch.analyze_batch"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image to analyse: its row id and the path the worker reads."""
+
+    image_id: int
+    path: str
+
+
+@dataclass(frozen=True)
+class BatchMessage:
+    """One unit of work: a job's images, analysed together with one backend."""
+
+    job_id: int
+    batch_no: int
+    backend: str
+    images: tuple[ImageRef, ...]
+    force: bool = False
+
+    @property
+    def task_id(self) -> str:
+        """Deterministic Celery task id: a job's batch is findable in Flower and Redis."""
+        return f"job{self.job_id}-batch{self.batch_no}"
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain JSON-serialisable dict (Celery's json serializer)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BatchMessage:
+        """Rebuild a message, validating its shape."""
+        images = tuple(ImageRef(int(i["image_id"]), str(i["path"])) for i in data["images"])
+        return cls(
+            job_id=int(data["job_id"]),
+            batch_no=int(data["batch_no"]),
+            backend=str(data["backend"]),
+            images=images,
+            force=bool(data.get("force", False)),
+        )

@@ -1,0 +1,132 @@
+"""The in-process analysis pipeline: decode -> detect -> crop -> one batched classify call.
+
+No queue and no database here: the worker wraps this, and the benchmark's `ceiling`
+measures it alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotion_batch.classify import EmotionClassifier, normalise
+from emotion_batch.config import Settings
+from emotion_batch.detect import FaceBox, FaceDetector
+from emotion_batch.errors import ImageError, PathNotAllowedError
+from emotion_batch.imaging import LoadedImage, load_image
+from models.preprocess import preprocess_face
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face: where it is and the emotion percentages (summing to 100)."""
+
+    box: FaceBox
+    emotions: dict[str, float]
+    dominant: str
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The outcome of one image: faces, or the reason it could not be analysed."""
+
+    path: str
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    taken_at: datetime | None = None
+    faces: tuple[FaceResult, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class _Detected:
+    path: str
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    taken_at: datetime | None = None
+    boxes: tuple[FaceBox, ...] = ()
+    crops: tuple[np.ndarray, ...] = ()
+
+
+def square_crop(gray: np.ndarray, box: FaceBox) -> np.ndarray:
+    """The square around a face box (side = its longer side), clipped to the image."""
+    side = max(box.w, box.h)
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    x0, y0 = max(0, int(round(cx - side / 2))), max(0, int(round(cy - side / 2)))
+    return gray[y0 : y0 + side, x0 : x0 + side]
+
+
+def check_allowed(path: str, roots: Sequence[Path]) -> Path:
+    """Resolve `path`; refuse it unless it lies under one of `roots` (empty: allow all)."""
+    resolved = Path(path).resolve()
+    if roots and not any(resolved.is_relative_to(Path(r).resolve()) for r in roots):
+        raise PathNotAllowedError(str(path))
+    return resolved
+
+
+class Analyzer:
+    """Detector + classifier, reused for every batch a process handles."""
+
+    def __init__(
+        self, detector: FaceDetector, classifier: EmotionClassifier, settings: Settings, threads: int = 2
+    ) -> None:
+        self.detector = detector
+        self.classifier = classifier
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
+
+    def _load(self, path: str) -> LoadedImage | ImageError:
+        """Decode one image (runs in a decode thread; PIL releases the GIL)."""
+        settings = self.settings
+        try:
+            resolved = check_allowed(path, settings.allowed_roots)
+            return load_image(resolved, settings.max_pixels, settings.max_file_bytes)
+        except ImageError as exc:
+            return exc
+
+    def _detect(self, path: str, image: LoadedImage | ImageError) -> _Detected:
+        """Find and crop the faces (in the calling thread: detectors are not thread-safe)."""
+        if isinstance(image, ImageError):
+            return _Detected(path, error=str(image))
+        boxes = tuple(self.detector.detect(image.rgb))
+        gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY) if boxes else None
+        crops = tuple(preprocess_face(square_crop(gray, b)) for b in boxes)
+        return _Detected(path, None, image.width, image.height, image.taken_at, boxes, crops)
+
+    def analyze(self, paths: Sequence[str]) -> list[ImageResult]:
+        """Analyse images together: decoding in threads overlaps detection, one classifier call."""
+        loaded = self._pool.map(self._load, paths)
+        detected = [self._detect(path, image) for path, image in zip(paths, loaded)]
+        crops = [crop for d in detected for crop in d.crops]
+        faces = np.stack(crops)[..., None] if crops else np.zeros((0, 48, 48, 1), np.uint8)
+        percents = normalise(self.classifier.predict(faces)) * 100.0
+        return _assemble(detected, percents, self.classifier.labels)
+
+    def close(self) -> None:
+        """Stop the decode threads."""
+        self._pool.shutdown(wait=False)
+
+
+def _assemble(
+    detected: list[_Detected], percents: np.ndarray, labels: tuple[str, ...]
+) -> list[ImageResult]:
+    results, row = [], 0
+    dominant = np.argmax(percents, axis=1) if len(percents) else np.zeros(0, dtype=int)
+    for d in detected:
+        faces = []
+        for box in d.boxes:
+            emotions = dict(zip(labels, percents[row].tolist()))
+            faces.append(FaceResult(box, emotions, labels[int(dominant[row])]))
+            row += 1
+        results.append(ImageResult(d.path, d.error, d.width, d.height, d.taken_at, tuple(faces)))
+    return results

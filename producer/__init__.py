@@ -1,0 +1,1 @@
+"""The producer: `producer submit|status|watch|report|resume|retry-failed|run`."""

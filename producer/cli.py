@@ -1,0 +1,204 @@
+"""`producer`: submit jobs, follow them, report, resume, and run the embedded demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from db.jobs import job_progress, latest_job_id, reset_failed
+from db.migrate import upgrade
+from db.reports import job_report
+from db.session import make_session_factory
+from emotion_batch.broker import make_client
+from emotion_batch.config import Settings
+from producer import render
+from producer.submit import resume, submit, wait_for_job
+
+console = Console(stderr=True)
+out = Console()
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+
+
+class Context:
+    """Settings plus lazily made database sessions and Celery client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        upgrade(settings.database_url)
+        self.sessions = make_session_factory(settings.database_url)
+
+    def client(self):
+        return make_client(self.settings, self.settings.redis_url or DEFAULT_BROKER)
+
+
+@click.group()
+@click.option("--redis-url", envvar="REDIS_URL", help="Broker URL [env REDIS_URL].")
+@click.option("--database-url", envvar="DATABASE_URL", help="SQLAlchemy URL [env DATABASE_URL].")
+@click.pass_context
+def main(ctx: click.Context, redis_url: str | None, database_url: str | None) -> None:
+    """emotion-batch: read the emotions on every face in large photo collections."""
+    overrides = {k: v for k, v in {"redis_url": redis_url, "database_url": database_url}.items() if v}
+    ctx.obj = Settings(**overrides)
+
+
+def _context(ctx: click.Context) -> Context:
+    return Context(ctx.obj)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console)
+
+
+@main.command("submit")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--backend", type=click.Choice(["cnn", "deepface"]), envvar="BACKEND", help="Classifier [env BACKEND, default cnn].")
+@click.option("--batch-size", type=int, envvar="BATCH_SIZE", help="Images per batch [env BATCH_SIZE, default 32].")
+@click.option("--name", help="Job name (default: the first path).")
+@click.option("--force", is_flag=True, help="Re-analyse images already analysed with this model.")
+@click.option("--wait", is_flag=True, help="Block with a progress bar until the job is finished.")
+@click.option("--timeout", type=float, default=None, help="With --wait: give up after this many seconds.")
+@click.pass_context
+def submit_cmd(ctx, paths, backend, batch_size, name, force, wait, timeout) -> None:
+    """Scan PATHS, register every image and enqueue batches on Redis."""
+    c = _context(ctx)
+    backend = backend or c.settings.backend
+    batch_size = batch_size or c.settings.batch_size
+    with _progress() as bar:
+        scanning = bar.add_task("scan + hash", total=None)
+        result = submit(
+            c.sessions, c.client(), paths, backend=backend, batch_size=batch_size,
+            name=name or str(paths[0]), force=force, queue=c.settings.queue,
+            on_scan=lambda _f: bar.advance(scanning),
+        )
+        bar.update(scanning, total=result.found, completed=result.found)
+    for folder in result.problems.unreadable_dirs:
+        console.print(f"[yellow]unreadable folder: {folder}")
+    for path in result.problems.missing:
+        console.print(f"[yellow]not found: {path}")
+    console.print(
+        f"job [bold]{result.job_id}[/]: {result.queued} images queued in {result.batches} batches, "
+        f"{result.duplicates} duplicates skipped, {result.failed_at_scan} unreadable\n"
+        f"follow it: producer watch {result.job_id}   report: producer report {result.job_id}"
+    )
+    out.print(result.job_id)
+    if wait:
+        _watch(c, result.job_id, timeout)
+
+
+def _watch(c: Context, job_id: int, timeout: float | None) -> None:
+    with _progress() as bar:
+        task = bar.add_task(f"job {job_id}", total=None)
+
+        def show(p) -> None:
+            bar.update(task, total=p.total, completed=p.finished,
+                       description=f"job {job_id}: {p.faces} faces, {p.failed} failed, {p.rate:.1f} img/s")
+
+        final = wait_for_job(c.sessions, job_id, timeout, show)
+    console.print(render.progress_line(final))
+    if not final.complete:
+        raise click.ClickException(f"job {job_id} not finished after {timeout}s")
+
+
+@main.command()
+@click.argument("job", type=int)
+@click.pass_context
+def status(ctx, job: int) -> None:
+    """Done / failed / pending, faces, images per second and ETA of JOB."""
+    c = _context(ctx)
+    with c.sessions() as session:
+        out.print(render.progress_line(job_progress(session, job)))
+
+
+@main.command()
+@click.argument("job", type=int)
+@click.option("--timeout", type=float, default=None)
+@click.pass_context
+def watch(ctx, job: int, timeout: float | None) -> None:
+    """Follow JOB live until it is finished."""
+    _watch(_context(ctx), job, timeout)
+
+
+@main.command()
+@click.argument("job", type=int, required=False)
+@click.option("--by", type=click.Choice(["job", "folder"]), default="job")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write to a file.")
+@click.pass_context
+def report(ctx, job: int | None, by: str, fmt: str, out_file: Path | None) -> None:
+    """Aggregate emotion report of JOB (default: the latest job)."""
+    c = _context(ctx)
+    with c.sessions() as session:
+        job = job or latest_job_id(session)
+        if job is None:
+            raise click.ClickException("no job in the database yet")
+        data = job_report(session, job, by_folder=by == "folder")
+    _emit_report(data, fmt, out_file)
+
+
+def _emit_report(data: dict, fmt: str, out_file: Path | None) -> None:
+    if fmt == "table" and out_file is None:
+        render.report_table(data, out)
+        return
+    if fmt == "table":
+        with open(out_file, "w") as handle:
+            render.report_table(data, Console(file=handle, width=120))
+        return
+    text = render.report_json(data) if fmt == "json" else render.report_csv(data)
+    if out_file:
+        out_file.write_text(text + ("\n" if fmt == "json" else ""))
+    else:
+        click.echo(text)
+
+
+@main.command("resume")
+@click.argument("job", type=int)
+@click.pass_context
+def resume_cmd(ctx, job: int) -> None:
+    """Re-enqueue JOB's pending images (after a Redis loss, say)."""
+    c = _context(ctx)
+    batches = resume(c.sessions, c.client(), job, c.settings.queue)
+    console.print(f"job {job}: {batches} batches re-enqueued")
+
+
+@main.command("retry-failed")
+@click.argument("job", type=int)
+@click.pass_context
+def retry_failed(ctx, job: int) -> None:
+    """Put JOB's failed images back to pending and enqueue them again."""
+    c = _context(ctx)
+    with c.sessions() as session:
+        count = reset_failed(session, job)
+    batches = resume(c.sessions, c.client(), job, c.settings.queue)
+    console.print(f"job {job}: {count} failed images re-queued in {batches} batches")
+
+
+@main.command()
+@click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--backend", type=click.Choice(["cnn", "deepface"]), envvar="BACKEND")
+@click.option("--workers", type=int, default=1, help="Worker processes to start.")
+@click.option("--timeout", type=float, default=1800.0)
+@click.pass_context
+def run(ctx, photos: tuple[Path, ...], backend: str | None, workers: int, timeout: float) -> None:
+    """The embedded default, end to end: local Redis (unless REDIS_URL) and a worker are
+    started for you, PHOTOS (default: sample photos) are analysed, the report printed."""
+    from producer.embedded import embedded_system
+
+    settings: Settings = ctx.obj
+    backend = backend or settings.backend
+    with embedded_system(settings, backend, workers, console) as (live, photo_paths):
+        c = Context(live)
+        paths = list(photos) or photo_paths
+        result = submit(c.sessions, c.client(), paths, backend=backend, batch_size=live.batch_size,
+                        name="demo" if not photos else str(paths[0]), force=False, queue=live.queue)
+        console.print(f"job {result.job_id}: {result.queued} images queued, {result.duplicates} duplicates")
+        _watch(c, result.job_id, timeout)
+        with c.sessions() as session:
+            render.report_table(job_report(session, result.job_id, by_folder=True), out)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The Celery app: configuration and process signals. Tasks live in worker.tasks."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from celery.signals import worker_process_init, worker_process_shutdown
+
+from emotion_batch.broker import celery_config
+from emotion_batch.config import get_settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+
+_settings = get_settings()
+app = Celery("emotion_batch", include=["worker.tasks"])
+app.conf.update(celery_config(_settings, _settings.redis_url or DEFAULT_BROKER))
+
+
+@worker_process_init.connect
+def _load_models(**_kwargs: object) -> None:
+    """Load detector and classifiers once per worker process, after the fork."""
+    from worker import runtime
+
+    runtime.init_process(get_settings())
+
+
+@worker_process_shutdown.connect
+def _unload(**_kwargs: object) -> None:
+    from worker import runtime
+
+    runtime.shutdown_process()

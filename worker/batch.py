@@ -1,0 +1,61 @@
+"""What one batch does: claim, reuse earlier results, analyse the rest, store in one go."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from db.results import as_result, claim_attempt, reusable, store_results
+from db.session import make_session_factory
+from emotion_batch.messages import BatchMessage
+from worker import runtime
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a batch did (the task's return value, shown in Flower)."""
+
+    job_id: int
+    batch_no: int
+    analysed: int
+    reused: int
+    written: int
+    exhausted: int
+    faces: int
+    seconds: float
+
+    def to_json(self) -> dict[str, float | int]:
+        return self.__dict__.copy()
+
+
+def process_batch(message: BatchMessage) -> BatchSummary:
+    """Analyse a batch's pending images with one classifier call and one write."""
+    started = time.perf_counter()
+    settings = runtime.settings()
+    sessions = make_session_factory(settings.database_url)
+    with sessions() as session:
+        claim = claim_attempt(session, [r.image_id for r in message.images], settings.max_attempts)
+    if not claim.live:
+        return BatchSummary(message.job_id, message.batch_no, 0, 0, 0, len(claim.exhausted), 0, 0.0)
+    analyzer = runtime.analyzer(message.backend)
+    version = analyzer.classifier.model_version
+    with sessions() as session:
+        earlier = {} if message.force else reusable(
+            session, [sha for _, sha in claim.live.values()], message.backend, version
+        )
+        reused = {i: earlier[sha] for i, (_, sha) in claim.live.items() if sha in earlier}
+        results = {i: as_result(image) for i, image in reused.items()}
+        todo = [i for i in claim.live if i not in reused]
+        analysed = analyzer.analyze([claim.live[i][0] for i in todo])
+        results.update(zip(todo, analysed))
+        written = store_results(session, results, message.backend, version, reused)
+    faces = sum(len(r.faces) for r in results.values())
+    seconds = time.perf_counter() - started
+    logger.info("job %s batch %s: %d images, %d faces in %.2fs", message.job_id, message.batch_no, len(results), faces, seconds)
+    return BatchSummary(
+        message.job_id, message.batch_no, len(todo), len(reused), written,
+        len(claim.exhausted), faces, round(seconds, 3),
+    )

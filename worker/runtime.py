@@ -1,0 +1,66 @@
+"""Per-process state of a worker: the detector and classifiers, loaded once.
+
+`init_process` runs in `worker_process_init` (after the pool forks). A backend that is
+not preloaded is loaded on its first batch and kept, never per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from emotion_batch.classify import EmotionClassifier, make_classifier
+from emotion_batch.config import Settings
+from emotion_batch.detect import FaceDetector, make_detector
+from emotion_batch.pipeline import Analyzer
+
+logger = logging.getLogger(__name__)
+
+_settings: Settings | None = None
+_detector: FaceDetector | None = None
+_analyzers: dict[str, Analyzer] = {}
+
+
+def init_process(settings: Settings) -> None:
+    """Configure TensorFlow and load the detector and the preloaded backends."""
+    global _settings, _detector
+    from emotion_batch.tfsetup import configure_tensorflow
+
+    started = time.perf_counter()
+    gpus = configure_tensorflow(settings.tf_threads)
+    _settings = settings
+    _detector = make_detector(settings)
+    for backend in settings.worker_backends:
+        analyzer(backend)
+    logger.info(
+        "worker process %s ready in %.1fs: detector=%s backends=%s gpus=%s",
+        os.getpid(), time.perf_counter() - started, _detector.name, list(_analyzers), gpus,
+    )
+
+
+def analyzer(backend: str) -> Analyzer:
+    """The process's analyzer for `backend`, loading its classifier the first time."""
+    global _settings, _detector
+    if _settings is None or _detector is None:  # a solo/threads pool has no process init
+        from emotion_batch.config import get_settings
+
+        init_process(get_settings())
+    if backend not in _analyzers:
+        assert _settings is not None and _detector is not None
+        classifier: EmotionClassifier = make_classifier(backend, _settings)
+        _analyzers[backend] = Analyzer(_detector, classifier, _settings)
+    return _analyzers[backend]
+
+
+def settings() -> Settings:
+    """The settings this process was initialised with."""
+    assert _settings is not None, "worker process not initialised"
+    return _settings
+
+
+def shutdown_process() -> None:
+    """Release decode threads."""
+    for item in _analyzers.values():
+        item.close()
+    _analyzers.clear()

@@ -1,0 +1,24 @@
+"""Thin Celery tasks: decode the message, hand it to worker.batch."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import OperationalError
+
+from emotion_batch.messages import ANALYZE_TASK, BatchMessage
+from worker.app import app
+from worker.batch import process_batch
+
+
+@app.task(
+    name=ANALYZE_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=8,
+)
+def analyze_batch(message: dict) -> dict:
+    """Analyse one batch of images (ids and paths; never pixels)."""
+    return process_batch(BatchMessage.from_json(message)).to_json()
