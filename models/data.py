@@ -1,0 +1,185 @@
+"""FER2013 from its image-folder layout: cached uint8 arrays, splits and tf.data pipelines.
+
+Every image goes through `models.preprocess.preprocess_face`, the same path the worker
+uses on face crops, so training and serving see identical 48x48 uint8 grey arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from models.labels import EMOTIONS
+from models.preprocess import preprocess_face
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CACHE_VERSION = 1
+
+
+def default_data_dir() -> Path:
+    """FER2013 folder: env FER2013_DIR, else ../shared/data/fer2013 relative to the repo root."""
+    env = os.environ.get("FER2013_DIR")
+    if env:
+        return Path(env)
+    return (REPO_ROOT / ".." / "shared" / "data" / "fer2013").resolve()
+
+
+def cache_dir() -> Path:
+    """Where decoded arrays are cached (outside the repo): env EMOTION_BATCH_CACHE or ~/.cache."""
+    env = os.environ.get("EMOTION_BATCH_CACHE")
+    base = Path(env) if env else Path.home() / ".cache" / "emotion-batch"
+    return base
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images (N, 48, 48, 1) uint8 and integer labels (N,) indexing `classes`."""
+
+    x: np.ndarray
+    y: np.ndarray
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def counts(self) -> dict[str, int]:
+        """Number of images per class name."""
+        bins = np.bincount(self.y, minlength=len(self.classes))
+        return {name: int(n) for name, n in zip(self.classes, bins)}
+
+
+def _read_folder(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every PNG under folder/<emotion>/ through preprocess_face (one-off, then cached)."""
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    for label, name in enumerate(EMOTIONS):
+        for path in sorted((folder / name).glob("*.png")):
+            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if image is None:
+                raise OSError(f"cannot decode {path}")
+            images.append(preprocess_face(image))
+            labels.append(label)
+    if not images:
+        raise FileNotFoundError(f"no FER2013 images under {folder}")
+    return np.stack(images)[..., None], np.asarray(labels, dtype=np.int64)
+
+
+def _cache_file(folder: Path) -> Path:
+    """Cache path keyed by the folder's absolute path and the cache format version."""
+    key = hashlib.sha256(f"{folder.resolve()}|v{CACHE_VERSION}".encode()).hexdigest()[:16]
+    return cache_dir() / f"fer2013-{folder.name}-{key}.npz"
+
+
+def load_split(split: str, data_dir: Path | None = None, use_cache: bool = True) -> Split:
+    """Load `train` or `test` with all 7 classes, from the .npz cache when present."""
+    folder = (data_dir or default_data_dir()) / split
+    if not folder.is_dir():
+        raise FileNotFoundError(f"FER2013 split folder not found: {folder}")
+    cache = _cache_file(folder)
+    if use_cache and cache.exists():
+        with np.load(cache) as npz:
+            return Split(npz["x"], npz["y"], EMOTIONS)
+    x, y = _read_folder(folder)
+    if use_cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, x=x, y=y)
+        tmp.replace(cache)
+    return Split(x, y, EMOTIONS)
+
+
+def select_classes(split: Split, classes: tuple[str, ...] | None) -> Split:
+    """Keep only `classes` (names, any order) and renumber labels 0..k-1 in that order."""
+    if not classes or tuple(classes) == split.classes:
+        return split
+    unknown = set(classes) - set(split.classes)
+    if unknown:
+        raise ValueError(f"unknown classes {sorted(unknown)}; known: {split.classes}")
+    old = [split.classes.index(name) for name in classes]
+    mapping = np.full(len(split.classes), -1, dtype=np.int64)
+    mapping[old] = np.arange(len(classes))
+    new_y = mapping[split.y]
+    keep = new_y >= 0
+    return Split(split.x[keep], new_y[keep], tuple(classes))
+
+
+def stratified_split(split: Split, val_fraction: float, seed: int) -> tuple[Split, Split]:
+    """Carve a stratified validation set (val_fraction of each class) out of `split`."""
+    rng = np.random.default_rng(seed)
+    val_idx: list[np.ndarray] = []
+    for label in range(len(split.classes)):
+        idx = np.flatnonzero(split.y == label)
+        rng.shuffle(idx)
+        val_idx.append(idx[: int(round(len(idx) * val_fraction))])
+    val_mask = np.zeros(len(split), dtype=bool)
+    val_mask[np.concatenate(val_idx)] = True
+    train = Split(split.x[~val_mask], split.y[~val_mask], split.classes)
+    val = Split(split.x[val_mask], split.y[val_mask], split.classes)
+    return train, val
+
+
+def stratified_subset(split: Split, n: int, seed: int) -> Split:
+    """A class-stratified random subset of about n images (for quick runs and tests)."""
+    if n >= len(split):
+        return split
+    _, small = stratified_split(split, n / len(split), seed)
+    return small
+
+
+def class_weights(y: np.ndarray, n_classes: int, power: float = 0.5) -> dict[int, float]:
+    """Inverse-frequency class weights, softened by `power` (1 = fully balanced), mean 1."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    raw = (counts.sum() / np.maximum(counts, 1.0) / n_classes) ** power
+    raw = raw / (raw * counts).sum() * counts.sum()
+    return {i: float(w) for i, w in enumerate(raw)}
+
+
+def augmenter(seed: int) -> "tf.keras.Sequential":
+    """Random rotation, flip, shift, zoom, brightness and contrast on 0-255 float images."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(0.05, fill_mode="nearest", seed=seed + 1),
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 2),
+            keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 3),
+            keras.layers.RandomBrightness(0.2, value_range=(0.0, 255.0), seed=seed + 4),
+            keras.layers.RandomContrast(0.3, value_range=(0.0, 255.0), seed=seed + 5),
+        ],
+        name="augment",
+    )
+
+
+def make_dataset(
+    split: Split,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    weights: dict[int, float] | None = None,
+) -> "tf.data.Dataset":
+    """Batched tf.data pipeline; when training: shuffled, augmented, with per-sample weights."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
+    if training:
+        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=False)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        aug = augmenter(seed)
+        ds = ds.map(lambda x, y: (aug(x, training=True), y),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    if weights is not None:
+        table = tf.constant([weights[i] for i in range(len(weights))], dtype=tf.float32)
+        ds = ds.map(lambda x, y: (x, y, tf.gather(table, y)))
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,225 @@
+"""Evaluate on FER2013 `test/` (PublicTest): `python -m models.evaluate --help`.
+
+Writes to the output dir (default models/eval/): curves.png, confusion.png,
+confusion_deepface.png, report.md (classification report + comparison table) and
+metrics.json. The deepface backend is DeepFace's own emotion model, loaded through
+deepface's API with DEEPFACE_HOME as found; here that folder holds a stand-in with
+DeepFace's architecture but not DeepFace's weights (see its .json), so it is labelled so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import numpy as np
+
+from models import data
+from models.labels import EMOTIONS
+from models.metrics import (classification_report, confusion_matrix, cross_entropy,
+                            normalise_rows, report_markdown)
+from models.plots import plot_confusion, plot_curves
+from models.sidecar import read_sidecar, write_sidecar
+
+MODELS_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL = MODELS_DIR / "emotion_cnn.keras"
+DEEPFACE_PUBLISHED = {"accuracy": 0.57, "source": "deepface maintainer, issues #247 and #1375"}
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def predict_batched(predict: Predict, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Run predict over x in batches and stack the probabilities."""
+    return np.concatenate([predict(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def flip_tta(predict: Predict) -> Predict:
+    """Test-time augmentation: average the probabilities of the face and its mirror image."""
+    def tta(x: np.ndarray) -> np.ndarray:
+        return 0.5 * (predict(x) + predict(np.ascontiguousarray(x[:, :, ::-1, :])))
+
+    return tta
+
+
+def score(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> dict:
+    """Accuracy, loss, confusion matrix and classification report of predicted probabilities."""
+    cm = confusion_matrix(y, probs.argmax(axis=1), len(labels))
+    report = classification_report(cm, labels)
+    return {"accuracy": report["accuracy"], "loss": cross_entropy(probs, y),
+            "n": int(len(y)), "confusion": cm.tolist(), "report": report}
+
+
+def timed_scores(predict: Predict, test: data.Split) -> tuple[dict, np.ndarray]:
+    """Score predict on the whole split; also record seconds and faces/s."""
+    start = time.perf_counter()
+    probs = predict_batched(predict, test.x)
+    seconds = time.perf_counter() - start
+    result = score(probs, test.y, test.classes)
+    result["seconds"] = round(seconds, 2)
+    result["faces_per_s"] = round(len(test) / seconds, 1)
+    return result, probs
+
+
+def use_deepface_home(home: Path | None) -> str:
+    """Set DEEPFACE_HOME for deepface: the option, else the env var, else ../shared/data/deepface
+    when that folder exists, else deepface's own default (~). Returns the folder in use."""
+    shared = (data.REPO_ROOT / ".." / "shared" / "data" / "deepface").resolve()
+    chosen = home or os.environ.get("DEEPFACE_HOME") or (shared if shared.is_dir() else None)
+    if chosen:
+        os.environ["DEEPFACE_HOME"] = str(chosen)
+    return os.environ.get("DEEPFACE_HOME", str(Path.home()))
+
+
+def deepface_predict_fn() -> tuple[Predict, dict]:
+    """DeepFace's emotion model via its own API, fed as DeepFace feeds it (grey 48x48 / 255)."""
+    from deepface import DeepFace
+
+    client = DeepFace.build_model(task="facial_attribute", model_name="Emotion")
+    home = os.environ.get("DEEPFACE_HOME", str(Path.home()))
+    weights = Path(home) / ".deepface" / "weights" / "facial_expression_model_weights.h5"
+    info = {"deepface_home": home, "weights": str(weights)}
+    info.update(_stand_in_info(weights))
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        bgr = np.repeat(x.astype(np.float32) / 255.0, 3, axis=3)  # grey -> 3 equal channels
+        out = np.asarray(client.predict(bgr if len(x) > 1 else bgr[0]), dtype=np.float32)
+        return out.reshape(len(x), -1)
+
+    return predict, info
+
+
+def _stand_in_info(weights: Path) -> dict:
+    """Whether the weights file is the documented stand-in (its .json says so) or not."""
+    for meta in (weights.with_name(weights.name + ".json"),
+                 weights.parent.parent.parent / (weights.name + ".json")):
+        if meta.exists():
+            doc = json.loads(meta.read_text())
+            if "stand-in" in str(doc.get("what", "")):
+                return {"stand_in": True, "stand_in_doc": str(meta)}
+    return {"stand_in": False}
+
+
+def evaluate_ours(model_path: Path, test: data.Split, runtime: str, tta: bool) -> dict:
+    """Our model on the test split, plain and (optionally) with flip TTA."""
+    from models.runtime import load_classifier_fn
+
+    predict = load_classifier_fn(model_path, runtime)
+    plain, probs = timed_scores(predict, test)
+    results = {"plain": plain}
+    if tta:
+        results["tta_flip"], _ = timed_scores(flip_tta(predict), test)
+    return results
+
+
+def load_test(data_dir: Path | None, labels: list[str], limit: int, seed: int) -> data.Split:
+    """The test split restricted to the model's labels, optionally a stratified sample."""
+    test = data.select_classes(data.load_split("test", data_dir), tuple(labels))
+    return data.stratified_subset(test, limit, seed) if limit else test
+
+
+def comparison_table(ours: dict, deepface: dict | None) -> str:
+    """Markdown table: ours (measured), DeepFace backend (measured), DeepFace published (cited)."""
+    rows = ["| model | test accuracy (PublicTest) | how obtained |", "|---|---|---|"]
+    rows.append(f"| ours, `emotion_cnn.keras` | {ours['plain']['accuracy']:.2%} | measured here |")
+    if "tta_flip" in ours:
+        rows.append(f"| ours + flip TTA | {ours['tta_flip']['accuracy']:.2%} | measured here |")
+    if deepface:
+        what = ("stand-in with DeepFace's architecture, not DeepFace's weights"
+                if deepface["info"]["stand_in"] else "DeepFace's emotion model (weights as found)")
+        rows.append(f"| deepface backend: {what} | {deepface['accuracy']:.2%} | measured here |")
+    rows.append(f"| DeepFace published model | ~{DEEPFACE_PUBLISHED['accuracy']:.0%} | "
+                f"cited ({DEEPFACE_PUBLISHED['source']}), not measured |")
+    return "\n".join(rows)
+
+
+def write_artefacts(out_dir: Path, labels: list[str], ours: dict, deepface: dict | None,
+                    history: dict | None) -> dict[str, Path]:
+    """PNGs, report.md and metrics.json into out_dir; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": out_dir / "metrics.json", "report": out_dir / "report.md"}
+    cm = normalise_rows(np.asarray(ours["plain"]["confusion"]))
+    paths["confusion"] = plot_confusion(cm, labels, out_dir / "confusion.png",
+                                        f"ours, test accuracy {ours['plain']['accuracy']:.1%}")
+    if deepface:
+        cm_df = normalise_rows(np.asarray(deepface["confusion"]))
+        paths["confusion_deepface"] = plot_confusion(
+            cm_df, labels, out_dir / "confusion_deepface.png",
+            f"deepface backend{' (stand-in)' if deepface['info']['stand_in'] else ''}, "
+            f"accuracy {deepface['accuracy']:.1%}")
+    if history:
+        paths["curves"] = plot_curves(history, out_dir / "curves.png")
+    paths["metrics"].write_text(json.dumps({"ours": ours, "deepface": deepface}, indent=1))
+    paths["report"].write_text(render_report(ours, deepface))
+    return paths
+
+
+def render_report(ours: dict, deepface: dict | None) -> str:
+    """report.md: classification reports and the comparison table."""
+    parts = [f"# Test-set evaluation ({ours['plain']['n']} images, FER2013 PublicTest)", "",
+             "## Ours, plain", "", report_markdown(ours["plain"]["report"]), ""]
+    if "tta_flip" in ours:
+        parts += ["## Ours, horizontal-flip TTA", "",
+                  report_markdown(ours["tta_flip"]["report"]), ""]
+    if deepface:
+        parts += ["## deepface backend", "", report_markdown(deepface["report"]), ""]
+    parts += ["## Comparison", "", comparison_table(ours, deepface), ""]
+    return "\n".join(parts)
+
+
+def sidecar_metrics(ours: dict) -> dict:
+    """The test figures recorded in the model's sidecar."""
+    plain = ours["plain"]
+    metrics = {"split": "FER2013 test/ (PublicTest)", "images": plain["n"],
+               "accuracy": plain["accuracy"], "loss": plain["loss"],
+               "macro_f1": plain["report"]["macro avg"]["f1"],
+               "per_class_f1": {k: v["f1"] for k, v in plain["report"].items()
+                                if isinstance(v, dict) and "avg" not in k}}
+    if "tta_flip" in ours:
+        metrics["accuracy_tta_flip"] = ours["tta_flip"]["accuracy"]
+    return metrics
+
+
+@click.command()
+@click.option("--model", "model_path", type=click.Path(path_type=Path, exists=True),
+              default=DEFAULT_MODEL, show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="FER2013 folder (default: $FER2013_DIR or ../shared/data/fer2013).")
+@click.option("--out-dir", type=click.Path(path_type=Path), default=MODELS_DIR / "eval",
+              show_default=True)
+@click.option("--history", type=click.Path(path_type=Path), default=None,
+              help="history.json of the run (default: <model>.history.json).")
+@click.option("--runtime", default="auto", show_default=True)
+@click.option("--tta/--no-tta", default=True, show_default=True)
+@click.option("--deepface/--no-deepface", "with_deepface", default=True, show_default=True)
+@click.option("--deepface-home", type=click.Path(path_type=Path), default=None,
+              help="DEEPFACE_HOME (default: $DEEPFACE_HOME, else ../shared/data/deepface).")
+@click.option("--limit", default=0, help="Stratified sample of N test images (0 = all).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--update-sidecar", is_flag=True, help="Record the test figures in <model>.json.")
+def main(model_path: Path, data_dir: Path | None, out_dir: Path, history: Path | None,
+         runtime: str, tta: bool, with_deepface: bool, deepface_home: Path | None,
+         limit: int, seed: int, update_sidecar: bool) -> None:
+    """Evaluate our model (and the deepface backend) on FER2013 test/; write the artefacts."""
+    labels = read_sidecar(model_path).get("labels", list(EMOTIONS))
+    test = load_test(data_dir, labels, limit, seed)
+    ours = evaluate_ours(model_path, test, runtime, tta)
+    deepface = None
+    if with_deepface and tuple(labels) == EMOTIONS:
+        use_deepface_home(deepface_home)
+        predict, info = deepface_predict_fn()
+        deepface, _ = timed_scores(predict, test)
+        deepface["info"] = info
+    history_path = history or model_path.with_suffix(".history.json")
+    hist = json.loads(history_path.read_text()) if history_path.exists() else None
+    paths = write_artefacts(out_dir, labels, ours, deepface, hist)
+    if update_sidecar and not limit:
+        write_sidecar(model_path, {"test_metrics": sidecar_metrics(ours)}, fresh=False)
+    click.echo(comparison_table(ours, deepface))
+    click.echo("\n".join(f"wrote {p}" for p in paths.values()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The committed model (models/emotion_cnn.keras + .tflite + .json) against its own card."""
+
+import json
+
+import numpy as np
+import pytest
+
+from models.labels import EMOTIONS
+from models.runtime import DEFAULT_MODEL, load_classifier_fn
+from models.sidecar import read_sidecar, sha256_of
+from tests.test_models_data import fer_dir
+
+SAMPLE = 1000
+SEED = 2024
+
+
+@pytest.fixture(scope="module")
+def sidecar():
+    assert DEFAULT_MODEL.exists(), f"committed model missing: {DEFAULT_MODEL}"
+    return read_sidecar(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """A fixed random sample of 1,000 FER2013 test images (seed 2024)."""
+    from models import data
+
+    test = data.load_split("test", fer_dir())
+    idx = np.random.default_rng(SEED).choice(len(test), SAMPLE, replace=False)
+    return test.x[idx], test.y[idx]
+
+
+def test_sidecar_describes_the_file(sidecar):
+    assert sidecar["labels"] == list(EMOTIONS)
+    assert sidecar["input_shape"] == [48, 48, 1]
+    assert sidecar["input_range"] == "uint8 0-255 grey"
+    assert sidecar["sha256"] == sha256_of(DEFAULT_MODEL)
+    tflite = DEFAULT_MODEL.with_suffix(".tflite")
+    assert sidecar["tflite_sha256"] == sha256_of(tflite)
+    assert 0.0 < sidecar["test_metrics"]["accuracy"] <= 1.0
+
+
+def test_accuracy_on_a_fixed_sample_is_within_3_points_of_the_card(sidecar, sample):
+    x, y = sample
+    probs = load_classifier_fn(DEFAULT_MODEL)(x)
+    assert probs.shape == (SAMPLE, 7) and probs.dtype == np.float32
+    accuracy = float((probs.argmax(axis=1) == y).mean())
+    assert abs(accuracy - sidecar["test_metrics"]["accuracy"]) <= 0.03, accuracy
+
+
+def test_runtimes_agree(sample):
+    x = sample[0][:256]
+    via_tf = load_classifier_fn(DEFAULT_MODEL, "tf")(x)
+    via_tflite = load_classifier_fn(DEFAULT_MODEL, "tflite")(x)
+    np.testing.assert_allclose(via_tflite, via_tf, atol=1e-4)
+    np.testing.assert_allclose(via_tf.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_runtime_validates_its_input():
+    classify = load_classifier_fn(DEFAULT_MODEL)
+    assert classify(np.zeros((0, 48, 48, 1), np.uint8)).shape == (0, 7)
+    with pytest.raises(TypeError):
+        classify(np.zeros((2, 48, 48, 1), np.float32))
+    with pytest.raises(ValueError):
+        classify(np.zeros((2, 48, 48), np.uint8))
