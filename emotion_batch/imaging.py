@@ -57,6 +57,8 @@ def _open(path: Path, max_bytes: int) -> Image.Image:
         return Image.open(path)
     except UnidentifiedImageError as exc:
         raise NotAnImageError("content is not a known image format") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(str(exc)) from exc
     except PermissionError as exc:
         raise UnreadableFileError("permission denied") from exc
     except OSError as exc:
@@ -94,12 +96,23 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _verify_checksums(path: Path) -> None:
+    """PNG chunk CRCs are not checked by decoding; PIL's verify() checks them."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CorruptImageError(f"checksum error: {exc}") from exc
+
+
 def load_image(path: str | Path, max_pixels: int, max_bytes: int) -> LoadedImage:
     """Decode `path` into an upright 8-bit RGB image, or raise an `ImageError`."""
     path = Path(path)
     with _open(path, max_bytes) as image:
         fmt = image.format or "unknown"
         _check_size(image, max_pixels)
+        if fmt == "PNG":
+            _verify_checksums(path)
         taken_at = _taken_at(image)
         try:
             with warnings.catch_warnings():

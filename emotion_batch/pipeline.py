@@ -19,7 +19,7 @@ import numpy as np
 from emotion_batch.classify import EmotionClassifier, normalise
 from emotion_batch.config import Settings
 from emotion_batch.detect import FaceBox, FaceDetector
-from emotion_batch.errors import ImageError, PathNotAllowedError
+from emotion_batch.errors import CorruptImageError, ImageError, PathNotAllowedError
 from emotion_batch.imaging import LoadedImage, load_image
 from models.preprocess import preprocess_face
 
@@ -93,6 +93,9 @@ class Analyzer:
             return load_image(resolved, settings.max_pixels, settings.max_file_bytes)
         except ImageError as exc:
             return exc
+        except Exception as exc:  # a decoder bug must cost one image, not the batch
+            logger.exception("unexpected error decoding %s", path)
+            return CorruptImageError(f"unexpected decoder error {type(exc).__name__}: {exc}")
 
     def _detect(self, path: str, image: LoadedImage | ImageError) -> _Detected:
         """Find and crop the faces (in the calling thread: detectors are not thread-safe)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
@@ -14,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the worker is an application: quiet TF's C++ logs
 _settings = get_settings()
 app = Celery("emotion_batch", include=["worker.tasks"])
 app.conf.update(celery_config(_settings, _settings.redis_url or DEFAULT_BROKER))

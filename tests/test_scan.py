@@ -1,0 +1,74 @@
+"""Scanning and hashing on real files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from emotion_batch.hashing import sha256_file
+from emotion_batch.scan import scan, sniff_image
+
+
+def _jpeg(path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(path, "JPEG")
+
+
+def test_sha256_matches_hashlib(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    data = os.urandom(3 * (1 << 20) + 17)
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_images_recognised_by_content_and_extension(tmp_path: Path) -> None:
+    _jpeg(tmp_path / "photo.jpg")
+    _jpeg(tmp_path / "no-extension")
+    (tmp_path / "fake.png").write_text("not a png")
+    (tmp_path / "notes.txt").write_text("plain text")
+    files, problems = scan([tmp_path])
+    names = sorted(Path(f.path).name for f in files)
+    assert names == ["fake.png", "no-extension", "photo.jpg"]
+    assert problems.unreadable_dirs == [] and problems.missing == []
+
+
+def test_symlink_loop_is_visited_once(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    _jpeg(tmp_path / "a" / "b" / "x.jpg")
+    os.symlink(tmp_path / "a", tmp_path / "a" / "b" / "loop")
+    files, _ = scan([tmp_path])
+    assert [Path(f.path).name for f in files] == ["x.jpg"]
+
+
+def test_missing_root_and_unreadable_folder_are_reported(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _jpeg(locked / "x.jpg")
+    locked.chmod(0)
+    try:
+        files, problems = scan([tmp_path, tmp_path / "absent"])
+    finally:
+        locked.chmod(0o755)
+    assert problems.missing == [str(tmp_path / "absent")]
+    if os.geteuid() != 0:  # root reads everything
+        assert files == [] and problems.unreadable_dirs
+
+
+def test_single_file_root_and_duplicates_hash_equal(tmp_path: Path) -> None:
+    _jpeg(tmp_path / "one.jpg")
+    (tmp_path / "two.jpg").write_bytes((tmp_path / "one.jpg").read_bytes())
+    files, _ = scan([tmp_path / "one.jpg", tmp_path])
+    assert len({f.sha256 for f in files}) == 1 and len(files) == 3
+
+
+@pytest.mark.parametrize(
+    "head,expected",
+    [(b"\xff\xd8\xff\xe0", True), (b"\x89PNG\r\n\x1a\n", True), (b"GIF89a", True),
+     (b"RIFF\x00\x00\x00\x00WEBP", True), (b"hello world", False), (b"", False)],
+)
+def test_sniff(head: bytes, expected: bool) -> None:
+    assert sniff_image(head) is expected
