@@ -25,10 +25,11 @@ class Claim:
 
     live: dict[int, tuple[str, str]]  # image id -> (path, sha256)
     exhausted: list[int]
+    redelivered: bool  # an earlier delivery of one of these images died or timed out
 
 
 def claim_attempt(session: Session, image_ids: Sequence[int], max_attempts: int) -> Claim:
-    """Count one more delivery for the batch's pending images; fail those past the limit.
+    """Count one more delivery for the pending images; fail those past the limit.
 
     Runs in its own committed transaction before any work, so a batch that kills its
     process still has its attempts counted when it is redelivered.
@@ -48,7 +49,15 @@ def claim_attempt(session: Session, image_ids: Sequence[int], max_attempts: int)
             update(Image).where(Image.id.in_(list(live))).values(attempts=Image.attempts + 1)
         )
     session.commit()
-    return Claim(live, exhausted)
+    return Claim(live, exhausted, any(r.attempts > 0 for r in rows))
+
+
+def pending_attempts(session: Session, image_ids: Sequence[int]) -> dict[int, int]:
+    """Attempts so far of the still-pending images among `image_ids`."""
+    rows = session.execute(
+        select(Image.id, Image.attempts).where(Image.id.in_(list(image_ids)), Image.status == PENDING)
+    )
+    return dict(rows.all())
 
 
 def _mark(session: Session, ids: Sequence[int], **values: object) -> int:

@@ -34,6 +34,9 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "task_queues": (Queue(settings.queue),),
         "task_routes": {ANALYZE_TASK: {"queue": settings.queue}},
         "worker_max_memory_per_child": settings.max_memory_per_child_kb,
+        # A new pool process loads TensorFlow and the models in worker_process_init:
+        # Celery's default 4 s wait for it would kill every replacement child.
+        "worker_proc_alive_timeout": 180.0,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
     }

@@ -60,10 +60,24 @@ class Settings(BaseSettings):
     max_memory_per_child_kb: int = Field(4_000_000, description="Worker child recycled above this RSS.")
     tf_threads: int = Field(0, ge=0, description="TensorFlow intra-op threads per process (0: TF decides).")
 
+    redis_visibility_timeout: int | None = Field(
+        None, ge=1, description="Seconds before an unacknowledged batch is redelivered (default 2*hard+60)."
+    )
+    stall_resume_after: int | None = Field(
+        None, ge=1, description="`--wait`: re-enqueue pending images after this long without progress "
+        "(default hard time limit + 60 s)."
+    )
+
     @property
     def visibility_timeout(self) -> int:
         """Redis visibility timeout: always above the hard time limit."""
-        return self.hard_time_limit * 2 + 60
+        chosen = self.redis_visibility_timeout or self.hard_time_limit * 2 + 60
+        return max(chosen, self.hard_time_limit + 1)
+
+    @property
+    def stall_seconds(self) -> int:
+        """How long `--wait` waits without progress before re-enqueueing pending images."""
+        return self.stall_resume_after or self.hard_time_limit + 60
 
 
 @lru_cache(maxsize=1)

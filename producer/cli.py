@@ -98,7 +98,13 @@ def _watch(c: Context, job_id: int, timeout: float | None) -> None:
             bar.update(task, total=p.total, completed=p.finished,
                        description=f"job {job_id}: {p.faces} faces, {p.failed} failed, {p.rate:.1f} img/s")
 
-        final = wait_for_job(c.sessions, job_id, timeout, show)
+        def stalled() -> None:
+            batches = resume(c.sessions, c.client(), job_id, c.settings.queue)
+            console.print(f"[yellow]job {job_id}: no progress for {c.settings.stall_seconds}s, "
+                          f"re-enqueued {batches} batches of pending images")
+
+        final = wait_for_job(c.sessions, job_id, timeout, show, on_stall=stalled,
+                             stall_seconds=c.settings.stall_seconds)
     console.print(render.progress_line(final))
     if not final.complete:
         raise click.ClickException(f"job {job_id} not finished after {timeout}s")

@@ -79,9 +79,15 @@ def resume(
 def wait_for_job(
     sessions: sessionmaker[Session], job_id: int, timeout: float | None = None,
     on_progress: Callable[[Progress], None] | None = None, interval: float = 0.5,
+    on_stall: Callable[[], object] | None = None, stall_seconds: float = 420.0,
 ) -> Progress:
-    """Poll the database until the job has no pending image (or `timeout` passes)."""
+    """Poll the database until the job has no pending image (or `timeout` passes).
+
+    With `on_stall`, a job that makes no progress for `stall_seconds` gets it called
+    (the CLI re-enqueues the pending images: redelivery never double-counts).
+    """
     deadline = time.monotonic() + timeout if timeout else None
+    last_finished, last_change = -1, time.monotonic()
     while True:
         with sessions() as session:
             progress = job_progress(session, job_id)
@@ -89,4 +95,9 @@ def wait_for_job(
             on_progress(progress)
         if progress.complete or (deadline and time.monotonic() > deadline):
             return progress
+        if progress.finished != last_finished:
+            last_finished, last_change = progress.finished, time.monotonic()
+        elif on_stall and time.monotonic() - last_change > stall_seconds:
+            on_stall()
+            last_change = time.monotonic()
         time.sleep(interval)

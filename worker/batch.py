@@ -1,63 +1,96 @@
-"""What one batch does: claim, reuse earlier results, analyse the rest, store in one go."""
+"""What one batch does: claim, reuse earlier results, analyse the rest, store in one go.
+
+A batch whose images were delivered before (its process was killed, or it ran out of
+time) is processed in isolation: each image claimed, analysed and stored on its own, so
+a poison image uses up only its own attempts and the others complete.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
-from db.results import Claim, as_result, claim_attempt, fail_images, reusable, store_results
+from db.results import Claim, as_result, claim_attempt, fail_images, pending_attempts, reusable, store_results
 from db.session import make_session_factory
+from emotion_batch.errors import EmotionBatchError
 from emotion_batch.messages import BatchMessage
 from worker import runtime
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+class BatchInterrupted(EmotionBatchError):
+    """The batch ran out of time; it is redelivered and then processed image by image."""
+
+
+@dataclass
 class BatchSummary:
     """What a batch did (the task's return value, shown in Flower)."""
 
     job_id: int
     batch_no: int
-    analysed: int
-    reused: int
-    written: int
-    exhausted: int
-    faces: int
-    seconds: float
+    analysed: int = 0
+    reused: int = 0
+    written: int = 0
+    exhausted: int = 0
+    faces: int = 0
+    isolated: bool = False
+    seconds: float = 0.0
 
-    def to_json(self) -> dict[str, float | int]:
-        return self.__dict__.copy()
+    def add(self, claim: Claim, analysed: int, reused: int, written: int, faces: int) -> None:
+        self.analysed += analysed
+        self.reused += reused
+        self.written += written
+        self.exhausted += len(claim.exhausted)
+        self.faces += faces
+
+    def to_json(self) -> dict[str, float | int | bool]:
+        return asdict(self)
 
 
 def process_batch(message: BatchMessage) -> BatchSummary:
-    """Analyse a batch's pending images with one classifier call and one write."""
+    """Analyse a batch: all images in one classifier call, or one by one after a crash."""
     started = time.perf_counter()
     settings = runtime.settings()
     sessions = make_session_factory(settings.database_url)
+    ids = [ref.image_id for ref in message.images]
     with sessions() as session:
-        claim = claim_attempt(session, [r.image_id for r in message.images], settings.max_attempts)
-    if not claim.live:
-        return BatchSummary(message.job_id, message.batch_no, 0, 0, 0, len(claim.exhausted), 0, 0.0)
+        attempts = pending_attempts(session, ids)
+    summary = BatchSummary(message.job_id, message.batch_no, isolated=any(attempts.values()))
+    groups = [[i] for i in attempts] if summary.isolated else [list(attempts)]
+    for group in groups:
+        with sessions() as session:
+            claim = claim_attempt(session, group, settings.max_attempts)
+        if claim.live:
+            _analyse_guarded(message, claim, summary)
+        else:
+            summary.exhausted += len(claim.exhausted)
+    summary.seconds = round(time.perf_counter() - started, 3)
+    logger.info("job %s batch %s: %s", message.job_id, message.batch_no, summary)
+    return summary
+
+
+def _analyse_guarded(message: BatchMessage, claim: Claim, summary: BatchSummary) -> None:
+    """Analyse claimed images; an unexpected error is recorded against them, never lost."""
     try:
-        return _analyse_claimed(message, claim, started)
-    except OperationalError:
-        raise  # the database is busy or away: the task retries with backoff
-    except Exception as exc:  # noqa: BLE001 - recorded against the images, never lost
+        _analyse_claimed(message, claim, summary)
+    except (OperationalError, BatchInterrupted):
+        raise  # database busy or away / out of time: the task is retried
+    except SoftTimeLimitExceeded as exc:
+        raise BatchInterrupted(f"soft time limit during images {sorted(claim.live)}") from exc
+    except Exception as exc:  # noqa: BLE001
         logger.exception("job %s batch %s failed", message.job_id, message.batch_no)
         reason = f"batch error {type(exc).__name__}: {exc}"[:500]
-        with sessions() as session:
-            written = fail_images(session, list(claim.live), reason)
-        return BatchSummary(message.job_id, message.batch_no, 0, 0, written, len(claim.exhausted), 0,
-                            round(time.perf_counter() - started, 3))
+        with make_session_factory(runtime.settings().database_url)() as session:
+            summary.written += fail_images(session, list(claim.live), reason)
 
 
-def _analyse_claimed(message: BatchMessage, claim: Claim, started: float) -> BatchSummary:
-    settings = runtime.settings()
-    sessions = make_session_factory(settings.database_url)
+def _analyse_claimed(message: BatchMessage, claim: Claim, summary: BatchSummary) -> None:
+    sessions = make_session_factory(runtime.settings().database_url)
     analyzer = runtime.analyzer(message.backend)
     version = analyzer.classifier.model_version
     with sessions() as session:
@@ -70,10 +103,4 @@ def _analyse_claimed(message: BatchMessage, claim: Claim, started: float) -> Bat
     results.update(zip(todo, analyzer.analyze([claim.live[i][0] for i in todo])))
     with sessions() as session:
         written = store_results(session, results, message.backend, version, reused)
-    faces = sum(len(r.faces) for r in results.values())
-    seconds = time.perf_counter() - started
-    logger.info("job %s batch %s: %d images, %d faces in %.2fs", message.job_id, message.batch_no, len(results), faces, seconds)
-    return BatchSummary(
-        message.job_id, message.batch_no, len(todo), len(reused), written,
-        len(claim.exhausted), faces, round(seconds, 3),
-    )
+    summary.add(claim, len(todo), len(reused), written, sum(len(r.faces) for r in results.values()))

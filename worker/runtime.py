@@ -10,6 +10,8 @@ import logging
 import os
 import time
 
+import numpy as np
+
 from emotion_batch.classify import EmotionClassifier, make_classifier
 from emotion_batch.config import Settings
 from emotion_batch.detect import FaceDetector, make_detector
@@ -49,6 +51,7 @@ def analyzer(backend: str) -> Analyzer:
     if backend not in _analyzers:
         assert _settings is not None and _detector is not None
         classifier: EmotionClassifier = make_classifier(backend, _settings)
+        classifier.predict(np.zeros((2, 48, 48, 1), np.uint8))  # trace/warm up outside any task
         _analyzers[backend] = Analyzer(_detector, classifier, _settings)
     return _analyzers[backend]
 

@@ -6,18 +6,18 @@ from sqlalchemy.exc import OperationalError
 
 from emotion_batch.messages import ANALYZE_TASK, BatchMessage
 from worker.app import app
-from worker.batch import process_batch
+from worker.batch import BatchInterrupted, process_batch
 
 
 @app.task(
     name=ANALYZE_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(OperationalError,),
+    autoretry_for=(OperationalError, BatchInterrupted),
     retry_backoff=1,
     retry_backoff_max=30,
     retry_jitter=True,
-    max_retries=8,
+    max_retries=20,
 )
 def analyze_batch(message: dict) -> dict:
     """Analyse one batch of images (ids and paths; never pixels)."""
