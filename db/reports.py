@@ -1,11 +1,15 @@
-"""Aggregate emotion reports, computed with SQL (GROUP BY), per job and per folder."""
+"""Aggregate emotion reports, computed with SQL (GROUP BY), per job, folder or date.
+
+The date of an image is its EXIF capture date (`taken_at`) when it has one, else its
+file modification date (`file_mtime`); images with neither are grouped as "unknown".
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from db.schema import Face, Image, ImageStatus, Job
@@ -32,8 +36,26 @@ class Summary:
         return self
 
 
-def _image_counts(session: Session, job_id: int, by_folder: bool) -> dict[str, list[int]]:
-    key = Image.folder if by_folder else Image.job_id
+GroupBy = Literal["job", "folder", "date"]
+GROUP_KEYS = {"folder": "folders", "date": "dates"}  # report key holding the groups
+UNKNOWN_DATE = "unknown"
+
+
+def image_date() -> ColumnElement:
+    """An image's day (YYYY-MM-DD): capture date when known, else file modification date."""
+    return func.date(func.coalesce(Image.taken_at, Image.file_mtime))
+
+
+def _key(by: GroupBy) -> ColumnElement:
+    return {"job": Image.job_id, "folder": Image.folder, "date": image_date()}[by]
+
+
+def _name(key: object) -> str:
+    return UNKNOWN_DATE if key is None else str(key)
+
+
+def _image_counts(session: Session, job_id: int, by: GroupBy) -> dict[str, list[int]]:
+    key = _key(by)
     status = Image.status
     query = select(
         key, func.count(),
@@ -41,11 +63,11 @@ def _image_counts(session: Session, job_id: int, by_folder: bool) -> dict[str, l
         func.sum(case((status == ImageStatus.FAILED.value, 1), else_=0)),
         func.sum(case((status == ImageStatus.PENDING.value, 1), else_=0)),
     ).where(Image.job_id == job_id).group_by(key)
-    return {str(row[0]): [int(v or 0) for v in row[1:]] for row in session.execute(query)}
+    return {_name(row[0]): [int(v or 0) for v in row[1:]] for row in session.execute(query)}
 
 
-def _face_stats(session: Session, job_id: int, by_folder: bool) -> Select:
-    key = Image.folder if by_folder else Image.job_id
+def _face_stats(job_id: int, by: GroupBy) -> Select:
+    key = _key(by)
     means = [func.avg(getattr(Face, e)) for e in EMOTIONS]
     return (
         select(key, Face.dominant, func.count(Face.id), *means)
@@ -55,17 +77,17 @@ def _face_stats(session: Session, job_id: int, by_folder: bool) -> Select:
     )
 
 
-def summarise(session: Session, job_id: int, by_folder: bool = False) -> dict[str, Summary]:
-    """Per-group summaries (one group "job" unless `by_folder`)."""
+def summarise(session: Session, job_id: int, by: GroupBy = "job") -> dict[str, Summary]:
+    """Per-group summaries: one group (the job id) for "job", else one per folder or date."""
     groups: dict[str, Summary] = {}
-    for key, (images, no_face, failed, pending) in _image_counts(session, job_id, by_folder).items():
+    for key, (images, no_face, failed, pending) in _image_counts(session, job_id, by).items():
         groups[key] = Summary(images=images, no_face=no_face, failed=failed, pending=pending)
     sums: dict[str, dict[str, float]] = {}
-    for key, dominant, count, *means in session.execute(_face_stats(session, job_id, by_folder)):
-        summary = groups[str(key)]
+    for key, dominant, count, *means in session.execute(_face_stats(job_id, by)):
+        summary = groups[_name(key)]
         summary.faces += count
         summary.dominant[dominant] = count
-        acc = sums.setdefault(str(key), dict.fromkeys(EMOTIONS, 0.0))
+        acc = sums.setdefault(_name(key), dict.fromkeys(EMOTIONS, 0.0))
         for emotion, mean in zip(EMOTIONS, means):
             acc[emotion] += float(mean or 0.0) * count
     for key, summary in groups.items():
@@ -75,8 +97,12 @@ def summarise(session: Session, job_id: int, by_folder: bool = False) -> dict[st
     return groups
 
 
-def job_report(session: Session, job_id: int, by_folder: bool = False) -> dict[str, Any]:
-    """The report as one JSON-ready dict: job fields, overall summary, optional folders."""
+def job_report(
+    session: Session, job_id: int, by_folder: bool = False, by: GroupBy | None = None
+) -> dict[str, Any]:
+    """The report as one JSON-ready dict: job fields, overall summary, and with `by`
+    "folder" or "date" (or `by_folder`) a `folders` or `dates` object of summaries."""
+    by = by or ("folder" if by_folder else "job")
     job = session.get(Job, job_id)
     if job is None:
         raise LookupError(f"no job {job_id}")
@@ -87,7 +113,7 @@ def job_report(session: Session, job_id: int, by_folder: bool = False) -> dict[s
         select(Image.model_version).where(Image.job_id == job_id, Image.model_version.is_not(None)).distinct()
     ).all()
     report["model_versions"] = sorted(versions)
-    if by_folder:
-        folders = summarise(session, job_id, by_folder=True)
-        report["folders"] = {name: asdict(s) for name, s in sorted(folders.items())}
+    if by in GROUP_KEYS:
+        groups = summarise(session, job_id, by)
+        report[GROUP_KEYS[by]] = {name: asdict(s) for name, s in sorted(groups.items())}
     return report

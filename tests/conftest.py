@@ -64,11 +64,38 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """URL of the PostgreSQL server in TEST_POSTGRES_URL (`bash scripts/postgres start DIR`)."""
+    from tests.pg_support import server_url
+
+    url = server_url()
+    need(url is not None, "a PostgreSQL server at TEST_POSTGRES_URL (bash scripts/postgres start DIR)")
+    return url
+
+
+def database_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh database of `kind` ("sqlite" file or "postgresql" database) for one test."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'emotion.db'}"
+        return
+    from tests.pg_support import fresh_database
+
+    with fresh_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
 @pytest.fixture
-def worker_env(tmp_path: Path, deepface_home: Path, yunet_model: Path) -> dict[str, str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """The test's database: SQLite unless a module overrides this fixture with params."""
+    yield from database_for(getattr(request, "param", "sqlite"), request, tmp_path)
+
+
+@pytest.fixture
+def worker_env(tmp_path: Path, deepface_home: Path, yunet_model: Path, database_url: str) -> dict[str, str]:
     """Environment for worker and producer processes of one test."""
     return {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'emotion.db'}",
+        "DATABASE_URL": database_url,
         "DEEPFACE_HOME": str(deepface_home),
         "YUNET_MODEL": str(yunet_model),
         "WORKER_BACKENDS": json.dumps(["cnn", "deepface"]),

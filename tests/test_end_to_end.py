@@ -1,5 +1,6 @@
 """The whole system with real parts: producer CLI -> redis-server -> Celery worker
-process -> SQLite file -> report. Run for both backends."""
+process -> database -> report. Run for both backends, on SQLite and on PostgreSQL
+(a fresh database per test; skipped locally without TEST_POSTGRES_URL, failing in CI)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ from db.schema import Face, Image
 from db.session import make_session_factory
 from emotion_batch.local import LocalWorker
 from models.labels import EMOTIONS
-from tests.conftest import run_producer
+from tests.conftest import database_for, run_producer
 from tests.corpus import write_bad_corpus, write_odd_formats
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """Every test here runs once per database kind (overrides conftest's SQLite-only one)."""
+    yield from database_for(request.param, request, tmp_path)
 
 
 @pytest.fixture

@@ -1,0 +1,110 @@
+"""Migrations, reports by job / folder / date and the notebook DataFrames, on a real
+SQLite file and on a fresh real PostgreSQL database (skipped locally without
+TEST_POSTGRES_URL, failing under CI=true)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from db.frames import job_frames, load_job_frames
+from db.jobs import create_job, pending_refs, register_images
+from db.migrate import upgrade
+from db.reports import job_report
+from db.results import store_results
+from db.session import make_engine, make_session_factory
+from emotion_batch.detect import FaceBox
+from emotion_batch.pipeline import FaceResult, ImageResult
+from emotion_batch.scan import ScannedFile
+from models.labels import EMOTIONS
+from tests.conftest import database_for
+
+JULY = datetime(2024, 7, 4, 10, 30, tzinfo=timezone.utc)
+AUGUST = datetime(2024, 8, 1, 9, 0, tzinfo=timezone.utc)
+EXIF_DAY = datetime(2019, 5, 17, 23, 10)  # EXIF times carry no zone
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path):
+    yield from database_for(request.param, request, tmp_path)
+
+
+def _face(dominant: str, share: float = 70.0) -> FaceResult:
+    rest = (100.0 - share) / 6
+    return FaceResult(FaceBox(1, 2, 30, 40, 0.9), {e: share if e == dominant else rest for e in EMOTIONS}, dominant)
+
+
+def _job(url: str) -> int:
+    """Four images in two folders; one with an EXIF date, one with no date at all."""
+    files = [ScannedFile("/p/a/1.jpg", "/p/a", "1" * 64, 10, JULY),
+             ScannedFile("/p/a/2.jpg", "/p/a", "2" * 64, 10, JULY),
+             ScannedFile("/p/b/3.jpg", "/p/b", "3" * 64, 10, AUGUST),
+             ScannedFile("/p/b/4.jpg", "/p/b", "4" * 64, 10, None)]
+    sessions = make_session_factory(url)
+    with sessions() as s:
+        job = create_job(s, "t", "cnn", 2, ["/p"], False)
+        register_images(s, job, files)
+        ids = [r.image_id for r in pending_refs(s, job.id)]
+        results = {ids[0]: ImageResult("1", None, 100, 80, None, (_face("happy", 80), _face("sad"))),
+                   ids[1]: ImageResult("2", None, 100, 80, EXIF_DAY, (_face("happy", 60),)),
+                   ids[2]: ImageResult("3", None, 100, 80, None, ()),
+                   ids[3]: ImageResult("4", error="not an image")}
+        store_results(s, results, "cnn", "cnn-test")
+        return job.id
+
+
+def test_migrations_create_the_tables(database_url: str) -> None:
+    upgrade(database_url)
+    upgrade(database_url)  # idempotent
+    inspector = inspect(make_engine(database_url))
+    assert {"jobs", "images", "faces", "alembic_version"} <= set(inspector.get_table_names())
+    assert {c["name"] for c in inspector.get_columns("images")} >= {"taken_at", "file_mtime", "folder"}
+    uniques = {u["name"] for u in inspector.get_unique_constraints("faces")}
+    assert "uq_faces_image_index" in uniques
+
+
+def test_report_by_date_prefers_the_capture_date(database_url: str) -> None:
+    upgrade(database_url)
+    job = _job(database_url)
+    with make_session_factory(database_url)() as s:
+        report = job_report(s, job, by="date")
+    dates = report["dates"]
+    assert list(dates) == ["2019-05-17", "2024-07-04", "2024-08-01", "unknown"]
+    assert (dates["2019-05-17"]["images"], dates["2019-05-17"]["faces"]) == (1, 1)
+    assert dates["2024-07-04"]["dominant"]["happy"] == 1 and dates["2024-07-04"]["dominant"]["sad"] == 1
+    assert dates["2024-08-01"]["no_face"] == 1 and dates["unknown"]["failed"] == 1
+    assert sum(d["faces"] for d in dates.values()) == report["faces"] == 3
+    assert "folders" not in report
+
+
+def test_report_by_folder_and_job_keys_are_stable(database_url: str) -> None:
+    upgrade(database_url)
+    job = _job(database_url)
+    with make_session_factory(database_url)() as s:
+        report = job_report(s, job, by_folder=True)
+    assert {"job", "name", "backend", "images", "faces", "no_face", "failed", "pending",
+            "dominant", "share", "mean", "model_versions", "folders"} == set(report)
+    assert report["folders"]["/p/a"]["faces"] == 3 and report["folders"]["/p/b"]["faces"] == 0
+    assert report["model_versions"] == ["cnn-test"]
+
+
+def test_job_frames(database_url: str) -> None:
+    upgrade(database_url)
+    job = _job(database_url)
+    frames = load_job_frames(database_url, job)
+    assert len(frames.images) == 4 and len(frames.faces) == 3
+    assert set(frames.images["status"]) == {"done", "no_face", "failed"}
+    assert frames.faces["dominant"].value_counts().to_dict() == {"happy": 2, "sad": 1}
+    sums = frames.faces[list(EMOTIONS)].sum(axis=1)
+    assert sums.round(6).eq(100.0).all()
+    assert set(frames.faces["folder"]) == {"/p/a"}
+    days = frames.images.set_index("path")["date"]
+    assert days["/p/a/2.jpg"].date().isoformat() == "2019-05-17"
+    assert days["/p/b/3.jpg"].date().isoformat() == "2024-08-01"
+    assert days.isna().sum() == 1
+    with make_session_factory(database_url)() as s:
+        empty = job_frames(s, job + 100)
+    assert empty.images.empty and empty.faces.empty
