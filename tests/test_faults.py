@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -120,16 +119,16 @@ def _wipe_aof(redis: LocalRedis) -> None:
 def test_locked_database_batches_retry_with_backoff(system: System, photos_dir: Path) -> None:
     make_photo_set(photos_dir, system.tmp / "photos", 48)
     job = system.submit(system.tmp / "photos", "--batch-size", "8")
-    lock = sqlite3.connect(system.db_path, timeout=30)
+    lock = sqlite3.connect(system.db_path, timeout=30, check_same_thread=False)
     lock.execute("BEGIN EXCLUSIVE")
     system.worker(DATABASE_URL=f"sqlite:///{system.db_path}?timeout=0.5")
-    released = threading.Timer(6.0, lock.rollback)
-    released.start()
+    assert wait_until(lambda: "database is locked" in system.logs(), 120, 0.2), system.logs()[-3000:]
+    time.sleep(4)  # locked for a few seconds more while batches back off
+    lock.rollback()
+    lock.close()
     probe = JobProbe(system.env["DATABASE_URL"], job)
     assert wait_until(lambda: probe.finished() == 48, 240), system.logs()[-3000:]
-    released.join()
-    lock.close()
-    assert "database is locked" in system.logs() and "Retry in" in system.logs()
+    assert "Retry in" in system.logs()
     _assert_clean(probe)
 
 
