@@ -129,24 +129,52 @@ def watch(ctx, job: int, timeout: float | None) -> None:
     _watch(_context(ctx), job, timeout)
 
 
+def _job_or_latest(session, job: int | None) -> int:
+    job = job or latest_job_id(session)
+    if job is None:
+        raise click.ClickException("no job in the database yet")
+    return job
+
+
 @main.command()
 @click.argument("job", type=int, required=False)
-@click.option("--by", type=click.Choice(["job", "folder"]), default="job")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option("--by", type=click.Choice(["job", "folder", "date"]), default="job",
+              help="Group by folder, or by date (EXIF capture date, else file date).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet", "html"]), default="table",
+              help="html: one self-contained page with charts and faces (grouped by folder and date).")
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write to a file.")
+@click.option("--faces-per-emotion", type=int, default=6, show_default=True, help="html: thumbnails per emotion.")
 @click.pass_context
-def report(ctx, job: int | None, by: str, fmt: str, out_file: Path | None) -> None:
+def report(ctx, job: int | None, by: str, fmt: str, out_file: Path | None, faces_per_emotion: int) -> None:
     """Aggregate emotion report of JOB (default: the latest job)."""
+    if fmt == "parquet" and out_file is None:
+        raise click.UsageError("--format parquet needs --out FILE")
     c = _context(ctx)
     with c.sessions() as session:
-        job = job or latest_job_id(session)
-        if job is None:
-            raise click.ClickException("no job in the database yet")
-        data = job_report(session, job, by_folder=by == "folder")
+        job = _job_or_latest(session, job)
+        if fmt == "html":
+            from producer.outputs import html_for
+
+            _emit_text(html_for(session, job, c.settings, faces_per_emotion), out_file)
+            return
+        data = job_report(session, job, by=by)
     _emit_report(data, fmt, out_file)
 
 
+def _emit_text(text: str, out_file: Path | None) -> None:
+    if out_file:
+        out_file.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out_file}")
+    else:
+        click.echo(text)
+
+
 def _emit_report(data: dict, fmt: str, out_file: Path | None) -> None:
+    if fmt == "parquet":
+        from producer.report_files import write_parquet
+
+        write_parquet(data, out_file)
+        return
     if fmt == "table" and out_file is None:
         render.report_table(data, out)
         return
@@ -159,6 +187,39 @@ def _emit_report(data: dict, fmt: str, out_file: Path | None) -> None:
         out_file.write_text(text + ("\n" if fmt == "json" else ""))
     else:
         click.echo(text)
+
+
+@main.command()
+@click.argument("job", type=int, required=False)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the PNG files.")
+@click.pass_context
+def chart(ctx, job: int | None, out_dir: Path) -> None:
+    """PNG charts of JOB: emotions per folder and share over time."""
+    from producer.charts import write_charts
+    from producer.outputs import charts_for
+
+    c = _context(ctx)
+    with c.sessions() as session:
+        paths = write_charts(charts_for(session, _job_or_latest(session, job)), out_dir)
+    for path in paths:
+        out.print(str(path))
+
+
+@main.command()
+@click.argument("job", type=int, required=False)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the copies.")
+@click.option("--limit", type=int, default=None, help="At most this many images.")
+@click.pass_context
+def annotate(ctx, job: int | None, out_dir: Path, limit: int | None) -> None:
+    """Annotated copies of JOB's images with faces: boxes, dominant emotion and percent."""
+    from producer.outputs import annotate_job
+
+    c = _context(ctx)
+    with c.sessions() as session:
+        written, unreadable = annotate_job(session, _job_or_latest(session, job), out_dir, c.settings, limit)
+    for path in unreadable:
+        console.print(f"[yellow]cannot read {path} any more; skipped")
+    console.print(f"wrote {len(written)} annotated images to {out_dir}/")
 
 
 @main.command("resume")

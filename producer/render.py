@@ -22,6 +22,7 @@ def report_json(report: dict[str, Any]) -> str:
 def _rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     rows = [("(all)", report)]
     rows += list(report.get("folders", {}).items())
+    rows += list(report.get("dates", {}).items())
     return rows
 
 

@@ -1,0 +1,76 @@
+"""Reads of face rows for pictures: the clearest faces per emotion (report thumbnails)
+and each image's faces (annotated copies)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy.orm import Session
+
+from db.schema import Face, Image, ImageStatus
+from models.labels import EMOTIONS
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    """One stored face: its image, box (original pixels), dominant emotion and its percent."""
+
+    image_id: int
+    path: str
+    x: int
+    y: int
+    w: int
+    h: int
+    dominant: str
+    percent: float
+
+
+def dominant_percent() -> ColumnElement:
+    """The percentage of a face's dominant emotion, as a SQL expression."""
+    return case(*((Face.dominant == e, getattr(Face, e)) for e in EMOTIONS), else_=0.0)
+
+
+def _row(r) -> FaceRow:  # noqa: ANN001 (a SQLAlchemy Row)
+    return FaceRow(r.image_id, r.path, r.x, r.y, r.w, r.h, r.dominant, float(r.percent))
+
+
+def top_faces(session: Session, job_id: int, per_emotion: int = 4) -> list[FaceRow]:
+    """Up to `per_emotion` faces per dominant emotion, the most certain first."""
+    percent = dominant_percent().label("percent")
+    rank = func.row_number().over(partition_by=Face.dominant, order_by=(percent.desc(), Face.id)).label("rank")
+    ranked = (
+        select(Face.image_id, Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant, percent, rank)
+        .join(Image, Face.image_id == Image.id)
+        .where(Image.job_id == job_id)
+        .subquery()
+    )
+    query = select(ranked).where(ranked.c.rank <= per_emotion).order_by(ranked.c.dominant, ranked.c.rank)
+    return [_row(r) for r in session.execute(query)]
+
+
+def faces_per_image(session: Session, job_id: int, limit: int | None = None) -> Iterator[tuple[str, list[FaceRow]]]:
+    """(path, faces) of the job's images that have faces, in image id order."""
+    image_ids = (
+        select(Image.id).where(Image.job_id == job_id, Image.status == ImageStatus.DONE.value, Image.face_count > 0)
+        .order_by(Image.id).limit(limit).scalar_subquery()
+        if limit else None
+    )
+    query = (
+        select(Face.image_id, Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant,
+               dominant_percent().label("percent"))
+        .join(Image, Face.image_id == Image.id)
+        .where(Image.job_id == job_id)
+        .order_by(Face.image_id, Face.face_index)
+    )
+    if image_ids is not None:
+        query = query.where(Face.image_id.in_(image_ids))
+    current: list[FaceRow] = []
+    for row in map(_row, session.execute(query)):
+        if current and current[0].image_id != row.image_id:
+            yield current[0].path, current
+            current = []
+        current.append(row)
+    if current:
+        yield current[0].path, current
