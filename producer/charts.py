@@ -19,6 +19,7 @@ from models.labels import EMOTIONS
 COLOURS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#2ca02c",
            "sad": "#1f77b4", "surprise": "#ff7f0e", "neutral": "#7f7f7f"}
 MAX_LABEL = 40
+MONTHLY_AFTER_DAYS = 92
 
 
 def _png(figure: Figure) -> bytes:
@@ -51,19 +52,38 @@ def distribution_chart(groups: dict[str, dict[str, Any]], title: str) -> bytes:
     return _png(figure)
 
 
-def timeline_chart(dates: dict[str, dict[str, Any]], title: str) -> bytes:
-    """Share of each dominant emotion per day (capture date, else file date)."""
+def _buckets(dates: dict[str, dict[str, Any]]) -> tuple[list[date], list[dict[str, int]], str]:
+    """Dominant-emotion counts per day, or per month when the days span over MONTHLY_AFTER_DAYS."""
     days = sorted(d for d, g in dates.items() if d != UNKNOWN_DATE and g["faces"])
+    if not days:
+        return [], [], "day"
+    monthly = (date.fromisoformat(days[-1]) - date.fromisoformat(days[0])).days > MONTHLY_AFTER_DAYS
+    buckets: dict[date, dict[str, int]] = {}
+    for day in days:
+        when = date.fromisoformat(day[:7] + "-01" if monthly else day)
+        counts = buckets.setdefault(when, dict.fromkeys(EMOTIONS, 0))
+        for emotion in EMOTIONS:
+            counts[emotion] += dates[day]["dominant"][emotion]
+    keys = sorted(buckets)
+    return keys, [buckets[k] for k in keys], "month" if monthly else "day"
+
+
+def timeline_chart(dates: dict[str, dict[str, Any]], title: str) -> bytes:
+    """Share of each dominant emotion per day or month (capture date, else file date)."""
+    x, counts, unit = _buckets(dates)
     figure = Figure(figsize=(9, 4))
     axes = figure.add_subplot()
-    x = [date.fromisoformat(d) for d in days]
     for emotion in EMOTIONS:
-        axes.plot(x, [dates[d]["share"][emotion] for d in days], marker="o", color=COLOURS[emotion], label=emotion)
+        shares = [100.0 * c[emotion] / max(sum(c.values()), 1) for c in counts]
+        if any(shares):
+            axes.plot(x, shares, marker="o", color=COLOURS[emotion], label=emotion)
     axes.set_ylim(0, 100)
-    axes.set_ylabel("% of faces")
-    axes.set_title(title if days else f"{title} (no dated faces)")
+    axes.set_ylabel(f"% of faces per {unit}")
+    axes.set_title(title if x else f"{title} (no dated faces)")
     figure.autofmt_xdate()
-    axes.legend(ncol=len(EMOTIONS), loc="upper center", bbox_to_anchor=(0.5, -0.3), fontsize="small", frameon=False)
+    if x:
+        axes.legend(ncol=len(EMOTIONS), loc="upper center", bbox_to_anchor=(0.5, -0.25), fontsize="small",
+                    frameon=False)
     return _png(figure)
 
 
