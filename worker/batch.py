@@ -1,7 +1,7 @@
 """What one batch does: claim, reuse earlier results, analyse the rest, store in one go.
 
 A batch whose images were delivered before (its process was killed, or it ran out of
-time) is processed in isolation: each image claimed, analysed and stored on its own, so
+time and was retried) is processed in isolation: each image claimed, analysed and stored on its own, so
 a poison image uses up only its own attempts and the others complete.
 """
 
@@ -16,15 +16,10 @@ from sqlalchemy.exc import OperationalError
 
 from db.results import Claim, as_result, claim_attempt, fail_images, pending_attempts, reusable, store_results
 from db.session import make_session_factory
-from emotion_batch.errors import EmotionBatchError
 from emotion_batch.messages import BatchMessage
 from worker import runtime
 
 logger = logging.getLogger(__name__)
-
-
-class BatchInterrupted(EmotionBatchError):
-    """The batch ran out of time; it is redelivered and then processed image by image."""
 
 
 @dataclass
@@ -78,10 +73,8 @@ def _analyse_guarded(message: BatchMessage, claim: Claim, summary: BatchSummary)
     """Analyse claimed images; an unexpected error is recorded against them, never lost."""
     try:
         _analyse_claimed(message, claim, summary)
-    except (OperationalError, BatchInterrupted):
-        raise  # database busy or away / out of time: the task is retried
-    except SoftTimeLimitExceeded as exc:
-        raise BatchInterrupted(f"soft time limit during images {sorted(claim.live)}") from exc
+    except (OperationalError, SoftTimeLimitExceeded):
+        raise  # database busy or away / out of time: the task is retried (worker.tasks)
     except Exception as exc:  # noqa: BLE001
         logger.exception("job %s batch %s failed", message.job_id, message.batch_no)
         reason = f"batch error {type(exc).__name__}: {exc}"[:500]

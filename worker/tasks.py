@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from emotion_batch.messages import ANALYZE_TASK, BatchMessage
 from worker.app import app
-from worker.batch import BatchInterrupted, process_batch
+from worker.batch import process_batch
 
 
 @app.task(
     name=ANALYZE_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, BatchInterrupted),
+    # Database busy or away, or out of time (retried image by image): try again later.
+    autoretry_for=(OperationalError, SoftTimeLimitExceeded),
     retry_backoff=1,
     retry_backoff_max=30,
     retry_jitter=True,
