@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from db.faces import faces_per_image, top_faces
 from db.frames import job_frames, load_job_frames
 from db.jobs import create_job, pending_refs, register_images
 from db.migrate import upgrade
@@ -108,3 +109,16 @@ def test_job_frames(database_url: str) -> None:
     with make_session_factory(database_url)() as s:
         empty = job_frames(s, job + 100)
     assert empty.images.empty and empty.faces.empty
+
+
+def test_face_reads_for_pictures(database_url: str) -> None:
+    upgrade(database_url)
+    job = _job(database_url)
+    with make_session_factory(database_url)() as s:
+        top = top_faces(s, job, per_emotion=1)
+        per_image = list(faces_per_image(s, job))
+        first_only = list(faces_per_image(s, job, limit=1))
+    assert [(f.dominant, f.percent) for f in top] == [("happy", pytest.approx(80.0)), ("sad", pytest.approx(70.0))]
+    assert [(Path(p).name, len(faces)) for p, faces in per_image] == [("1.jpg", 2), ("2.jpg", 1)]
+    assert [Path(p).name for p, _ in first_only] == ["1.jpg"]
+    assert (per_image[0][1][0].x, per_image[0][1][0].w) == (1, 30)
