@@ -56,5 +56,5 @@ def send_batch(client: Celery, message: BatchMessage, queue: str) -> None:
         args=(message.to_json(),),
         task_id=message.task_id,
         queue=queue,
-        shadow=f"{ANALYZE_TASK}[job={message.job_id} batch={message.batch_no}]",
+        shadow=f"{ANALYZE_TASK}[job={message.job_id}]",  # bounded Flower/Prometheus labels
     )
