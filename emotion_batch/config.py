@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     yunet_model: Path | None = Field(None, description="YuNet ONNX file (face_detection_yunet_2023mar.onnx).")
     haar_cascade: Path | None = Field(None, description="Haar cascade XML; default: the OpenCV wheel's.")
     detect_max_side: int = Field(640, ge=64, description="Detect on images downscaled to this long side.")
+    decode_max_side: int | None = Field(
+        800, ge=64, description="Decode big JPEGs at 1/2-1/8 scale, long side still >= this (None: full)."
+    )
     min_face: int = Field(24, ge=8, description="Smallest face side kept, in original pixels.")
     face_score: float = Field(0.7, ge=0.0, le=1.0, description="YuNet score threshold.")
     max_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb guard (pixels).")

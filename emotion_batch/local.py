@@ -30,6 +30,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def child_pids(pid: int) -> list[int]:
+    """Direct children of a process (Linux /proc)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """Resident (VmRSS) and peak resident (VmHWM) memory of a process, in KiB."""
+    found = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return found
+
+
 class LocalRedis:
     """A private redis-server on 127.0.0.1 with AOF persistence in its own folder."""
 
@@ -108,6 +132,10 @@ class LocalWorker:
         self.process = subprocess.Popen(self.command(), env=self.env, cwd=REPO_ROOT,
                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         return self
+
+    def pool_pids(self) -> list[int]:
+        """Pids of the worker's pool processes (children of its main process)."""
+        return child_pids(self.process.pid) if self.alive() else []
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

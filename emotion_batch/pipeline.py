@@ -66,6 +66,15 @@ def square_crop(gray: np.ndarray, box: FaceBox) -> np.ndarray:
     return gray[y0 : y0 + side, x0 : x0 + side]
 
 
+def unscale(box: FaceBox, scale: float, width: int, height: int) -> FaceBox:
+    """A box found on an image decoded at `scale`, in the original's pixels (clipped)."""
+    if scale == 1.0:
+        return box
+    x, y = min(int(box.x / scale), width - 1), min(int(box.y / scale), height - 1)
+    w, h = min(round(box.w / scale), width - x), min(round(box.h / scale), height - y)
+    return FaceBox(x, y, w, h, box.confidence)
+
+
 def check_allowed(path: str, roots: Sequence[Path]) -> Path:
     """Resolve `path`; refuse it unless it lies under one of `roots` (empty: allow all)."""
     resolved = Path(path).resolve()
@@ -90,7 +99,7 @@ class Analyzer:
         settings = self.settings
         try:
             resolved = check_allowed(path, settings.allowed_roots)
-            return load_image(resolved, settings.max_pixels, settings.max_file_bytes)
+            return load_image(resolved, settings.max_pixels, settings.max_file_bytes, settings.decode_max_side)
         except ImageError as exc:
             return exc
         except Exception as exc:  # a decoder bug must cost one image, not the batch
@@ -104,7 +113,8 @@ class Analyzer:
         boxes = tuple(self.detector.detect(image.rgb))
         gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY) if boxes else None
         crops = tuple(preprocess_face(square_crop(gray, b)) for b in boxes)
-        return _Detected(path, None, image.width, image.height, image.taken_at, boxes, crops)
+        original = tuple(unscale(b, image.scale, image.width, image.height) for b in boxes)
+        return _Detected(path, None, image.width, image.height, image.taken_at, original, crops)
 
     def analyze(self, paths: Sequence[str]) -> list[ImageResult]:
         """Analyse images together: decoding in threads overlaps detection, one classifier call."""

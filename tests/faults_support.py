@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from db.schema import Face, Image as ImageRow
 from db.session import make_session_factory
+from emotion_batch.local import child_pids
 
 
 def make_photo_set(photos_dir: Path, out: Path, count: int, max_side: int = 480) -> list[Path]:
@@ -38,21 +39,10 @@ def make_photo_set(photos_dir: Path, out: Path, count: int, max_side: int = 480)
     return written
 
 
-def pool_children(pid: int) -> list[int]:
-    """Child pids of a process (the Celery pool processes of a worker's main process)."""
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return children
-
-
 def kill_pool_children(pid: int) -> list[int]:
     """SIGKILL every pool process of the worker whose main process is `pid`."""
     killed = []
-    for child in pool_children(pid):
+    for child in child_pids(pid):
         try:
             os.kill(child, signal.SIGKILL)
             killed.append(child)

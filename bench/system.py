@@ -1,0 +1,100 @@
+"""The two measurements of our own pipeline: `ceiling` (in process: decode -> detect ->
+batched classify, no queue, no database) and `system` (producer -> Redis -> Celery
+worker -> database, from submit until the last image is stored, worker already warm)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bench.baselines import Timing
+from db.migrate import upgrade
+from db.schema import Image
+from db.session import make_session_factory
+from emotion_batch.broker import make_client
+from emotion_batch.config import Settings
+from emotion_batch.local import LocalRedis, LocalWorker, memory_kb
+
+
+def ceiling(paths: Sequence[Path], settings: Settings, backend: str) -> Timing:
+    """Our pipeline in this process, batch after batch (first batch warms up, untimed)."""
+    from emotion_batch.classify import make_classifier
+    from emotion_batch.detect import make_detector
+    from emotion_batch.pipeline import Analyzer
+
+    analyzer = Analyzer(make_detector(settings), make_classifier(backend, settings), settings)
+    names = [str(p) for p in paths]
+    analyzer.analyze(names[: settings.batch_size])
+    started = time.perf_counter()
+    faces = 0
+    for start in range(0, len(names), settings.batch_size):
+        faces += sum(len(r.faces) for r in analyzer.analyze(names[start : start + settings.batch_size]))
+    analyzer.close()
+    return Timing(len(names), faces, time.perf_counter() - started)
+
+
+@dataclass
+class SystemRun:
+    """The full system's timing plus the worker's memory over the job."""
+
+    timing: Timing
+    peak_mb: float
+    rss_samples_mb: list[float] = field(default_factory=list)
+
+    @property
+    def growth(self) -> float:
+        """RSS growth over the job after warm-up (last vs first sample)."""
+        first, last = self.rss_samples_mb[0], self.rss_samples_mb[-1]
+        return (last - first) / first if first else 0.0
+
+
+def _pool_memory(worker: LocalWorker) -> tuple[float, float]:
+    stats = [memory_kb(pid) for pid in worker.pool_pids()]
+    rss = sum(s.get("VmRSS", 0) for s in stats) / 1024
+    peak = max((s.get("VmHWM", 0) for s in stats), default=0) / 1024
+    return rss, peak
+
+
+def _run_job(settings: Settings, folder: Path, backend: str, worker: LocalWorker,
+             samples: list[float]) -> int:
+    from producer.submit import submit, wait_for_job
+
+    sessions = make_session_factory(settings.database_url)
+    client = make_client(settings, settings.redis_url or "")
+    result = submit(sessions, client, [folder], backend=backend, batch_size=settings.batch_size,
+                    name=f"bench {folder.name}", force=True, queue=settings.queue)
+    wait_for_job(sessions, result.job_id, interval=0.2,
+                 on_progress=lambda _p: samples.append(_pool_memory(worker)[0]))
+    return result.job_id
+
+
+def system(folder: Path, warmup: Path, settings: Settings, backend: str, concurrency: int) -> SystemRun:
+    """Submit `folder` to a warm worker; time from submit to the last stored image."""
+    tmp = Path(tempfile.mkdtemp(prefix="emotion-bench-"))
+    with LocalRedis(tmp / "redis") as redis:
+        url = f"sqlite:///{tmp / 'bench.db'}"
+        live = settings.model_copy(update={"redis_url": redis.url, "database_url": url})
+        upgrade(url)
+        env = {"REDIS_URL": redis.url, "DATABASE_URL": url, "WORKER_BACKENDS": json.dumps([backend]),
+               "BATCH_SIZE": str(settings.batch_size)}
+        with LocalWorker(env, concurrency=concurrency, name="bench", log_file=tmp / "worker.log") as worker:
+            _run_job(live, warmup, backend, worker, [])
+            samples: list[float] = []
+            started = datetime.now(timezone.utc)
+            job = _run_job(live, folder, backend, worker, samples)
+            rss, peak = _pool_memory(worker)
+            samples.append(rss)
+    with make_session_factory(url)() as session:
+        last = session.scalar(select(func.max(Image.processed_at)).where(Image.job_id == job))
+        count = session.scalar(select(func.count(Image.id)).where(Image.job_id == job))
+        faces = session.scalar(select(func.sum(Image.face_count)).where(Image.job_id == job))
+    last = last if last.tzinfo else last.replace(tzinfo=timezone.utc)
+    seconds = (last - started).total_seconds()
+    return SystemRun(Timing(int(count), int(faces or 0), seconds), peak, samples)
