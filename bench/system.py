@@ -29,7 +29,7 @@ def ceiling(paths: Sequence[Path], settings: Settings, backend: str) -> Timing:
     from emotion_batch.detect import make_detector
     from emotion_batch.pipeline import Analyzer
 
-    analyzer = Analyzer(make_detector(settings), make_classifier(backend, settings), settings)
+    analyzer = Analyzer(lambda: make_detector(settings), make_classifier(backend, settings), settings)
     names = [str(p) for p in paths]
     analyzer.analyze(names[: settings.batch_size])
     started = time.perf_counter()

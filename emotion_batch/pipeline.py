@@ -7,7 +7,8 @@ measures it alone.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,18 +85,31 @@ def check_allowed(path: str, roots: Sequence[Path]) -> Path:
 
 
 class Analyzer:
-    """Detector + classifier, reused for every batch a process handles."""
+    """Detectors + classifier, reused for every batch a process handles.
+
+    Each image is decoded and searched for faces in a small thread pool (PIL and OpenCV
+    release the GIL); each thread has its own detector, as OpenCV's are not thread-safe.
+    All faces of the batch then go through the classifier in one call.
+    """
 
     def __init__(
-        self, detector: FaceDetector, classifier: EmotionClassifier, settings: Settings, threads: int = 2
+        self, detector_factory: Callable[[], FaceDetector], classifier: EmotionClassifier,
+        settings: Settings, threads: int = 2,
     ) -> None:
-        self.detector = detector
+        self.detector_factory = detector_factory
         self.classifier = classifier
         self.settings = settings
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="analyze")
+
+    def _detector(self) -> FaceDetector:
+        detector = getattr(self._local, "detector", None)
+        if detector is None:
+            detector = self._local.detector = self.detector_factory()
+        return detector
 
     def _load(self, path: str) -> LoadedImage | ImageError:
-        """Decode one image (runs in a decode thread; PIL releases the GIL)."""
+        """Decode one image, or return why it cannot be."""
         settings = self.settings
         try:
             resolved = check_allowed(path, settings.allowed_roots)
@@ -106,27 +120,27 @@ class Analyzer:
             logger.exception("unexpected error decoding %s", path)
             return CorruptImageError(f"unexpected decoder error {type(exc).__name__}: {exc}")
 
-    def _detect(self, path: str, image: LoadedImage | ImageError) -> _Detected:
-        """Find and crop the faces (in the calling thread: detectors are not thread-safe)."""
+    def _detect(self, path: str) -> _Detected:
+        """Decode one image, find and crop its faces (runs in a pool thread)."""
+        image = self._load(path)
         if isinstance(image, ImageError):
             return _Detected(path, error=str(image))
-        boxes = tuple(self.detector.detect(image.rgb))
+        boxes = tuple(self._detector().detect(image.rgb))
         gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY) if boxes else None
         crops = tuple(preprocess_face(square_crop(gray, b)) for b in boxes)
         original = tuple(unscale(b, image.scale, image.width, image.height) for b in boxes)
         return _Detected(path, None, image.width, image.height, image.taken_at, original, crops)
 
     def analyze(self, paths: Sequence[str]) -> list[ImageResult]:
-        """Analyse images together: decoding in threads overlaps detection, one classifier call."""
-        loaded = self._pool.map(self._load, paths)
-        detected = [self._detect(path, image) for path, image in zip(paths, loaded)]
+        """Analyse images together: decode and detect in threads, then one classifier call."""
+        detected = list(self._pool.map(self._detect, paths))
         crops = [crop for d in detected for crop in d.crops]
         faces = np.stack(crops)[..., None] if crops else np.zeros((0, 48, 48, 1), np.uint8)
         percents = normalise(self.classifier.predict(faces)) * 100.0
         return _assemble(detected, percents, self.classifier.labels)
 
     def close(self) -> None:
-        """Stop the decode threads."""
+        """Stop the pool threads."""
         self._pool.shutdown(wait=False)
 
 

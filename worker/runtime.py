@@ -52,7 +52,8 @@ def analyzer(backend: str) -> Analyzer:
         assert _settings is not None and _detector is not None
         classifier: EmotionClassifier = make_classifier(backend, _settings)
         classifier.predict(np.zeros((2, 48, 48, 1), np.uint8))  # trace/warm up outside any task
-        _analyzers[backend] = Analyzer(_detector, classifier, _settings)
+        settings_ = _settings
+        _analyzers[backend] = Analyzer(lambda: make_detector(settings_), classifier, settings_)
     return _analyzers[backend]
 
 
