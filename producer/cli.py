@@ -108,6 +108,9 @@ def _watch(c: Context, job_id: int, timeout: float | None) -> None:
     console.print(render.progress_line(final))
     if not final.complete:
         raise click.ClickException(f"job {job_id} not finished after {timeout}s")
+    if final.total and final.failed == final.total:
+        raise click.ClickException(f"job {job_id} could not run: all {final.total} images failed "
+                                   f"(see `producer report {job_id}` and the worker log)")
 
 
 @main.command()

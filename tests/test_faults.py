@@ -236,3 +236,16 @@ def test_thousand_images_through_kill_redis_restart_and_db_lock(system: System, 
     print(f"images submitted {audit['submitted']}, with exactly one outcome {audit['one_outcome']}, "
           f"duplicates {audit['duplicates']}, lost {audit['lost']}")
     assert audit["submitted"] == total >= 1000
+
+
+def test_memory_limit_recycles_children_without_losing_work(system: System, photos_dir: Path) -> None:
+    make_photo_set(photos_dir, system.tmp / "photos", 40)
+    job = system.submit(system.tmp / "photos", "--batch-size", "8")
+    system.worker(MAX_MEMORY_PER_CHILD_KB="200000")  # below a TensorFlow process: replaced after each batch
+    probe = JobProbe(system.env["DATABASE_URL"], job)
+    assert wait_until(lambda: probe.finished() == 40, 300), system.logs()[-3000:]
+    import re
+
+    children = set(re.findall(r"worker process (\d+) ready", system.logs()))
+    assert len(children) >= 3, children  # each child replaced after its batch
+    _assert_clean(probe)
