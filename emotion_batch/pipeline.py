@@ -35,6 +35,16 @@ class FaceResult:
     emotions: dict[str, float]
     dominant: str
 
+    def to_deepface(self) -> dict[str, object]:
+        """The dict `DeepFace.analyze(..., actions=["emotion"])` returns for one face."""
+        box = self.box
+        return {
+            "emotion": dict(self.emotions),
+            "dominant_emotion": self.dominant,
+            "region": {"x": box.x, "y": box.y, "w": box.w, "h": box.h},
+            "face_confidence": round(box.confidence, 2),
+        }
+
 
 @dataclass(frozen=True)
 class ImageResult:
