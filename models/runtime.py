@@ -95,16 +95,23 @@ def load_keras(path: Path) -> "object":
     return keras.models.load_model(path, compile=False)
 
 
+def resolve_runtime(path: str | Path = DEFAULT_MODEL, runtime: str = "auto") -> tuple[str, Path]:
+    """The runtime `load_classifier_fn` will use and the weights file it will read."""
+    path = Path(path)
+    if runtime == "auto":
+        runtime = read_sidecar(path).get("runtime", "tf")
+        if runtime == "tflite" and not path.with_suffix(".tflite").exists():
+            runtime = "tf"
+    return runtime, path.with_suffix(".tflite") if runtime == "tflite" else path
+
+
 def load_classifier_fn(path: str | Path = DEFAULT_MODEL, runtime: str = "auto") -> ClassifierFn:
     """Load the classifier: (N, 48, 48, 1) uint8 -> (N, n_labels) float32 probabilities.
 
     `path` is the .keras file; the .tflite runtime reads the file of the same stem next to it.
     """
     path = Path(path)
-    if runtime == "auto":
-        runtime = read_sidecar(path).get("runtime", "tf")
-        if runtime == "tflite" and not path.with_suffix(".tflite").exists():
-            runtime = "tf"
+    runtime, _ = resolve_runtime(path, runtime)
     if runtime == "tf":
         return tf_classifier(load_keras(path))
     if runtime == "tflite":

@@ -24,11 +24,13 @@ class CnnClassifier:
                 f"CNN model not found at {model_path}; train it with `python -m models.train` "
                 "or set CNN_MODEL to a .keras file"
             )
-        from models.runtime import load_classifier_fn
+        from models.runtime import load_classifier_fn, resolve_runtime
 
+        self.runtime, weights = resolve_runtime(model_path)
         self.model_path = model_path
-        self.model_version = f"cnn-{sha256_file(model_path)[:16]}"
-        self._predict = load_classifier_fn(model_path)
+        # The file actually run (the .keras, or the .tflite exported from it) names the version.
+        self.model_version = f"cnn-{self.runtime}-{sha256_file(weights)[:16]}"
+        self._predict = load_classifier_fn(model_path, self.runtime)
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         """One model call for the whole batch."""
