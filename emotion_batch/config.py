@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["cnn"], description="Backends loaded when a worker process starts."
     )
     max_memory_per_child_kb: int = Field(4_000_000, description="Worker child recycled above this RSS.")
-    tf_threads: int = Field(0, ge=0, description="TensorFlow intra-op threads per process (0: TF decides).")
+    tf_threads: int = Field(0, ge=0, description="Threads per worker process (0: cores / concurrency).")
 
     redis_visibility_timeout: int | None = Field(
         None, ge=1, description="Seconds before an unacknowledged batch is redelivered (default 2*hard+60)."

@@ -6,7 +6,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
 from emotion_batch.broker import celery_config
 from emotion_batch.config import get_settings
@@ -19,6 +19,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the worker is an applicati
 _settings = get_settings()
 app = Celery("emotion_batch", include=["worker.tasks"])
 app.conf.update(celery_config(_settings, _settings.redis_url or DEFAULT_BROKER))
+
+
+@worker_init.connect
+def _remember_concurrency(sender: object = None, **_kwargs: object) -> None:
+    """In the parent, before forking: how many pool processes will share the cores."""
+    from worker import runtime
+
+    runtime.pool_size = int(getattr(sender, "concurrency", 1) or 1)
 
 
 @worker_process_init.connect

@@ -22,6 +22,12 @@ logger = logging.getLogger(__name__)
 _settings: Settings | None = None
 _detector: FaceDetector | None = None
 _analyzers: dict[str, Analyzer] = {}
+pool_size = 1  # set in the parent by worker.app before the pool forks
+
+
+def threads_per_process(settings: Settings) -> int:
+    """Threads each pool process may use: TF_THREADS, else the cores shared by the pool."""
+    return settings.tf_threads or max(1, (os.cpu_count() or 1) // max(1, pool_size))
 
 
 def init_process(settings: Settings) -> None:
@@ -30,14 +36,15 @@ def init_process(settings: Settings) -> None:
     from emotion_batch.tfsetup import configure_tensorflow
 
     started = time.perf_counter()
-    gpus = configure_tensorflow(settings.tf_threads)
+    threads = threads_per_process(settings)
+    gpus = configure_tensorflow(threads)
     _settings = settings
     _detector = make_detector(settings)
     for backend in settings.worker_backends:
         analyzer(backend)
     logger.info(
-        "worker process %s ready in %.1fs: detector=%s backends=%s gpus=%s",
-        os.getpid(), time.perf_counter() - started, _detector.name, list(_analyzers), gpus,
+        "worker process %s ready in %.1fs: detector=%s backends=%s gpus=%s threads=%d",
+        os.getpid(), time.perf_counter() - started, _detector.name, list(_analyzers), gpus, threads,
     )
 
 
@@ -53,7 +60,9 @@ def analyzer(backend: str) -> Analyzer:
         classifier: EmotionClassifier = make_classifier(backend, _settings)
         classifier.predict(np.zeros((2, 48, 48, 1), np.uint8))  # trace/warm up outside any task
         settings_ = _settings
-        _analyzers[backend] = Analyzer(lambda: make_detector(settings_), classifier, settings_)
+        _analyzers[backend] = Analyzer(
+            lambda: make_detector(settings_), classifier, settings_, threads=threads_per_process(settings_)
+        )
     return _analyzers[backend]
 
 
