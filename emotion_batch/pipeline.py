@@ -135,9 +135,13 @@ class Analyzer:
         image = self._load(path)
         if isinstance(image, ImageError):
             return _Detected(path, error=str(image))
-        boxes = tuple(self._detector().detect(image.rgb))
-        gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY) if boxes else None
-        crops = tuple(preprocess_face(square_crop(gray, b)) for b in boxes)
+        try:
+            boxes = tuple(self._detector().detect(image.rgb))
+            gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY) if boxes else None
+            crops = tuple(preprocess_face(square_crop(gray, b)) for b in boxes)
+        except cv2.error as exc:  # an OpenCV failure on one image must not fail the batch
+            logger.exception("face detection failed on %s", path)
+            return _Detected(path, error=f"face detection failed: {exc}"[:300])
         original = tuple(unscale(b, image.scale, image.width, image.height) for b in boxes)
         return _Detected(path, None, image.width, image.height, image.taken_at, original, crops)
 
