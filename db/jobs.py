@@ -143,3 +143,13 @@ def job_progress(session: Session, job_id: int) -> Progress:
         job_id, total, get(ImageStatus.PENDING), get(ImageStatus.DONE), get(ImageStatus.NO_FACE),
         get(ImageStatus.FAILED), int(faces or 0), created, last,
     )
+
+
+def failed_images(session: Session, job_id: int, limit: int = 20) -> list[tuple[str, str]]:
+    """(path, reason) of a job's failed images, first `limit` by id."""
+    rows = session.execute(
+        select(Image.path, Image.error)
+        .where(Image.job_id == job_id, Image.status == ImageStatus.FAILED.value)
+        .order_by(Image.id).limit(limit)
+    )
+    return [(path, error or "") for path, error in rows]

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from db.jobs import job_progress, latest_job_id, reset_failed
+from db.jobs import failed_images, job_progress, latest_job_id, reset_failed
 from db.migrate import upgrade
 from db.reports import job_report
 from db.session import make_session_factory
@@ -121,6 +121,12 @@ def status(ctx, job: int) -> None:
     c = _context(ctx)
     with c.sessions() as session:
         out.print(render.progress_line(job_progress(session, job)))
+        _print_failures(session, job)
+
+
+def _print_failures(session, job: int) -> None:
+    for path, reason in failed_images(session, job, limit=20):
+        out.print(f"  failed: {path}: {reason}", markup=False)
 
 
 @main.command()
@@ -269,6 +275,7 @@ def run(ctx, photos: tuple[Path, ...], backend: str | None, workers: int, timeou
         _watch(c, result.job_id, timeout)
         with c.sessions() as session:
             render.report_table(job_report(session, result.job_id, by_folder=True), out)
+            _print_failures(session, result.job_id)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from typing import Any
 
 from rich.console import Console
@@ -45,22 +46,36 @@ def report_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def _short_names(groups: list[str]) -> dict[str, str]:
+    """Folder groups relative to their common parent, for narrow tables."""
+    paths = [g for g in groups if g.startswith("/")]
+    if len(paths) < 2:
+        return {g: g for g in groups}
+    common = os.path.commonpath(paths)
+    return {g: (os.path.relpath(g, common) if g in paths else g) for g in groups}
+
+
 def report_table(report: dict[str, Any], console: Console) -> None:
-    """Counts table and an emotion table (faces, share, mean %) per group."""
-    title = f"Job {report['job']} ({report['name']}, backend {report['backend']})"
-    counts = Table(title=title)
+    """A counts table per group, then one emotion table: share of faces per dominant
+    emotion for the whole job and each group with faces, and the job's mean percentages."""
+    rows = _rows(report)
+    names = _short_names([group for group, _ in rows])
+    counts = Table(title=f"Job {report['job']} ({report['name']}, backend {report['backend']})")
     for col in ("group", "images", "no face", "failed", "pending", "faces"):
         counts.add_column(col, justify="right" if col != "group" else "left")
-    for group, d in _rows(report):
-        counts.add_row(group, *(str(d[k]) for k in ("images", "no_face", "failed", "pending", "faces")))
+    for group, d in rows:
+        counts.add_row(names[group], *(str(d[k]) for k in ("images", "no_face", "failed", "pending", "faces")))
     console.print(counts)
-    for group, d in _rows(report):
-        table = Table(title=f"Emotions: {group}")
-        for col in ("emotion", "dominant in", "share %", "mean %"):
-            table.add_column(col, justify="right" if col != "emotion" else "left")
-        for e in EMOTIONS:
-            table.add_row(e, str(d["dominant"][e]), f"{d['share'][e]:.1f}", f"{d['mean'][e]:.1f}")
-        console.print(table)
+    with_faces = [(group, d) for group, d in rows if d["faces"]]
+    emotions = Table(title="Dominant emotion, % of faces (mean % over faces for the job)")
+    emotions.add_column("emotion")
+    for group, d in with_faces:
+        emotions.add_column(f"{names[group]} ({d['faces']})", justify="right")
+    emotions.add_column("mean %", justify="right")
+    for e in EMOTIONS:
+        shares = [f"{d['share'][e]:.1f}" for _, d in with_faces]
+        emotions.add_row(e, *shares, f"{report['mean'][e]:.1f}")
+    console.print(emotions)
     if report.get("model_versions"):
         console.print(f"model version(s): {', '.join(report['model_versions'])}")
 
