@@ -77,6 +77,17 @@ def write_odd_formats(folder: Path, face_photo: Path) -> list[Path]:
     return paths
 
 
+def write_crowd(path: Path, photos: list[Path], grid: int = 5) -> None:
+    """A group photo of grid x grid people: each real photo shrunk into one tile."""
+    tile = 220
+    crowd = Image.new("RGB", (tile * grid, tile * grid), (200, 200, 200))
+    for i in range(grid * grid):
+        face = Image.open(photos[i % len(photos)]).convert("RGB")
+        face.thumbnail((tile, tile))
+        crowd.paste(face, ((i % grid) * tile, (i // grid) * tile))
+    crowd.save(path, quality=92)
+
+
 def _exif_rotated(face: Image.Image, path: Path) -> None:
     """Store the face sideways with EXIF orientation 6: only rotation makes it upright."""
     exif = Image.Exif()

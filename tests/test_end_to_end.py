@@ -16,7 +16,7 @@ from db.session import make_session_factory
 from emotion_batch.local import LocalWorker
 from models.labels import EMOTIONS
 from tests.conftest import database_for, run_producer
-from tests.corpus import write_bad_corpus, write_odd_formats
+from tests.corpus import write_bad_corpus, write_crowd, write_odd_formats
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +35,8 @@ def photo_tree(tmp_path: Path, photos_dir: Path) -> tuple[Path, dict]:
     shutil.copy(photos_dir / "img1.jpg", root / "real" / "img1-copy.jpg")
     bad = write_bad_corpus(root / "bad", photos_dir / "img1.jpg")
     write_odd_formats(root / "odd", photos_dir / "img12.jpg")
+    (root / "crowd").mkdir()
+    write_crowd(root / "crowd" / "crowd.jpg", sorted(photos_dir.glob("img*.jpg")))
     (root / "README.txt").write_text("not an image, not registered")
     return root, bad
 
@@ -80,6 +82,7 @@ def test_submit_wait_report_resubmit(backend: str, photo_tree, running_worker, t
     couple = real[str(root / "real" / "couple.jpg")]
     assert couple.face_count == 2
     assert real[str(root / "real" / "selfie-many-people.jpg")].face_count >= 5
+    assert images[str(root / "crowd" / "crowd.jpg")].face_count >= 20
     for row in images.values():
         for face in row.faces:
             assert 0 <= face.x and 0 <= face.y and face.w > 10 and face.h > 10

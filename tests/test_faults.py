@@ -19,7 +19,7 @@ from emotion_batch.config import Settings
 from emotion_batch.local import LocalRedis, LocalWorker
 from emotion_batch.messages import BatchMessage, ImageRef
 from tests.conftest import run_producer
-from tests.corpus import write_bad_corpus, write_odd_formats
+from tests.corpus import write_bad_corpus, write_crowd, write_odd_formats
 from tests.faults_support import JobProbe, kill_pool_children, make_photo_set, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -214,7 +214,9 @@ def test_thousand_images_through_kill_redis_restart_and_db_lock(system: System, 
     make_photo_set(photos_dir, root / "many", 1000, max_side=320)
     write_bad_corpus(root / "bad", photos_dir / "img1.jpg")
     write_odd_formats(root / "odd", photos_dir / "img12.jpg")
+    write_crowd(root / "odd" / "crowd.jpg", sorted(photos_dir.glob("img*.jpg")))
     job = system.submit(root, "--batch-size", "16")
+    (root / "many" / "p00999.jpg").unlink()  # vanishes between submit and analysis
     worker = system.worker(DATABASE_URL=f"sqlite:///{system.db_path}?timeout=0.5")
     probe = JobProbe(system.env["DATABASE_URL"], job)
     total = probe.audit()["submitted"]
@@ -233,6 +235,8 @@ def test_thousand_images_through_kill_redis_restart_and_db_lock(system: System, 
     done = system.producer("watch", str(job), "--timeout", "600", STALL_RESUME_AFTER="20")
     assert done.returncode == 0, done.stderr + system.logs()[-3000:]
     audit = _assert_clean(probe)
+    assert probe.image("p00999.jpg").error.startswith("file missing")
+    assert probe.image("crowd.jpg").face_count >= 20
     print(f"images submitted {audit['submitted']}, with exactly one outcome {audit['one_outcome']}, "
           f"duplicates {audit['duplicates']}, lost {audit['lost']}")
     assert audit["submitted"] == total >= 1000
