@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -115,14 +116,14 @@ def scan_file(path: Path) -> ScannedFile:
 
 
 def scan(
-    roots: Sequence[Path], on_file: Callable[[ScannedFile], None] | None = None
+    roots: Sequence[Path], on_file: Callable[[ScannedFile], None] | None = None, threads: int = 4
 ) -> tuple[list[ScannedFile], ScanProblems]:
-    """Scan `roots` for candidate images and hash them, in a stable order."""
+    """Scan `roots` for candidate images and hash them (in threads), in a stable order."""
     problems = ScanProblems([], [])
+    candidates = (p for p in walk_files([Path(r) for r in roots], problems) if is_candidate(p))
     files = []
-    for path in walk_files([Path(r) for r in roots], problems):
-        if is_candidate(path):
-            scanned = scan_file(path)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hash") as pool:
+        for scanned in pool.map(scan_file, candidates):
             files.append(scanned)
             if on_file:
                 on_file(scanned)
