@@ -49,6 +49,20 @@ def make_client(settings: Settings, broker_url: str) -> Celery:
     return client
 
 
+def check_broker(client: Celery, retries: int = 2) -> None:
+    """Fail fast (before any job is recorded) when the broker is unreachable or refuses us."""
+    from kombu.exceptions import OperationalError
+
+    from emotion_batch.errors import BrokerUnavailableError
+
+    try:
+        with client.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=retries, interval_start=0.2, interval_step=0.5)
+    except (OperationalError, OSError) as exc:
+        where = client.connection_for_write().as_uri()  # password masked
+        raise BrokerUnavailableError(f"cannot use the broker at {where}: {exc}") from exc
+
+
 def send_batch(client: Celery, message: BatchMessage, queue: str) -> None:
     """Enqueue one batch under its deterministic task id (findable in Flower)."""
     client.send_task(

@@ -12,6 +12,10 @@ class ConfigurationError(EmotionBatchError):
     """A setting points at something unusable."""
 
 
+class BrokerUnavailableError(EmotionBatchError):
+    """Redis cannot be reached, or refuses our credentials."""
+
+
 class WeightsMissingError(ConfigurationError):
     """A model weights file is absent and cannot be downloaded."""
 

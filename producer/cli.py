@@ -15,6 +15,7 @@ from db.reports import job_report
 from db.session import make_session_factory
 from emotion_batch.broker import make_client
 from emotion_batch.config import Settings
+from emotion_batch.errors import EmotionBatchError
 from producer import render
 from producer.submit import resume, submit, wait_for_job
 
@@ -35,7 +36,17 @@ class Context:
         return make_client(self.settings, self.settings.redis_url or DEFAULT_BROKER)
 
 
-@click.group()
+class _Group(click.Group):
+    """Our errors become one clear line and a non-zero exit, not a traceback."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        try:
+            return super().invoke(ctx)
+        except EmotionBatchError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group)
 @click.option("--redis-url", envvar="REDIS_URL", help="Broker URL [env REDIS_URL].")
 @click.option("--database-url", envvar="DATABASE_URL", help="SQLAlchemy URL [env DATABASE_URL].")
 @click.pass_context

@@ -11,7 +11,7 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.jobs import Progress, create_job, job_progress, pending_refs, register_images
-from emotion_batch.broker import send_batch
+from emotion_batch.broker import check_broker, send_batch
 from emotion_batch.messages import BatchMessage, ImageRef
 from emotion_batch.scan import ScannedFile, ScanProblems, scan
 
@@ -51,6 +51,7 @@ def submit(
     on_batch: Callable[[int], None] | None = None,
 ) -> SubmitResult:
     """Scan `paths`, record the job and its images, enqueue the pending ones."""
+    check_broker(client)
     files, problems = scan(paths, on_scan)
     with sessions() as session:
         job = create_job(session, name, backend, batch_size, [str(p) for p in paths], force)
