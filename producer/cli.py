@@ -81,12 +81,20 @@ def submit_cmd(ctx, paths, backend, batch_size, name, force, wait, timeout) -> N
     batch_size = batch_size or c.settings.batch_size
     with _progress() as bar:
         scanning = bar.add_task("scan + hash", total=None)
+        enqueueing = bar.add_task("enqueue", total=None, visible=False)
+
+        def scanned(_file: object) -> None:
+            bar.advance(scanning)
+            bar.update(enqueueing, total=bar.tasks[scanning].completed)
+
         result = submit(
             c.sessions, c.client(), paths, backend=backend, batch_size=batch_size,
             name=name or str(paths[0]), force=force, queue=c.settings.queue,
-            on_scan=lambda _f: bar.advance(scanning),
+            on_scan=scanned,
+            on_batch=lambda n: bar.update(enqueueing, advance=n, visible=True),
         )
         bar.update(scanning, total=result.found, completed=result.found)
+        bar.update(enqueueing, total=result.queued, completed=result.queued, visible=True)
     for folder in result.problems.unreadable_dirs:
         console.print(f"[yellow]unreadable folder: {folder}")
     for path in result.problems.missing:
