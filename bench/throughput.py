@@ -60,7 +60,7 @@ def main(photos: Path, repeat: int, baseline_limit: int, backend: str, workers: 
     settings = Settings()
     work = Path(tempfile.gettempdir()) / f"emotion-bench-{photos.resolve().name}-x{repeat}"
     paths = build_photoset(photos, repeat, work / "job")
-    warmup = build_photoset(photos, 1, work / "warmup")[:settings.batch_size]
+    build_photoset(photos, 1, work / "warmup")
     console.print(f"{len(paths)} images from {photos} (x{repeat}); backend {backend}")
     rows: dict[str, Timing] = {}
     measures = {"deepface": lambda: deepface_loop(paths[:baseline_limit]),

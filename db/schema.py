@@ -18,7 +18,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from models.labels import EMOTIONS
 
 
 def utcnow() -> datetime:

@@ -8,6 +8,8 @@ nothing counted twice.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -17,8 +19,8 @@ import pytest
 from emotion_batch.broker import make_client, send_batch
 from emotion_batch.config import Settings
 from emotion_batch.local import LocalRedis, LocalWorker
-from emotion_batch.messages import BatchMessage, ImageRef
-from tests.conftest import run_producer
+from emotion_batch.messages import BatchMessage
+from tests.conftest import need, run_producer
 from tests.corpus import write_bad_corpus, write_crowd, write_odd_formats
 from tests.faults_support import JobProbe, kill_pool_children, make_photo_set, wait_until
 
@@ -60,9 +62,6 @@ class System:
 
 @pytest.fixture
 def system(tmp_path: Path, worker_env: dict[str, str]):
-    from tests.conftest import need
-    import shutil
-
     need(shutil.which("redis-server") is not None, "redis-server")
     sys_ = System(tmp_path, LocalRedis(tmp_path / "redis").start(), worker_env)
     yield sys_
@@ -101,19 +100,13 @@ def test_redis_killed_and_restarted_then_lost_work_resumed(system: System, photo
     probe = JobProbe(system.env["DATABASE_URL"], job)
     assert wait_until(lambda: probe.finished() > 8, 120), system.logs()[-3000:]
     system.redis.stop(kill=True)
-    (system.redis.data_dir / "appendonlydir").exists() and _wipe_aof(system.redis)
+    shutil.rmtree(system.redis.data_dir / "appendonlydir", ignore_errors=True)
     system.redis.start()  # empty: whatever was queued is lost
     resumed = system.producer("watch", str(job), "--timeout", "240", STALL_RESUME_AFTER="8")
     assert resumed.returncode == 0, resumed.stderr + system.logs()[-3000:]
     assert "re-enqueued" in resumed.stderr
     _assert_clean(probe)
     assert worker.alive()
-
-
-def _wipe_aof(redis: LocalRedis) -> None:
-    import shutil
-
-    shutil.rmtree(redis.data_dir / "appendonlydir")
 
 
 def test_locked_database_batches_retry_with_backoff(system: System, photos_dir: Path) -> None:
@@ -158,8 +151,6 @@ def test_poison_image_fails_alone_after_max_attempts_then_retry_failed(system: S
 
 
 def test_batch_over_time_limit_is_retried_image_by_image(system: System, photos_dir: Path) -> None:
-    import shutil
-
     shutil.copytree(photos_dir, system.tmp / "photos")  # full-size photos: ~4 s per batch of 16
     job = system.submit(system.tmp / "photos", "--batch-size", "16")
     system.worker(SOFT_TIME_LIMIT="1", HARD_TIME_LIMIT="3", MAX_ATTEMPTS="4")
@@ -248,8 +239,6 @@ def test_memory_limit_recycles_children_without_losing_work(system: System, phot
     system.worker(MAX_MEMORY_PER_CHILD_KB="200000")  # below a TensorFlow process: replaced after each batch
     probe = JobProbe(system.env["DATABASE_URL"], job)
     assert wait_until(lambda: probe.finished() == 40, 300), system.logs()[-3000:]
-    import re
-
     children = set(re.findall(r"worker process (\d+) ready", system.logs()))
     assert len(children) >= 3, children  # each child replaced after its batch
     _assert_clean(probe)
