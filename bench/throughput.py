@@ -21,7 +21,7 @@ from rich.table import Table
 
 from bench.baselines import Timing, deepface_loop, fer_loop
 from bench.photoset import build_photoset
-from bench.system import SystemRun, ceiling, system
+from bench.system import Stages, SystemRun, ceiling, system
 from emotion_batch.config import Settings
 
 console = Console()
@@ -63,9 +63,10 @@ def main(photos: Path, repeat: int, baseline_limit: int, backend: str, workers: 
     build_photoset(photos, 1, work / "warmup")
     console.print(f"{len(paths)} images from {photos} (x{repeat}); backend {backend}")
     rows: dict[str, Timing] = {}
+    stages = Stages()
     measures = {"deepface": lambda: deepface_loop(paths[:baseline_limit]),
                 "fer": lambda: fer_loop(paths[:baseline_limit]),
-                "ceiling": lambda: ceiling(paths, settings, backend)}
+                "ceiling": lambda: ceiling(paths, settings, backend, stages)}
     for name, measure in measures.items():
         if name not in skip:
             rows[name] = measure()
@@ -75,6 +76,11 @@ def main(photos: Path, repeat: int, baseline_limit: int, backend: str, workers: 
         run = system(work / "job", work / "warmup", settings, backend, workers)
         rows["system"] = run.timing
     console.print(_table(rows, run))
+    if "ceiling" in rows:
+        c = rows["ceiling"]
+        console.print(f"ceiling split: decode+detect+crop {1000 * stages.detect_seconds / c.images:.1f} ms/image, "
+                      f"classify {1000 * stages.classify_seconds / max(1, c.faces):.2f} ms/face "
+                      f"({c.faces / stages.classify_seconds if stages.classify_seconds else 0:.0f} faces/s)")
     for name, value in _ratios(rows).items():
         console.print(f"{name}: {value:.2f}x")
     if run:
