@@ -19,7 +19,8 @@ import click
 import numpy as np
 
 from models.evaluate import use_deepface_home
-from models.runtime import DEFAULT_MODEL, load_keras, tf_classifier, tflite_classifier
+from models.runtime import (DEFAULT_MODEL, load_keras, tf_classifier, tflite_classifier,
+                            with_flip_tta)
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -45,6 +46,8 @@ def our_runtimes(model_path: Path) -> dict[str, Predict]:
         cores = len(os.sched_getaffinity(0))
         runtimes["ours: TFLite, 1 thread"] = tflite_classifier(tflite, threads=1)
         runtimes[f"ours: TFLite, {cores} threads"] = tflite_classifier(tflite, threads=cores)
+        runtimes[f"ours: TFLite, {cores} threads, flip TTA"] = with_flip_tta(
+            tflite_classifier(tflite, threads=cores))
     return runtimes
 
 

@@ -105,12 +105,30 @@ def resolve_runtime(path: str | Path = DEFAULT_MODEL, runtime: str = "auto") -> 
     return runtime, path.with_suffix(".tflite") if runtime == "tflite" else path
 
 
-def load_classifier_fn(path: str | Path = DEFAULT_MODEL, runtime: str = "auto") -> ClassifierFn:
+def with_flip_tta(classify: ClassifierFn) -> ClassifierFn:
+    """Average the probabilities of each face and its mirror image (2x the compute)."""
+    def tta(faces: np.ndarray) -> np.ndarray:
+        faces = _check_batch(faces)
+        mirrored = np.ascontiguousarray(faces[:, :, ::-1, :])
+        return (0.5 * (classify(faces) + classify(mirrored))).astype(np.float32)
+
+    return tta
+
+
+def load_classifier_fn(path: str | Path = DEFAULT_MODEL, runtime: str = "auto",
+                       flip_tta: bool = False) -> ClassifierFn:
     """Load the classifier: (N, 48, 48, 1) uint8 -> (N, n_labels) float32 probabilities.
 
     `path` is the .keras file; the .tflite runtime reads the file of the same stem next to it.
+    `flip_tta` averages each face with its mirror image: +1.6 points of test accuracy for
+    half the throughput (see models/README.md).
     """
-    path = Path(path)
+    classify = _load(Path(path), runtime)
+    return with_flip_tta(classify) if flip_tta else classify
+
+
+def _load(path: Path, runtime: str) -> ClassifierFn:
+    """The plain classifier for one runtime ("auto" reads the sidecar)."""
     runtime, _ = resolve_runtime(path, runtime)
     if runtime == "tf":
         return tf_classifier(load_keras(path))

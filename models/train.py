@@ -263,7 +263,8 @@ def export(run_dir: Path, model_out: Path, cfg: TrainConfig, summary: dict) -> N
     from models.runtime import export_tflite
 
     model_out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "best.keras", model_out)
+    best = keras.models.load_model(run_dir / "best.keras", compile=False)
+    best.save(model_out)  # without the optimizer state: a third of the size
     shutil.copyfile(run_dir / "history.json", model_out.with_suffix(".history.json"))
     tflite = export_tflite(model_out)
     write_sidecar(model_out, {

@@ -63,3 +63,11 @@ def test_runtime_validates_its_input():
         classify(np.zeros((2, 48, 48, 1), np.float32))
     with pytest.raises(ValueError):
         classify(np.zeros((2, 48, 48), np.uint8))
+
+
+def test_flip_tta_averages_the_face_and_its_mirror(sample):
+    x = sample[0][:32]
+    plain = load_classifier_fn(DEFAULT_MODEL, "tf")
+    tta = load_classifier_fn(DEFAULT_MODEL, "tf", flip_tta=True)(x)
+    expected = 0.5 * (plain(x) + plain(np.ascontiguousarray(x[:, :, ::-1, :])))
+    np.testing.assert_allclose(tta, expected, atol=1e-6)
