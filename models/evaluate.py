@@ -108,7 +108,7 @@ def evaluate_ours(model_path: Path, test: data.Split, runtime: str, tta: bool) -
 
     predict = load_classifier_fn(model_path, runtime)
     plain, probs = timed_scores(predict, test)
-    results = {"plain": plain}
+    results = {"model": Path(model_path).name, "plain": plain}
     if tta:
         results["tta_flip"], _ = timed_scores(flip_tta(predict), test)
     return results
@@ -120,18 +120,23 @@ def load_test(data_dir: Path | None, labels: list[str], limit: int, seed: int) -
     return data.stratified_subset(test, limit, seed) if limit else test
 
 
-def comparison_table(ours: dict, deepface: dict | None) -> str:
-    """Markdown table: ours (measured), DeepFace backend (measured), DeepFace published (cited)."""
+def comparison_table(ours: dict, deepface: dict | None, seven_classes: bool = True) -> str:
+    """Markdown table: ours (measured), DeepFace backend (measured), DeepFace published (cited).
+
+    The DeepFace rows are 7-class figures, so they appear only for a 7-class model.
+    """
     rows = ["| model | test accuracy (PublicTest) | how obtained |", "|---|---|---|"]
-    rows.append(f"| ours, `emotion_cnn.keras` | {ours['plain']['accuracy']:.2%} | measured here |")
+    name = ours.get("model", "ours")
+    rows.append(f"| ours, `{name}` | {ours['plain']['accuracy']:.2%} | measured here |")
     if "tta_flip" in ours:
         rows.append(f"| ours + flip TTA | {ours['tta_flip']['accuracy']:.2%} | measured here |")
     if deepface:
         what = ("stand-in with DeepFace's architecture, not DeepFace's weights"
                 if deepface["info"]["stand_in"] else "DeepFace's emotion model (weights as found)")
         rows.append(f"| deepface backend: {what} | {deepface['accuracy']:.2%} | measured here |")
-    rows.append(f"| DeepFace published model | ~{DEEPFACE_PUBLISHED['accuracy']:.0%} | "
-                f"cited ({DEEPFACE_PUBLISHED['source']}), not measured |")
+    if seven_classes:
+        rows.append(f"| DeepFace published model | ~{DEEPFACE_PUBLISHED['accuracy']:.0%} | "
+                    f"cited ({DEEPFACE_PUBLISHED['source']}), not measured |")
     return "\n".join(rows)
 
 
@@ -165,7 +170,8 @@ def render_report(ours: dict, deepface: dict | None) -> str:
                   report_markdown(ours["tta_flip"]["report"]), ""]
     if deepface:
         parts += ["## deepface backend", "", report_markdown(deepface["report"]), ""]
-    parts += ["## Comparison", "", comparison_table(ours, deepface), ""]
+    seven = len(ours["plain"]["confusion"]) == len(EMOTIONS)
+    parts += ["## Comparison", "", comparison_table(ours, deepface, seven), ""]
     return "\n".join(parts)
 
 
@@ -217,7 +223,7 @@ def main(model_path: Path, data_dir: Path | None, out_dir: Path, history: Path |
     paths = write_artefacts(out_dir, labels, ours, deepface, hist)
     if update_sidecar and not limit:
         write_sidecar(model_path, {"test_metrics": sidecar_metrics(ours)}, fresh=False)
-    click.echo(comparison_table(ours, deepface))
+    click.echo(comparison_table(ours, deepface, tuple(labels) == EMOTIONS))
     click.echo("\n".join(f"wrote {p}" for p in paths.values()))
 
 
