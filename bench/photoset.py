@@ -30,10 +30,13 @@ def build_photoset(folder: Path, repeat: int, out: Path) -> list[Path]:
 
 
 def _variant(image: Image.Image, variant: int) -> Image.Image:
+    """Mirrored or not, 10 scales, then a crop of `variant // 20` pixels: all distinct."""
     if variant == 0:
         return image
     if variant % 2:
         image = ImageOps.mirror(image)
     scale = 1.0 - 0.04 * ((variant // 2) % 10)
     size = (max(64, int(image.width * scale)), max(64, int(image.height * scale)))
-    return image.resize(size, Image.Resampling.BILINEAR)
+    image = image.resize(size, Image.Resampling.BILINEAR)
+    shift = variant // 20
+    return image.crop((shift, shift, image.width, image.height)) if shift else image

@@ -16,7 +16,7 @@ def make_classifier(backend: str, settings: Settings) -> EmotionClassifier:
     if backend == "cnn":
         from emotion_batch.classify.cnn import CnnClassifier
 
-        return CnnClassifier(settings.cnn_model)
+        return CnnClassifier(settings.cnn_model, settings.cnn_flip_tta)
     if backend == "deepface":
         from emotion_batch.classify.deepface import DeepFaceClassifier
 

@@ -17,7 +17,7 @@ class CnnClassifier:
     name = "cnn"
     labels = EMOTIONS
 
-    def __init__(self, model_path: Path) -> None:
+    def __init__(self, model_path: Path, flip_tta: bool = True) -> None:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise WeightsMissingError(
@@ -28,9 +28,11 @@ class CnnClassifier:
 
         self.runtime, weights = resolve_runtime(model_path)
         self.model_path = model_path
-        # The file actually run (the .keras, or the .tflite exported from it) names the version.
-        self.model_version = f"cnn-{self.runtime}-{sha256_file(weights)[:16]}"
-        self._predict = load_classifier_fn(model_path, self.runtime)
+        # The file actually run (the .keras, or the .tflite exported from it) and whether
+        # faces are averaged with their mirror image name the version: outputs differ.
+        tta = "-tta" if flip_tta else ""
+        self.model_version = f"cnn-{self.runtime}{tta}-{sha256_file(weights)[:16]}"
+        self._predict = load_classifier_fn(model_path, self.runtime, flip_tta=flip_tta)
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         """One model call for the whole batch."""
