@@ -70,10 +70,20 @@ class SystemRun:
     rss_samples_mb: list[float] = field(default_factory=list)
 
     @property
+    def baseline_mb(self) -> float:
+        """RSS once warmed up: the sample a tenth of the way through the job."""
+        return self.rss_samples_mb[len(self.rss_samples_mb) // 10]
+
+    @property
     def growth(self) -> float:
-        """RSS growth over the job after warm-up (last vs first sample)."""
-        first, last = self.rss_samples_mb[0], self.rss_samples_mb[-1]
+        """RSS growth from the warmed-up baseline to the end of the job."""
+        first, last = self.baseline_mb, self.rss_samples_mb[-1]
         return (last - first) / first if first else 0.0
+
+    def trajectory(self) -> str:
+        """RSS at 0, 10, 25, 50, 75 and 100% of the job, in MB."""
+        n = len(self.rss_samples_mb) - 1
+        return " -> ".join(f"{self.rss_samples_mb[int(n * f)]:.0f}" for f in (0, 0.1, 0.25, 0.5, 0.75, 1))
 
 
 def _pool_memory(worker: LocalWorker) -> tuple[float, float]:

@@ -84,13 +84,15 @@ def main(photos: Path, repeat: int, baseline_limit: int, backend: str, workers: 
     for name, value in _ratios(rows).items():
         console.print(f"{name}: {value:.2f}x")
     if run:
-        console.print(f"worker peak memory {run.peak_mb:.0f} MB per process; RSS growth over the job "
-                      f"{100 * run.growth:+.1f}% ({run.rss_samples_mb[0]:.0f} -> {run.rss_samples_mb[-1]:.0f} MB)")
+        console.print(f"worker peak memory {run.peak_mb:.0f} MB per process; RSS growth after warm-up "
+                      f"(10% of the job) to the end {100 * run.growth:+.1f}%; RSS MB at 0/10/25/50/75/100%: "
+                      f"{run.trajectory()}")
     if as_json:
         print(json.dumps({"images": len(paths), "faces": rows["system"].faces if run else None,
                           **{k: round(v.images_per_second, 2) for k, v in rows.items()},
                           "ratios": {k: round(v, 2) for k, v in _ratios(rows).items()},
-                          "worker_peak_mb": round(run.peak_mb) if run else None}))
+                          "worker_peak_mb": round(run.peak_mb) if run else None,
+                          "worker_rss_growth": round(run.growth, 4) if run else None}))
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ class LocalWorker:
 
     def __init__(self, env: dict[str, str], concurrency: int = 1, name: str = "local",
                  log_file: Path | None = None, extra_args: list[str] | None = None) -> None:
-        self.env = {**os.environ, **env}
+        # Fewer malloc arenas: threads decoding images otherwise fragment memory into many.
+        self.env = {"MALLOC_ARENA_MAX": "2", **os.environ, **env}
         self.concurrency = concurrency
         self.name = name
         self.log_file = log_file
