@@ -14,13 +14,12 @@ import numpy as np
 
 from emotion_batch.classify import EmotionClassifier, make_classifier
 from emotion_batch.config import Settings
-from emotion_batch.detect import FaceDetector, make_detector
+from emotion_batch.detect import make_detector
 from emotion_batch.pipeline import Analyzer
 
 logger = logging.getLogger(__name__)
 
 _settings: Settings | None = None
-_detector: FaceDetector | None = None
 _analyzers: dict[str, Analyzer] = {}
 pool_size = 1  # set in the parent by worker.app before the pool forks
 
@@ -32,31 +31,30 @@ def threads_per_process(settings: Settings) -> int:
 
 def init_process(settings: Settings) -> None:
     """Configure TensorFlow and load the detector and the preloaded backends."""
-    global _settings, _detector
+    global _settings
     from emotion_batch.tfsetup import configure_tensorflow
 
     started = time.perf_counter()
     threads = threads_per_process(settings)
     gpus = configure_tensorflow(threads)
+    detector = make_detector(settings).name  # fails here, not in a batch, if its file is missing
     _settings = settings
-    _detector = make_detector(settings)
     for backend in settings.worker_backends:
         analyzer(backend)
     logger.info(
         "worker process %s ready in %.1fs: detector=%s backends=%s gpus=%s threads=%d",
-        os.getpid(), time.perf_counter() - started, _detector.name, list(_analyzers), gpus, threads,
+        os.getpid(), time.perf_counter() - started, detector, list(_analyzers), gpus, threads,
     )
 
 
 def analyzer(backend: str) -> Analyzer:
     """The process's analyzer for `backend`, loading its classifier the first time."""
-    global _settings, _detector
-    if _settings is None or _detector is None:  # a solo/threads pool has no process init
+    if _settings is None:  # a solo/threads pool has no process init
         from emotion_batch.config import get_settings
 
         init_process(get_settings())
     if backend not in _analyzers:
-        assert _settings is not None and _detector is not None
+        assert _settings is not None
         classifier: EmotionClassifier = make_classifier(backend, _settings)
         classifier.predict(np.zeros((2, 48, 48, 1), np.uint8))  # trace/warm up outside any task
         settings_ = _settings
