@@ -151,9 +151,11 @@ def test_poison_image_fails_alone_after_max_attempts_then_retry_failed(system: S
 
 
 def test_batch_over_time_limit_is_retried_image_by_image(system: System, photos_dir: Path) -> None:
-    shutil.copytree(photos_dir, system.tmp / "photos")  # full-size photos: ~4 s per batch of 16
+    shutil.copytree(photos_dir, system.tmp / "photos")
     job = system.submit(system.tmp / "photos", "--batch-size", "16")
-    system.worker(SOFT_TIME_LIMIT="1", HARD_TIME_LIMIT="3", MAX_ATTEMPTS="4")
+    # Full-size decoding and detection: a batch of 16 photos takes seconds, one photo well under 1 s.
+    system.worker(SOFT_TIME_LIMIT="1", HARD_TIME_LIMIT="3", MAX_ATTEMPTS="4",
+                  DECODE_MAX_SIDE="4000", DETECT_MAX_SIDE="2600")
     probe = JobProbe(system.env["DATABASE_URL"], job)
     assert wait_until(lambda: probe.finished() == 32, 300), system.logs()[-3000:]
     logs = system.logs()
