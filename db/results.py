@@ -25,7 +25,6 @@ class Claim:
 
     live: dict[int, tuple[str, str]]  # image id -> (path, sha256)
     exhausted: list[int]
-    redelivered: bool  # an earlier delivery of one of these images died or timed out
 
 
 def claim_attempt(session: Session, image_ids: Sequence[int], max_attempts: int) -> Claim:
@@ -49,7 +48,7 @@ def claim_attempt(session: Session, image_ids: Sequence[int], max_attempts: int)
             update(Image).where(Image.id.in_(list(live))).values(attempts=Image.attempts + 1)
         )
     session.commit()
-    return Claim(live, exhausted, any(r.attempts > 0 for r in rows))
+    return Claim(live, exhausted)
 
 
 def pending_attempts(session: Session, image_ids: Sequence[int]) -> dict[int, int]:

@@ -1,8 +1,8 @@
 """What one batch does: claim, reuse earlier results, analyse the rest, store in one go.
 
 A batch whose images were delivered before (its process was killed, or it ran out of
-time and was retried) is processed in isolation: each image claimed, analysed and stored on its own, so
-a poison image uses up only its own attempts and the others complete.
+time and was retried) is processed in isolation: each image claimed, analysed and
+stored on its own, so a poison image uses up only its own attempts and the others complete.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from db.results import Claim, as_result, claim_attempt, fail_images, pending_attempts, reusable, store_results
 from db.session import make_session_factory
@@ -36,11 +37,10 @@ class BatchSummary:
     isolated: bool = False
     seconds: float = 0.0
 
-    def add(self, claim: Claim, analysed: int, reused: int, written: int, faces: int) -> None:
+    def add(self, analysed: int, reused: int, written: int, faces: int) -> None:
         self.analysed += analysed
         self.reused += reused
         self.written += written
-        self.exhausted += len(claim.exhausted)
         self.faces += faces
 
     def to_json(self) -> dict[str, float | int | bool]:
@@ -60,30 +60,32 @@ def process_batch(message: BatchMessage) -> BatchSummary:
     for group in groups:
         with sessions() as session:
             claim = claim_attempt(session, group, settings.max_attempts)
+        summary.exhausted += len(claim.exhausted)
         if claim.live:
-            _analyse_guarded(message, claim, summary)
-        else:
-            summary.exhausted += len(claim.exhausted)
+            _analyse_guarded(message, claim, summary, sessions)
     summary.seconds = round(time.perf_counter() - started, 3)
     logger.info("job %s batch %s: %s", message.job_id, message.batch_no, summary)
     return summary
 
 
-def _analyse_guarded(message: BatchMessage, claim: Claim, summary: BatchSummary) -> None:
+def _analyse_guarded(
+    message: BatchMessage, claim: Claim, summary: BatchSummary, sessions: sessionmaker[Session]
+) -> None:
     """Analyse claimed images; an unexpected error is recorded against them, never lost."""
     try:
-        _analyse_claimed(message, claim, summary)
+        _analyse_claimed(message, claim, summary, sessions)
     except (OperationalError, SoftTimeLimitExceeded):
         raise  # database busy or away / out of time: the task is retried (worker.tasks)
     except Exception as exc:  # noqa: BLE001
         logger.exception("job %s batch %s failed", message.job_id, message.batch_no)
         reason = f"batch error {type(exc).__name__}: {exc}"[:500]
-        with make_session_factory(runtime.settings().database_url)() as session:
+        with sessions() as session:
             summary.written += fail_images(session, list(claim.live), reason)
 
 
-def _analyse_claimed(message: BatchMessage, claim: Claim, summary: BatchSummary) -> None:
-    sessions = make_session_factory(runtime.settings().database_url)
+def _analyse_claimed(
+    message: BatchMessage, claim: Claim, summary: BatchSummary, sessions: sessionmaker[Session]
+) -> None:
     analyzer = runtime.analyzer(message.backend)
     version = analyzer.classifier.model_version
     with sessions() as session:
@@ -96,4 +98,4 @@ def _analyse_claimed(message: BatchMessage, claim: Claim, summary: BatchSummary)
     results.update(zip(todo, analyzer.analyze([claim.live[i][0] for i in todo])))
     with sessions() as session:
         written = store_results(session, results, message.backend, version, reused)
-    summary.add(claim, len(todo), len(reused), written, sum(len(r.faces) for r in results.values()))
+    summary.add(len(todo), len(reused), written, sum(len(r.faces) for r in results.values()))
