@@ -30,10 +30,10 @@ class JobFrames(NamedTuple):
 IMAGE_COLUMNS = (
     "id", "job_id", "path", "folder", "sha256", "size_bytes", "status", "error", "attempts",
     "width", "height", "face_count", "taken_at", "file_mtime", "backend", "model_version",
-    "reused_from", "processed_at",
+    "detector", "reused_from", "processed_at",
 )
 FACE_COLUMNS = ("id", "image_id", "face_index", "x", "y", "w", "h", "confidence",
-                *EMOTIONS, "dominant", "backend", "model_version")
+                *EMOTIONS, "dominant", "backend", "model_version", "detector")
 
 
 def images_query(job_id: int) -> Select:

@@ -75,14 +75,28 @@ def fail_images(session: Session, ids: Sequence[int], reason: str) -> int:
     return count
 
 
-def reusable(session: Session, sha256s: Sequence[str], backend: str, model_version: str) -> dict[str, Image]:
-    """Earlier analysed images with the same content, backend and model version."""
+@dataclass(frozen=True)
+class ResultKey:
+    """What, besides the content (sha256), a stored result must share to be reused: the
+    backend, the classifier's model version and the detector with its model file hash
+    (e.g. `yunet-8f2383e4dd3cfbb4`), so results of different detectors never stand in for
+    each other."""
+
+    backend: str
+    model_version: str
+    detector: str
+
+
+def reusable(session: Session, sha256s: Sequence[str], key: ResultKey) -> dict[str, Image]:
+    """Earlier analysed images with the same content and the same `key`: the one rule
+    deciding reuse, at submit time and in the worker."""
     rows = session.scalars(
         select(Image)
         .where(
             Image.sha256.in_(list(sha256s)),
-            Image.backend == backend,
-            Image.model_version == model_version,
+            Image.backend == key.backend,
+            Image.model_version == key.model_version,
+            Image.detector == key.detector,
             Image.status.in_((ImageStatus.DONE.value, ImageStatus.NO_FACE.value)),
             Image.reused_from.is_(None),
         )
@@ -94,13 +108,13 @@ def reusable(session: Session, sha256s: Sequence[str], backend: str, model_versi
     return found
 
 
-def _face_rows(image_id: int, result: ImageResult, backend: str, version: str) -> list[dict]:
+def _face_rows(image_id: int, result: ImageResult, key: ResultKey) -> list[dict]:
     rows = []
     for index, face in enumerate(result.faces):
         box = face.box
         row = {"image_id": image_id, "face_index": index, "x": box.x, "y": box.y, "w": box.w,
                "h": box.h, "confidence": box.confidence, "dominant": face.dominant,
-               "backend": backend, "model_version": version}
+               "backend": key.backend, "model_version": key.model_version, "detector": key.detector}
         row.update({emotion: float(face.emotions[emotion]) for emotion in EMOTIONS})
         rows.append(row)
     return rows
@@ -115,7 +129,7 @@ def _outcome(result: ImageResult) -> dict[str, object]:
 
 
 def store_results(
-    session: Session, results: dict[int, ImageResult], backend: str, version: str,
+    session: Session, results: dict[int, ImageResult], key: ResultKey,
     reused: dict[int, Image] | None = None,
 ) -> int:
     """Write a batch's outcomes and faces in one transaction; return images written."""
@@ -123,11 +137,11 @@ def store_results(
     written, faces = 0, []
     for image_id, result in results.items():
         source = reused.get(image_id)
-        values = _outcome(result) | {"backend": backend, "model_version": version,
-                                     "reused_from": source.id if source else None}
+        values = _outcome(result) | {"backend": key.backend, "model_version": key.model_version,
+                                     "detector": key.detector, "reused_from": source.id if source else None}
         if _mark(session, [image_id], **values) == 1:
             written += 1
-            faces.extend(_face_rows(image_id, result, backend, version))
+            faces.extend(_face_rows(image_id, result, key))
     if faces:
         session.execute(insert(Face), faces)
     session.commit()

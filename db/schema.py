@@ -79,6 +79,7 @@ class Image(Base):
     face_count: Mapped[int] = mapped_column(Integer, default=0)
     backend: Mapped[str | None] = mapped_column(String(32))
     model_version: Mapped[str | None] = mapped_column(String(80))
+    detector: Mapped[str | None] = mapped_column(String(80))
     reused_from: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
@@ -110,5 +111,6 @@ class Face(Base):
     dominant: Mapped[str] = mapped_column(String(16), index=True)
     backend: Mapped[str] = mapped_column(String(32))
     model_version: Mapped[str] = mapped_column(String(80))
+    detector: Mapped[str | None] = mapped_column(String(80))
     image: Mapped[Image] = relationship(back_populates="faces")
 

@@ -118,6 +118,11 @@ class Analyzer:
             detector = self._local.detector = self.detector_factory()
         return detector
 
+    @property
+    def detector_version(self) -> str:
+        """The detector and its model file hash (`yunet-8f2383e4dd3cfbb4`), stored with results."""
+        return self._detector().version
+
     def _load(self, path: str) -> LoadedImage | ImageError:
         """Decode one image, or return why it cannot be."""
         settings = self.settings

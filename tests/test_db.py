@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from db.jobs import create_job, job_progress, pending_refs, register_images, reset_failed
 from db.migrate import upgrade
 from db.reports import job_report
-from db.results import claim_attempt, store_results
-from db.schema import Face
+from db.results import ResultKey, claim_attempt, reusable, store_results
+from db.schema import Face, Image
 from db.session import make_session_factory
 from emotion_batch.detect import FaceBox
 from emotion_batch.pipeline import FaceResult, ImageResult
@@ -51,7 +51,7 @@ def test_report_arithmetic(sessions) -> None:
         ids[3]: ImageResult("d", error="not an image"),
     }
     with sessions() as s:
-        assert store_results(s, results, "cnn", "cnn-x") == 4
+        assert store_results(s, results, ResultKey("cnn", "cnn-x", "yunet-x")) == 4
         report = job_report(s, job, by_folder=True)
     assert (report["images"], report["faces"], report["no_face"], report["failed"]) == (4, 3, 1, 1)
     assert report["dominant"]["happy"] == 2 and report["dominant"]["sad"] == 1
@@ -61,15 +61,32 @@ def test_report_arithmetic(sessions) -> None:
     assert report["folders"]["/p"]["faces"] == 3 and report["model_versions"] == ["cnn-x"]
 
 
+KEY = ResultKey("cnn", "v", "yunet-8f2383e4dd3cfbb4")
+
+
 def test_redelivered_batch_is_not_counted_twice(sessions) -> None:
     job, ids = _job(sessions, n=2)
     results = {ids[0]: ImageResult("a", faces=(_face("fear"),)), ids[1]: ImageResult("b")}
     with sessions() as s:
-        assert store_results(s, results, "cnn", "v") == 2
-        assert store_results(s, results, "cnn", "v") == 0
+        assert store_results(s, results, KEY) == 2
+        assert store_results(s, results, KEY) == 0
         assert s.scalar(select(func.count(Face.id))) == 1
         progress = job_progress(s, job)
     assert progress.complete and progress.done == 1 and progress.no_face == 1 and progress.faces == 1
+
+
+def test_reuse_needs_the_same_backend_model_and_detector(sessions) -> None:
+    job, ids = _job(sessions, n=2)
+    results = {ids[0]: ImageResult("a", faces=(_face("fear"),)), ids[1]: ImageResult("b")}
+    with sessions() as s:
+        store_results(s, results, KEY)
+        shas = [s.get(Image, i).sha256 for i in ids]
+        assert set(reusable(s, shas, KEY)) == set(shas)
+        stored = s.get(Image, ids[0])
+        assert stored.detector == KEY.detector and stored.faces[0].detector == KEY.detector
+        for other in (ResultKey("cnn", "v", "haar-0f7d4527844eb514"), ResultKey("cnn", "w", KEY.detector),
+                      ResultKey("deepface", "v", KEY.detector)):
+            assert reusable(s, shas, other) == {}
 
 
 def test_attempts_are_counted_and_exhausted(sessions) -> None:

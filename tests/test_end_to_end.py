@@ -91,6 +91,7 @@ def test_submit_wait_report_resubmit(backend: str, photo_tree, running_worker, t
             assert face.dominant == max(EMOTIONS, key=lambda e: getattr(face, e))
             assert face.backend == backend and face.model_version.startswith(backend if backend == "cnn" else "deepface-emotion-")
             assert 0.0 <= face.confidence <= 1.0
+            assert face.detector == row.detector and row.detector.startswith("yunet-")
 
     report = run_producer(env, "report", str(job), "--format", "json")
     assert report.returncode == 0, report.stderr

@@ -15,7 +15,7 @@ from db.frames import job_frames, load_job_frames
 from db.jobs import create_job, pending_refs, register_images
 from db.migrate import upgrade
 from db.reports import job_report
-from db.results import store_results
+from db.results import ResultKey, store_results
 from db.session import make_engine, make_session_factory
 from emotion_batch.detect import FaceBox
 from emotion_batch.pipeline import FaceResult, ImageResult
@@ -53,7 +53,7 @@ def _job(url: str) -> int:
                    ids[1]: ImageResult("2", None, 100, 80, EXIF_DAY, (_face("happy", 60),)),
                    ids[2]: ImageResult("3", None, 100, 80, None, ()),
                    ids[3]: ImageResult("4", error="not an image")}
-        store_results(s, results, "cnn", "cnn-test")
+        store_results(s, results, ResultKey("cnn", "cnn-test", "yunet-test"))
         return job.id
 
 

@@ -15,7 +15,9 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.results import Claim, as_result, claim_attempt, fail_images, pending_attempts, reusable, store_results
+from db.results import (
+    Claim, ResultKey, as_result, claim_attempt, fail_images, pending_attempts, reusable, store_results,
+)
 from db.session import make_session_factory
 from emotion_batch.messages import BatchMessage
 from worker import runtime
@@ -87,15 +89,13 @@ def _analyse_claimed(
     message: BatchMessage, claim: Claim, summary: BatchSummary, sessions: sessionmaker[Session]
 ) -> None:
     analyzer = runtime.analyzer(message.backend)
-    version = analyzer.classifier.model_version
+    key = ResultKey(message.backend, analyzer.classifier.model_version, analyzer.detector_version)
     with sessions() as session:
-        earlier = {} if message.force else reusable(
-            session, [sha for _, sha in claim.live.values()], message.backend, version
-        )
+        earlier = {} if message.force else reusable(session, [sha for _, sha in claim.live.values()], key)
         reused = {i: earlier[sha] for i, (_, sha) in claim.live.items() if sha in earlier}
         results = {i: as_result(image) for i, image in reused.items()}
     todo = [i for i in claim.live if i not in reused]
     results.update(zip(todo, analyzer.analyze([claim.live[i][0] for i in todo])))
     with sessions() as session:
-        written = store_results(session, results, message.backend, version, reused)
+        written = store_results(session, results, key, reused)
     summary.add(len(todo), len(reused), written, sum(len(r.faces) for r in results.values()))

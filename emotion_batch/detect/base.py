@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+
+from emotion_batch.hashing import sha256_file
 
 
 @dataclass(frozen=True)
@@ -22,13 +26,23 @@ class FaceBox:
 
 @runtime_checkable
 class FaceDetector(Protocol):
-    """Finds faces in an RGB uint8 image."""
+    """Finds faces in an RGB uint8 image.
+
+    `version` names the detector and its model file (`yunet-<sha256 prefix>`): stored with
+    every image and face, and part of the key that decides whether a result is reused.
+    """
 
     name: str
+    version: str
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         """Return the faces found in `rgb` (H, W, 3), in original pixel coordinates."""
         ...
+
+
+def detector_version(name: str, model: Path) -> str:
+    """`name-<first 16 hex digits of the model file's sha256>`, e.g. `yunet-8f2383e4dd3cfbb4`."""
+    return f"{name}-{sha256_file(model)[:16]}"
 
 
 def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotion_batch.detect.base import FaceBox, downscale, to_original
+from emotion_batch.detect.base import FaceBox, detector_version, downscale, to_original
 from emotion_batch.errors import WeightsMissingError
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
@@ -29,6 +29,7 @@ class HaarDetector:
         self._cascade = cv2.CascadeClassifier(str(self.cascade_path))
         if self._cascade.empty():
             raise WeightsMissingError(f"Haar cascade not loadable from {self.cascade_path}")
+        self.version = detector_version(self.name, self.cascade_path)
         self.max_side = max_side
         self.min_face = min_face
 

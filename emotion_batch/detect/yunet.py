@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotion_batch.detect.base import FaceBox, downscale, to_original
+from emotion_batch.detect.base import FaceBox, detector_version, downscale, to_original
 from emotion_batch.errors import WeightsMissingError
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
@@ -28,6 +28,7 @@ class YuNetDetector:
         if not Path(model).is_file():
             raise WeightsMissingError(f"YuNet model not found at {model}; download {YUNET_URL}")
         self.model = Path(model)
+        self.version = detector_version(self.name, self.model)
         self.max_side = max_side
         self.min_face = min_face
         self._net = cv2.FaceDetectorYN.create(str(model), "", (320, 320), score, 0.3, 5000)
