@@ -11,7 +11,7 @@ from celery import Celery
 from kombu import Queue
 
 from emotion_batch.config import Settings
-from emotion_batch.messages import ANALYZE_TASK, BatchMessage
+from emotion_batch.messages import ANALYZE_SEGMENT_TASK, ANALYZE_TASK, BatchMessage, SegmentMessage
 
 
 def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "task_default_queue": settings.queue,
         "task_queues": (Queue(settings.queue),),
-        "task_routes": {ANALYZE_TASK: {"queue": settings.queue}},
+        "task_routes": {ANALYZE_TASK: {"queue": settings.queue}, ANALYZE_SEGMENT_TASK: {"queue": settings.queue}},
         "worker_max_memory_per_child": settings.max_memory_per_child_kb,
         # A new pool process loads TensorFlow and the models in worker_process_init:
         # Celery's default 4 s wait for it would kill every replacement child.
@@ -71,4 +71,15 @@ def send_batch(client: Celery, message: BatchMessage, queue: str) -> None:
         task_id=message.task_id,
         queue=queue,
         shadow=f"{ANALYZE_TASK}[job={message.job_id}]",  # bounded Flower/Prometheus labels
+    )
+
+
+def send_segment(client: Celery, message: SegmentMessage, queue: str) -> None:
+    """Enqueue one video segment under its deterministic task id."""
+    client.send_task(
+        ANALYZE_SEGMENT_TASK,
+        args=(message.to_json(),),
+        task_id=message.task_id,
+        queue=queue,
+        shadow=f"{ANALYZE_SEGMENT_TASK}[job={message.job_id}]",
     )

@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     max_memory_per_child_kb: int = Field(4_000_000, description="Worker child recycled above this RSS.")
     tf_threads: int = Field(0, ge=0, description="Threads per worker process (0: cores / concurrency).")
 
+    video_fps: float = Field(1.0, gt=0, le=120, description="Frames sampled per second of video (`submit --fps`).")
+    video_segment_seconds: float = Field(
+        60.0, ge=1, description="Seconds of video per task: a killed worker loses at most one segment."
+    )
+    video_max_seconds: float = Field(
+        4 * 3600.0, gt=0, description="Longer videos are recorded as failed (too long), not analysed."
+    )
+
     redis_visibility_timeout: int | None = Field(
         None, ge=1, description="Seconds before an unacknowledged batch is redelivered (default 2*hard+60)."
     )

@@ -56,3 +56,21 @@ class ImageTooLargeError(ImageError):
 
 class PathNotAllowedError(ImageError):
     reason = "path outside allowed roots"
+
+
+class VideoError(ImageError):
+    """A video cannot be analysed (recorded against the video, like an image's reason)."""
+
+    reason = "video error"
+
+
+class CorruptVideoError(VideoError):
+    reason = "corrupt or truncated video"
+
+
+class AudioOnlyError(VideoError):
+    reason = "audio only: no video stream"
+
+
+class VideoTooLongError(VideoError):
+    reason = "video too long"

@@ -49,3 +49,34 @@ class BatchMessage:
             images=images,
             force=bool(data.get("force", False)),
         )
+
+
+ANALYZE_SEGMENT_TASK = "emotion_batch.analyze_segment"
+
+
+@dataclass(frozen=True)
+class SegmentMessage:
+    """One time segment of a video: its frames are sampled, analysed and stored together."""
+
+    job_id: int
+    video_id: int
+    segment_no: int
+    backend: str
+    batch_size: int
+    force: bool = False
+
+    @property
+    def task_id(self) -> str:
+        """Deterministic Celery task id: `job<J>-video<V>-seg<N>`."""
+        return f"job{self.job_id}-video{self.video_id}-seg{self.segment_no}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SegmentMessage:
+        return cls(
+            job_id=int(data["job_id"]), video_id=int(data["video_id"]),
+            segment_no=int(data["segment_no"]), backend=str(data["backend"]),
+            batch_size=int(data["batch_size"]), force=bool(data.get("force", False)),
+        )

@@ -140,6 +140,10 @@ class Analyzer:
         image = self._load(path)
         if isinstance(image, ImageError):
             return _Detected(path, error=str(image))
+        return self._find_faces(path, image)
+
+    def _find_faces(self, path: str, image: LoadedImage) -> _Detected:
+        """Find and crop the faces of a decoded image."""
         try:
             boxes = tuple(self._detector().detect(image.rgb))
             gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY) if boxes else None
@@ -152,7 +156,15 @@ class Analyzer:
 
     def analyze(self, paths: Sequence[str]) -> list[ImageResult]:
         """Analyse images together: decode and detect in threads, then one classifier call."""
-        detected = list(self._pool.map(self._detect, paths))
+        return self._classify(list(self._pool.map(self._detect, paths)))
+
+    def analyze_frames(self, frames: Sequence[np.ndarray], source: str) -> list[ImageResult]:
+        """Analyse decoded RGB frames (of the video `source`) exactly like photos."""
+        images = [LoadedImage(rgb, rgb.shape[1], rgb.shape[0], "video", None) for rgb in frames]
+        return self._classify(list(self._pool.map(lambda im: self._find_faces(source, im), images)))
+
+    def _classify(self, detected: list[_Detected]) -> list[ImageResult]:
+        """All faces of the detected images through the classifier in one call."""
         crops = [crop for d in detected for crop in d.crops]
         faces = np.stack(crops)[..., None] if crops else np.zeros((0, 48, 48, 1), np.uint8)
         percents = normalise(self.classifier.predict(faces)) * 100.0

@@ -11,9 +11,12 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.jobs import Progress, create_job, job_progress, pending_refs, register_images
+from db.videos import pending_segment_count
 from emotion_batch.broker import check_broker, send_batch
+from emotion_batch.config import get_settings
 from emotion_batch.messages import BatchMessage, ImageRef
 from emotion_batch.scan import ScannedFile, ScanProblems, scan
+from producer.videos import VideoOptions, VideoSubmit, resume_segments, submit_videos
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class SubmitResult:
     failed_at_scan: int
     batches: int
     problems: ScanProblems
+    videos: VideoSubmit = VideoSubmit()
 
 
 def enqueue(
@@ -48,7 +52,7 @@ def submit(
     sessions: sessionmaker[Session], client: Celery, paths: Sequence[Path], *, backend: str,
     batch_size: int, name: str, force: bool, queue: str,
     on_scan: Callable[[ScannedFile], None] | None = None,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None, video: VideoOptions | None = None,
 ) -> SubmitResult:
     """Scan `paths`, record the job and its images, enqueue the pending ones."""
     check_broker(client)
@@ -59,7 +63,9 @@ def submit(
         refs = pending_refs(session, job.id)
     batches = enqueue(client, job.id, backend, refs, batch_size, force, queue, on_batch=on_batch)
     failed = registered - len(refs)
-    return SubmitResult(job.id, len(files), len(refs), duplicates, failed, batches, problems)
+    videos = submit_videos(sessions, client, job.id, paths, backend=backend, batch_size=batch_size,
+                           force=force, queue=queue, options=video or VideoOptions.from_settings(get_settings()))
+    return SubmitResult(job.id, len(files), len(refs), duplicates, failed, batches, problems, videos)
 
 
 def resume(
@@ -74,7 +80,9 @@ def resume(
             raise LookupError(f"no job {job_id}")
         refs = pending_refs(session, job_id)
     first = int(time.time() * 1000) % 10**9  # fresh task ids, distinct from earlier sends
-    return enqueue(client, job_id, job.backend, refs, batch_size or job.batch_size, job.force, queue, first)
+    size = batch_size or job.batch_size
+    return enqueue(client, job_id, job.backend, refs, size, job.force, queue, first) + resume_segments(
+        sessions, client, job_id, job.backend, size, job.force, queue)
 
 
 def wait_for_job(
@@ -88,16 +96,17 @@ def wait_for_job(
     (the CLI re-enqueues the pending images: redelivery never double-counts).
     """
     deadline = time.monotonic() + timeout if timeout else None
-    last_finished, last_change = -1, time.monotonic()
+    last_finished, last_change = (-1, -1), time.monotonic()
     while True:
         with sessions() as session:
             progress = job_progress(session, job_id)
+            segments_left = pending_segment_count(session, job_id)
         if on_progress:
             on_progress(progress)
-        if progress.complete or (deadline and time.monotonic() > deadline):
+        if (progress.complete and not segments_left) or (deadline and time.monotonic() > deadline):
             return progress
-        if progress.finished != last_finished:
-            last_finished, last_change = progress.finished, time.monotonic()
+        if (progress.finished, segments_left) != last_finished:
+            last_finished, last_change = (progress.finished, segments_left), time.monotonic()
         elif on_stall and time.monotonic() - last_change > stall_seconds:
             on_stall()
             last_change = time.monotonic()

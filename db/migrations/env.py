@@ -7,6 +7,7 @@ from logging.config import fileConfig
 from alembic import context
 
 from db.schema import Base
+import db.video_schema  # noqa: F401,E402  (registers the video tables on Base.metadata)
 from db.session import make_engine
 from emotion_batch.config import get_settings
 

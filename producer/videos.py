@@ -1,0 +1,105 @@
+"""Submitting videos: find them by content, probe what each really holds, register each
+with its time segments, and enqueue one task per segment.
+
+Probing opens the container and reads at most a few frames (the first, the last it
+claims, and a bisection when that fails), so a bad video gets its reason here, before
+any worker time is spent on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.videos import ProbedVideo, pending_segments, register_videos
+from emotion_batch.broker import send_segment
+from emotion_batch.config import Settings
+from emotion_batch.errors import ImageError
+from emotion_batch.messages import SegmentMessage
+from emotion_batch.scan import ScannedFile, ScanProblems, scan_file, walk_files
+from emotion_batch.video import is_video, probe
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How videos are sampled and split (from settings, `--fps` overriding)."""
+
+    fps: float = 1.0
+    segment_s: float = 60.0
+    max_s: float = 4 * 3600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, fps: float | None = None) -> VideoOptions:
+        return cls(fps or settings.video_fps, settings.video_segment_seconds, settings.video_max_seconds)
+
+
+@dataclass(frozen=True)
+class VideoSubmit:
+    """What happened to a job's videos at submit."""
+
+    found: int = 0
+    registered: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    segments: int = 0
+
+
+def scan_videos(paths: Sequence[Path], threads: int = 4) -> list[ScannedFile]:
+    """The video files under `paths`, hashed, in a stable order."""
+    problems = ScanProblems([], [])  # the image scan reports these already
+    candidates = (p for p in walk_files([Path(r) for r in paths], problems) if is_video(p))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hash-video") as pool:
+        return list(pool.map(scan_file, candidates))
+
+
+def probe_file(scanned: ScannedFile, max_s: float) -> ProbedVideo:
+    """Probe one scanned video; its error (if any) is the reason recorded against it."""
+    if scanned.error:
+        return ProbedVideo(scanned, None, scanned.error)
+    try:
+        return ProbedVideo(scanned, probe(scanned.path, max_s))
+    except ImageError as exc:
+        return ProbedVideo(scanned, None, str(exc))
+
+
+def enqueue_segments(
+    client: Celery, job_id: int, segments: Sequence[tuple[int, int]], backend: str, batch_size: int,
+    force: bool, queue: str,
+) -> int:
+    """Send one task per (video_id, segment_no)."""
+    for video_id, segment_no in segments:
+        send_segment(client, SegmentMessage(job_id, video_id, segment_no, backend, batch_size, force), queue)
+    return len(segments)
+
+
+def submit_videos(
+    sessions: sessionmaker[Session], client: Celery, job_id: int, paths: Sequence[Path], *,
+    backend: str, batch_size: int, force: bool, queue: str, options: VideoOptions,
+) -> VideoSubmit:
+    """Find, probe and register the videos under `paths` for `job_id`; enqueue their segments."""
+    files = scan_videos(paths)
+    if not files:
+        return VideoSubmit()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe") as pool:
+        probed = list(pool.map(lambda f: probe_file(f, options.max_s), files))
+    with sessions() as session:
+        registered, duplicates = register_videos(session, job_id, probed, options.fps, options.segment_s)
+        segments = pending_segments(session, job_id)
+    sent = enqueue_segments(client, job_id, segments, backend, batch_size, force, queue)
+    failed = len({p.file.sha256 for p in probed if p.info is None})
+    return VideoSubmit(len(files), registered, duplicates, failed, sent)
+
+
+def resume_segments(
+    sessions: sessionmaker[Session], client: Celery, job_id: int, backend: str, batch_size: int,
+    force: bool, queue: str,
+) -> int:
+    """Re-enqueue a job's pending segments (same task ids; a finished one is skipped)."""
+    with sessions() as session:
+        segments = pending_segments(session, job_id)
+    return enqueue_segments(client, job_id, segments, backend, batch_size, force, queue)
