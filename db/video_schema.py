@@ -84,6 +84,7 @@ class Frame(Base):
     face_count: Mapped[int] = mapped_column(Integer, default=0)
     backend: Mapped[str] = mapped_column(String(32))
     model_version: Mapped[str] = mapped_column(String(80))
+    detector: Mapped[str | None] = mapped_column(String(80))  # name + model file hash
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     faces: Mapped[list[FrameFace]] = relationship(back_populates="frame", order_by="FrameFace.face_index")
 

@@ -146,7 +146,7 @@ def _frame_status(result: ImageResult) -> str:
 
 def store_segment(
     session: Session, work: SegmentWork, frames: Sequence[tuple[int, float, ImageResult]],
-    backend: str, version: str, error: str | None = None,
+    backend: str, version: str, error: str | None = None, detector: str | None = None,
 ) -> int:
     """Write a segment's frames and faces and mark it finished, in one transaction.
 
@@ -164,7 +164,7 @@ def store_segment(
     rows = [
         {"video_id": work.video_id, "segment_no": work.segment_no, "frame_no": k, "timestamp_s": ts,
          "status": _frame_status(r), "error": r.error, "face_count": len(r.faces), "backend": backend,
-         "model_version": version, "processed_at": now}
+         "model_version": version, "detector": detector, "processed_at": now}
         for k, ts, r in frames
     ]
     if rows:

@@ -194,6 +194,7 @@ def test_videos_and_photos_through_worker_and_report(
             assert frame.timestamp_s == pytest.approx(frame.frame_no / 2, abs=1 / NATIVE_FPS)
             assert frame.segment_no == int(frame.timestamp_s // 8)
             assert frame.face_count == len(frame.faces) and frame.status in ("done", "no_face")
+            assert frame.detector.startswith("yunet-") and frame.model_version.startswith("cnn")
             for face in frame.faces:
                 assert sum(getattr(face, e) for e in EMOTIONS) == pytest.approx(100.0, abs=1e-6)
                 assert face.x + face.w <= 640 and face.y + face.h <= 360

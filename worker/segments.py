@@ -87,7 +87,8 @@ def process_segment(message: SegmentMessage) -> SegmentSummary:
         error = f"segment error {type(exc).__name__}: {exc}"[:500]
         frames = [(k, k / work.sample_fps, ImageResult(work.path, error)) for k in work.samples]
     with sessions() as session:
-        summary.written = store_segment(session, work, frames, message.backend, version, error)
+        summary.written = store_segment(session, work, frames, message.backend, version, error,
+                                        analyzer.detector_version)
     summary.frames = len(frames)
     summary.faces = sum(len(r.faces) for _, _, r in frames)
     summary.failed_frames = sum(r.error is not None for _, _, r in frames)

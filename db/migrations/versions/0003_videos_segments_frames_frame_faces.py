@@ -1,7 +1,7 @@
 """videos, segments, frames, frame faces
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-24 08:12:28.325662
 """
 from typing import Sequence, Union
@@ -10,8 +10,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision: str = '0002'
-down_revision: Union[str, None] = '0001'
+revision: str = '0003'
+down_revision: Union[str, None] = '0002'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
@@ -60,6 +60,7 @@ def upgrade() -> None:
     sa.Column('face_count', sa.Integer(), nullable=False),
     sa.Column('backend', sa.String(length=32), nullable=False),
     sa.Column('model_version', sa.String(length=80), nullable=False),
+    sa.Column('detector', sa.String(length=80), nullable=True),
     sa.Column('processed_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['video_id'], ['videos.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
