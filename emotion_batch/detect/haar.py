@@ -24,7 +24,9 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, cascade: Path | None = None, max_side: int = 640, min_face: int = 24) -> None:
+    def __init__(
+        self, cascade: Path | None = None, max_side: int = 640, min_face: int = 24, min_neighbors: int = 5,
+    ) -> None:
         self.cascade_path = Path(cascade) if cascade else default_cascade()
         self._cascade = cv2.CascadeClassifier(str(self.cascade_path))
         if self._cascade.empty():
@@ -32,6 +34,7 @@ class HaarDetector:
         self.version = detector_version(self.name, self.cascade_path)
         self.max_side = max_side
         self.min_face = min_face
+        self.min_neighbors = min_neighbors
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         """Detect faces on an equalised grey copy."""
@@ -39,7 +42,7 @@ class HaarDetector:
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
         min_side = max(12, int(self.min_face * scale))
         boxes, _, weights = self._cascade.detectMultiScale3(
-            gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side), outputRejectLevels=True
+            gray, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(min_side, min_side), outputRejectLevels=True
         )
         if len(boxes) == 0:
             return []

@@ -8,13 +8,10 @@ import cv2
 import numpy as np
 
 from emotion_batch.detect.base import FaceBox, detector_version, downscale, to_original
+from emotion_batch.config import YUNET_URL
 from emotion_batch.errors import WeightsMissingError
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
-YUNET_URL = (
-    "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
-    + YUNET_FILE
-)
 
 
 class YuNetDetector:

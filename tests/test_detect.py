@@ -1,0 +1,131 @@
+"""Face detectors: the BlazeFace fallback on real images, and YuNet fetched on first use
+from a real HTTP server started here (serving the shared file: no internet needed)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.detect import _skimage, iou
+from emotion_batch.config import Settings
+from emotion_batch.detect import BlazeFaceDetector, YuNetDetector, choose_detector, make_detector
+from emotion_batch.detect.fetch import YUNET
+from emotion_batch.errors import WeightsMissingError
+from emotion_batch.hashing import sha256_file
+
+ASTRONAUT_FACE = (178, 62, 90, 112)  # bench/detect_labels.json
+
+
+class FileServer:
+    """A real HTTP server on loopback serving one folder, counting the requests."""
+
+    def __init__(self, folder: Path) -> None:
+        requests = self.requests = []
+
+        class Handler(SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def log_message(self, *args) -> None:
+                requests.append(self.path)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def serve():
+    servers: list[FileServer] = []
+
+    def start(folder: Path) -> FileServer:
+        servers.append(FileServer(folder))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _settings(tmp_path: Path, **values) -> Settings:
+    """No YuNet file anywhere: an empty cache and an empty DEEPFACE_HOME."""
+    (tmp_path / "home").mkdir(exist_ok=True)
+    values = {"model_cache": tmp_path / "cache", "deepface_home": tmp_path / "home", **values}
+    return Settings(_env_file=None, **values)
+
+
+def test_blazeface_finds_the_astronaut_and_nothing_on_faceless_photos() -> None:
+    detector = BlazeFaceDetector()
+    assert detector.version.startswith("blazeface-") and len(detector.version) == len("blazeface-") + 16
+    faces = detector.detect(_skimage("astronaut"))
+    assert len(faces) == 1 and iou((faces[0].x, faces[0].y, faces[0].w, faces[0].h), ASTRONAUT_FACE) >= 0.5
+    assert 0.6 <= faces[0].confidence <= 1.0
+    for name in ("astronaut-suit", "coffee", "chelsea", "coins", "moon"):  # Haar sees faces on the suit, coins, moon
+        assert detector.detect(_skimage(name)) == [], name
+    assert detector.detect(np.zeros((10, 3000, 3), np.uint8)) == []  # extreme aspect ratio, nothing to find
+
+
+def test_auto_downloads_yunet_once_from_the_pinned_file(tmp_path: Path, yunet_model: Path, serve, caplog) -> None:
+    server = serve(yunet_model.parent)
+    settings = _settings(tmp_path, yunet_url=f"{server.url}/{YUNET.name}")
+    with caplog.at_level(logging.WARNING):
+        detector = make_detector(settings)
+    assert isinstance(detector, YuNetDetector)
+    stored = tmp_path / "cache" / YUNET.name
+    assert detector.model == stored and sha256_file(stored) == YUNET.sha256
+    assert detector.version == "yunet-" + YUNET.sha256[:16]
+    assert [r.getMessage() for r in caplog.records if "downloading" in r.getMessage()] == [
+        f"downloading the YuNet face detector (232 KB, once) from {settings.yunet_url} to {stored}"
+    ]
+    assert sorted(p.name for p in stored.parent.iterdir()) == [YUNET.name]  # no temporary file left
+    make_detector(settings)  # another thread's detector: no second request
+    fresh = _settings(tmp_path, yunet_url=f"{server.url}/elsewhere.onnx", model_download=False)
+    assert make_detector(fresh).version == detector.version  # a new process finds the cached file
+    assert server.requests == [f"/{YUNET.name}"]
+
+
+def test_wrong_content_is_refused_and_the_fallback_used(tmp_path: Path, serve, caplog) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / YUNET.name).write_bytes(b"not the model" * 1000)
+    server = serve(served)
+    settings = _settings(tmp_path, yunet_url=f"{server.url}/{YUNET.name}")
+    with caplog.at_level(logging.WARNING):
+        detector = make_detector(settings)
+    assert isinstance(detector, BlazeFaceDetector)
+    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
+    message = caplog.records[-1].getMessage()
+    assert "SHA256 hash of downloaded file" in message and str(tmp_path / "cache" / YUNET.name) in message
+    assert server.requests == [f"/{YUNET.name}"]  # pooch does not retry by default
+
+
+def test_offline_names_the_file_and_where_to_put_it(tmp_path: Path, serve, caplog) -> None:
+    server = serve(tmp_path)
+    server.close()  # nothing listens on that port any more
+    settings = _settings(tmp_path, yunet_url=f"{server.url}/{YUNET.name}", download_timeout=5)
+    with caplog.at_level(logging.WARNING):
+        choice = choose_detector(settings)
+    assert choice.name == "blazeface"
+    fallback = caplog.records[-1].getMessage()
+    target = tmp_path / "cache" / YUNET.name
+    assert f"place {YUNET.name} (sha256 {YUNET.sha256}" in fallback and f"at {target}" in fallback
+    assert "using the BlazeFace fallback" in fallback and "producer models fetch" in fallback
+
+
+def test_no_download_when_disabled_and_explicit_yunet_fails_clearly(tmp_path: Path, serve) -> None:
+    server = serve(tmp_path)
+    quiet = _settings(tmp_path, yunet_url=f"{server.url}/{YUNET.name}", model_download=False)
+    assert choose_detector(quiet).name == "blazeface"
+    strict = _settings(tmp_path, yunet_url=f"{server.url}/{YUNET.name}", model_download=False, detector="yunet")
+    with pytest.raises(WeightsMissingError, match="MODEL_DOWNLOAD=false: place face_detection_yunet_2023mar.onnx"):
+        choose_detector(strict)
+    assert server.requests == []
