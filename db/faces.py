@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
-from db.schema import Face, Image, ImageStatus
+from db.schema import Face, Image, ImageStatus, face_owner
 from models.labels import EMOTIONS
 
 
@@ -41,8 +41,9 @@ def top_faces(session: Session, job_id: int, per_emotion: int = 4) -> list[FaceR
     percent = dominant_percent().label("percent")
     rank = func.row_number().over(partition_by=Face.dominant, order_by=(percent.desc(), Face.id)).label("rank")
     ranked = (
-        select(Face.image_id, Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant, percent, rank)
-        .join(Image, Face.image_id == Image.id)
+        select(Image.id.label("image_id"), Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant, percent,
+               rank)
+        .join(Image, Face.image_id == face_owner())
         .where(Image.job_id == job_id)
         .subquery()
     )
@@ -58,14 +59,14 @@ def faces_per_image(session: Session, job_id: int, limit: int | None = None) -> 
         if limit else None
     )
     query = (
-        select(Face.image_id, Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant,
+        select(Image.id.label("image_id"), Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant,
                dominant_percent().label("percent"))
-        .join(Image, Face.image_id == Image.id)
+        .join(Image, Face.image_id == face_owner())
         .where(Image.job_id == job_id)
-        .order_by(Face.image_id, Face.face_index)
+        .order_by(Image.id, Face.face_index)
     )
     if image_ids is not None:
-        query = query.where(Face.image_id.in_(image_ids))
+        query = query.where(Image.id.in_(image_ids))
     current: list[FaceRow] = []
     for row in map(_row, session.execute(query)):
         if current and current[0].image_id != row.image_id:

@@ -14,7 +14,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from db.reports import image_date
-from db.schema import Face, Image
+from db.schema import Face, Image, face_owner
 from db.session import make_session_factory
 from models.labels import EMOTIONS
 
@@ -44,12 +44,12 @@ def images_query(job_id: int) -> Select:
 
 def faces_query(job_id: int) -> Select:
     """The job's faces, in (image, face index) order, with their image's path, folder, date."""
-    columns = [getattr(Face, c) for c in FACE_COLUMNS]
+    columns = [Image.id.label("image_id") if c == "image_id" else getattr(Face, c) for c in FACE_COLUMNS]
     return (
         select(*columns, Image.path, Image.folder, image_date().label("date"))
-        .join(Image, Face.image_id == Image.id)
+        .join(Image, Face.image_id == face_owner())
         .where(Image.job_id == job_id)
-        .order_by(Face.image_id, Face.face_index)
+        .order_by(Image.id, Face.face_index)
     )
 
 

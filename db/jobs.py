@@ -3,36 +3,47 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from db.schema import Face, Image, ImageStatus, Job, utcnow
+from db.results import ResultKey, reusable
+from db.schema import Image, ImageStatus, Job, JobCounts, utcnow
 from emotion_batch.messages import ImageRef
-from emotion_batch.scan import ScannedFile
+from emotion_batch.paths import to_db
+from emotion_batch.scan import Candidate, ScannedFile
 
 INSERT_CHUNK = 500
 
 
 def create_job(
-    session: Session, name: str, backend: str, batch_size: int, roots: Sequence[str], force: bool
+    session: Session, name: str, backend: str, batch_size: int, roots: Sequence[str], force: bool,
+    scanning: bool = False,
 ) -> Job:
-    """Record a new job (committed, so its id is visible to workers)."""
-    job = Job(name=name, backend=backend, batch_size=batch_size, roots=json.dumps(list(roots)), force=force)
+    """Record a new job (committed, so its id is visible to workers). With `scanning`, the
+    job is marked as still being scanned until `finish_scan` (resume completes it)."""
+    job = Job(name=name, backend=backend, batch_size=batch_size, roots=json.dumps(list(roots)), force=force,
+              scan_complete=not scanning)
     session.add(job)
     session.commit()
     return job
+
+
+def finish_scan(session: Session, job_id: int) -> None:
+    """Record that every file under the job's roots has been registered."""
+    session.execute(update(Job).where(Job.id == job_id).values(scan_complete=True))
+    session.commit()
 
 
 def _image_row(job_id: int, scanned: ScannedFile) -> dict:
     failed = scanned.error is not None
     return {
         "job_id": job_id,
-        "path": scanned.path,
-        "folder": scanned.folder,
+        "path": to_db(scanned.path),
+        "folder": to_db(scanned.folder),
         "sha256": scanned.sha256,
         "size_bytes": scanned.size,
         "file_mtime": scanned.mtime,
@@ -60,14 +71,117 @@ def register_images(session: Session, job: Job, files: Iterable[ScannedFile]) ->
     return len(rows), duplicates
 
 
-def pending_refs(session: Session, job_id: int) -> list[ImageRef]:
-    """The job's images still waiting for an outcome, in id order."""
-    rows = session.execute(
+def pending_refs(session: Session, job_id: int, after: int = 0, limit: int | None = None) -> list[ImageRef]:
+    """The job's images still waiting for an outcome, in id order (from id `after` on)."""
+    query = (
         select(Image.id, Image.path)
-        .where(Image.job_id == job_id, Image.status == ImageStatus.PENDING.value)
+        .where(Image.job_id == job_id, Image.status == ImageStatus.PENDING.value, Image.id > after)
         .order_by(Image.id)
     )
+    rows = session.execute(query if limit is None else query.limit(limit))
     return [ImageRef(image_id, path) for image_id, path in rows]
+
+
+def pending_pages(sessions, job_id: int, page: int = 2000) -> Iterator[list[ImageRef]]:
+    """The job's pending images, `page` at a time (keyset by id: flat memory, short reads)."""
+    after = 0
+    while True:
+        with sessions() as session:
+            refs = pending_refs(session, job_id, after, page)
+        if not refs:
+            return
+        yield refs
+        after = refs[-1].image_id
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def known_hashes(session: Session, found: Sequence[Candidate]) -> dict[str, str]:
+    """{path: sha256} for files whose path, size and modification time match an image
+    already registered with a real content hash (so re-runs need not read them again).
+    Images failed at scan time (never delivered) carry a path key, not a hash: skipped."""
+    by_path = {to_db(c.path): c for c in found}
+    if not by_path:
+        return {}
+    rows = session.execute(
+        select(Image.path, Image.size_bytes, Image.file_mtime, Image.sha256)
+        .where(Image.path.in_(list(by_path)))
+        .where(~((Image.status == ImageStatus.FAILED.value) & (Image.attempts == 0)))
+    )
+    known: dict[str, str] = {}
+    for path, size, mtime, sha256 in rows:
+        candidate = by_path[path]
+        if size == candidate.size and _naive_utc(mtime) == _naive_utc(candidate.mtime):
+            known[candidate.path] = sha256
+    return known
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What one registered chunk added to a job."""
+
+    pending: list[ImageRef]  # to enqueue
+    reused: int  # finished at once with an earlier result
+    failed: int  # failed at scan time (unreadable, too large)
+    duplicates: int
+
+
+def _reused_row(row: dict, source: Image) -> dict:
+    return row | {
+        "status": source.status, "error": None, "width": source.width, "height": source.height,
+        "taken_at": source.taken_at, "face_count": source.face_count, "backend": source.backend,
+        "model_version": source.model_version, "detector": source.detector, "reused_from": source.id, "processed_at": utcnow(),
+    }
+
+
+def register_chunk(
+    session: Session, job_id: int, files: Sequence[ScannedFile], scanned: int, reuse: ResultKey | None = None
+) -> Registered:
+    """Insert one chunk of a job's scanned files and commit it with the job's scan count.
+
+    One row per distinct content in the job: a content already in the job is a duplicate,
+    unless it is the same path (registered before an interrupted submit was resumed).
+    With `reuse`, a content analysed before under that key is registered finished, its
+    result shared with the earlier image (`reused_from`), and is not queued.
+    """
+    first: dict[str, ScannedFile] = {}
+    duplicates = 0
+    for scanned_file in files:
+        if scanned_file.sha256 in first:
+            duplicates += 1
+        else:
+            first[scanned_file.sha256] = scanned_file
+    if first:
+        existing = session.execute(
+            select(Image.sha256, Image.path).where(Image.job_id == job_id, Image.sha256.in_(list(first)))
+        ).all()
+        for sha256, path in existing:
+            if to_db(first.pop(sha256).path) != path:
+                duplicates += 1
+    sources = {}
+    if reuse and first:
+        sources = reusable(session, [sha for sha, f in first.items() if f.error is None], reuse)
+    rows = []
+    for sha256, scanned_file in first.items():
+        row = _image_row(job_id, scanned_file)
+        rows.append(_reused_row(row, sources[sha256]) if sha256 in sources else row)
+    pending: list[ImageRef] = []
+    if rows:
+        inserted = session.execute(
+            insert(Image).returning(Image.id, Image.path, Image.status, sort_by_parameter_order=True), rows
+        )
+        pending = [ImageRef(i, path) for i, path, status in inserted if status == ImageStatus.PENDING.value]
+    session.execute(
+        update(Job).where(Job.id == job_id)
+        .values(scanned=Job.scanned + scanned, duplicates=Job.duplicates + duplicates)
+    )
+    session.commit()
+    failed = sum(1 for r in rows if r["status"] == ImageStatus.FAILED.value and r.get("reused_from") is None)
+    return Registered(pending, len(sources), failed, duplicates)
 
 
 def reset_failed(session: Session, job_id: int) -> int:
@@ -99,6 +213,7 @@ class Progress:
     faces: int
     started: datetime | None
     last_processed: datetime | None
+    scan_complete: bool = True  # False while (or after an interrupted) submit is still scanning
 
     @property
     def finished(self) -> int:
@@ -106,7 +221,7 @@ class Progress:
 
     @property
     def complete(self) -> bool:
-        return self.pending == 0
+        return self.pending == 0 and self.scan_complete
 
     @property
     def rate(self) -> float:
@@ -126,23 +241,16 @@ def _aware(moment: datetime) -> datetime:
 
 
 def job_progress(session: Session, job_id: int) -> Progress:
-    """Counts per status, faces found and timing of one job."""
-    counts = dict(
-        session.execute(
-            select(Image.status, func.count()).where(Image.job_id == job_id).group_by(Image.status)
-        ).all()
-    )
-    faces = session.scalar(
-        select(func.count(Face.id)).join(Image).where(Image.job_id == job_id)
-    )
-    created = session.scalar(select(Job.created_at).where(Job.id == job_id))
+    """Counts per status, faces found and timing of one job, in constant time: the
+    counters the database's triggers keep (`job_counts`) and two index look-ups."""
+    counts = session.get(JobCounts, job_id, populate_existing=True) or JobCounts(
+        pending=0, done=0, no_face=0, failed=0, faces=0)
+    job = session.execute(select(Job.created_at, Job.scan_complete).where(Job.id == job_id)).first()
+    created, scan_complete = job if job else (None, True)
     last = session.scalar(select(func.max(Image.processed_at)).where(Image.job_id == job_id))
-    get = lambda s: int(counts.get(s.value, 0))  # noqa: E731
-    total = sum(int(v) for v in counts.values())
-    return Progress(
-        job_id, total, get(ImageStatus.PENDING), get(ImageStatus.DONE), get(ImageStatus.NO_FACE),
-        get(ImageStatus.FAILED), int(faces or 0), created, last,
-    )
+    total = counts.pending + counts.done + counts.no_face + counts.failed
+    return Progress(job_id, total, counts.pending, counts.done, counts.no_face, counts.failed,
+                    counts.faces, created, last, bool(scan_complete))
 
 
 def failed_images(session: Session, job_id: int, limit: int = 20) -> list[tuple[str, str]]:

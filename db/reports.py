@@ -12,7 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
-from db.schema import Face, Image, ImageStatus, Job
+from db.schema import Face, Image, ImageStatus, Job, face_owner
 from models.labels import EMOTIONS
 
 
@@ -71,7 +71,7 @@ def _face_stats(job_id: int, by: GroupBy) -> Select:
     means = [func.avg(getattr(Face, e)) for e in EMOTIONS]
     return (
         select(key, Face.dominant, func.count(Face.id), *means)
-        .join(Image, Face.image_id == Image.id)
+        .join(Image, Face.image_id == face_owner())
         .where(Image.job_id == job_id)
         .group_by(key, Face.dominant)
     )

@@ -13,6 +13,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from db.schema import Face, Image, ImageStatus, utcnow
+from emotion_batch.paths import from_db, storable
 from emotion_batch.pipeline import ImageResult
 from models.labels import EMOTIONS
 
@@ -39,7 +40,7 @@ def claim_attempt(session: Session, image_ids: Sequence[int], max_attempts: int)
         )
     ).all()
     exhausted = [r.id for r in rows if r.attempts >= max_attempts]
-    live = {r.id: (r.path, r.sha256) for r in rows if r.attempts < max_attempts}
+    live = {r.id: (from_db(r.path), r.sha256) for r in rows if r.attempts < max_attempts}
     if exhausted:
         reason = f"gave up after {max_attempts} attempts (worker killed or timed out each time)"
         _mark(session, exhausted, status=ImageStatus.FAILED.value, error=reason)
@@ -70,7 +71,7 @@ def _mark(session: Session, ids: Sequence[int], **values: object) -> int:
 
 def fail_images(session: Session, ids: Sequence[int], reason: str) -> int:
     """Record `reason` against still-pending images (one transaction)."""
-    count = _mark(session, ids, status=ImageStatus.FAILED.value, error=reason)
+    count = _mark(session, ids, status=ImageStatus.FAILED.value, error=storable(reason))
     session.commit()
     return count
 
@@ -122,7 +123,7 @@ def _face_rows(image_id: int, result: ImageResult, key: ResultKey) -> list[dict]
 
 def _outcome(result: ImageResult) -> dict[str, object]:
     if result.error:
-        return {"status": ImageStatus.FAILED.value, "error": result.error}
+        return {"status": ImageStatus.FAILED.value, "error": storable(result.error)}
     status = ImageStatus.DONE if result.faces else ImageStatus.NO_FACE
     return {"status": status.value, "error": None, "width": result.width, "height": result.height,
             "taken_at": result.taken_at, "face_count": len(result.faces)}

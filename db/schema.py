@@ -11,10 +11,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -54,14 +56,36 @@ class Job(Base):
     roots: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of submitted paths
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Candidate files the submit has registered so far, and whether its scan finished
+    # (`producer resume` completes an interrupted one).
+    scanned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    scan_complete: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     images: Mapped[list[Image]] = relationship(back_populates="job")
+
+
+class JobCounts(Base):
+    """A job's images per status and faces found, kept by triggers on `images`
+    (migration 0002): progress in one primary-key read whatever the job's size."""
+
+    __tablename__ = "job_counts"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    no_face: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    faces: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Image(Base):
     """One image file of a job and its single outcome."""
 
     __tablename__ = "images"
-    __table_args__ = (UniqueConstraint("job_id", "sha256", name="uq_images_job_sha256"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "sha256", name="uq_images_job_sha256"),
+        Index("ix_images_job_processed", "job_id", "processed_at"),
+        Index("ix_images_path", "path"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
@@ -114,3 +138,12 @@ class Face(Base):
     detector: Mapped[str | None] = mapped_column(String(80))
     image: Mapped[Image] = relationship(back_populates="faces")
 
+
+
+def face_owner():  # noqa: ANN201 (a SQL expression)
+    """The image whose face rows an image shows: its own, or, for a result reused from an
+    earlier image (`reused_from`), that image's (shared, not copied). Join faces with
+    `Face.image_id == face_owner()`."""
+    from sqlalchemy import func
+
+    return func.coalesce(Image.reused_from, Image.id)

@@ -38,7 +38,9 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         # Celery's default 4 s wait for it would kill every replacement child.
         "worker_proc_alive_timeout": 180.0,
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # No task-sent event: it doubled every publish (one event message per batch) and
+        # nothing reads it; Flower lists tasks from the workers' received/started events.
+        "task_send_sent_event": False,
     }
 
 

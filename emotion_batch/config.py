@@ -19,6 +19,7 @@ DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_CNN_MODEL = REPO_ROOT / "models" / "emotion_cnn.keras"
 
 Backend = Literal["cnn", "deepface"]
+BATCH_SIZE_MIN, BATCH_SIZE_MAX = 1, 1024  # BATCH_SIZE and `--batch-size` obey the same rule
 DetectorName = Literal["auto", "yunet", "blazeface", "haar"]
 # opencv_zoo at a fixed commit: YuNet's 2023mar release file (sha256 pinned in emotion_batch.detect.fetch).
 YUNET_URL = (
@@ -45,7 +46,7 @@ class Settings(BaseSettings):
         "sqlite:///emotion-batch.db", description="SQLAlchemy URL; SQLite file by default."
     )
     backend: Backend = Field("cnn", description="Default classifier backend for new jobs.")
-    batch_size: int = Field(32, ge=1, le=1024, description="Images per queued batch.")
+    batch_size: int = Field(32, ge=BATCH_SIZE_MIN, le=BATCH_SIZE_MAX, description="Images per queued batch.")
     queue: str = Field("emotion", description="Celery queue the batches go to.")
     cnn_model: Path = Field(DEFAULT_CNN_MODEL, description="Our Keras model file.")
     cnn_flip_tta: bool = Field(

@@ -1,22 +1,55 @@
-"""Submitting a job: scan, register every image in the database, enqueue batches."""
+"""Submitting a job as a stream: scan, hash, register and enqueue with flat memory.
+
+Files are hashed by a bounded thread pool while the walk goes on; every `chunk` files
+are registered in one transaction (committed with the job's scan count), and the batches
+of that chunk are put on the queue right after the commit, so workers start within
+seconds on any collection size. A file whose path, size and modification time match an
+image analysed before reuses that hash (`rehash` reads it anyway), and a content already
+analysed with the same backend and model version is registered finished with that result
+(`reused_from`), not queued. An interrupted submit leaves a job marked as still scanning:
+`resume` re-enqueues its pending images and finishes the scan without duplicates.
+"""
 
 from __future__ import annotations
 
+import itertools
+import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.jobs import Progress, create_job, job_progress, pending_refs, register_images
+from db.jobs import (
+    Progress, create_job, finish_scan, job_progress, known_hashes, pending_pages, register_chunk,
+)
 from db.videos import pending_segment_count
+from db.results import ResultKey
+from db.schema import Job
 from emotion_batch.broker import check_broker, send_batch
-from emotion_batch.config import get_settings
+from emotion_batch.config import BATCH_SIZE_MAX, BATCH_SIZE_MIN, Settings, get_settings
+from emotion_batch.errors import ConfigurationError
 from emotion_batch.messages import BatchMessage, ImageRef
-from emotion_batch.scan import ScannedFile, ScanProblems, scan
+from emotion_batch.scan import ScannedFile, ScanProblems, candidates, hash_stream
 from producer.videos import VideoOptions, VideoSubmit, resume_segments, submit_videos
+
+CHUNK = 1000  # files registered per transaction
+
+
+@dataclass
+class SubmitProgress:
+    """Where a streaming submit stands (passed to `on_progress` after every chunk)."""
+
+    scanned: int = 0  # candidate files walked and hashed (or hash reused)
+    read: int = 0  # of which actually read to hash them
+    registered: int = 0  # rows committed (distinct contents)
+    queued: int = 0  # images put on the queue
+    reused: int = 0  # finished at once with an earlier result
+    failed: int = 0  # failed at scan time (unreadable, too large)
+    duplicates: int = 0
+    batches: int = 0
 
 
 @dataclass(frozen=True)
@@ -30,7 +63,48 @@ class SubmitResult:
     failed_at_scan: int
     batches: int
     problems: ScanProblems
+    reused: int = 0
+    read: int = 0
     videos: VideoSubmit = VideoSubmit()
+
+
+def check_batch_size(batch_size: int) -> int:
+    """The one rule for batch sizes (also BATCH_SIZE's): 1..1024, else one clear error."""
+    if not BATCH_SIZE_MIN <= batch_size <= BATCH_SIZE_MAX:
+        raise ConfigurationError(
+            f"batch size must be between {BATCH_SIZE_MIN} and {BATCH_SIZE_MAX}, not {batch_size}")
+    return batch_size
+
+
+class Enqueuer:
+    """Sends a job's pending images as full batches as they come, the rest on `flush`."""
+
+    def __init__(self, client: Celery, job: Job, queue: str, batch_size: int, first_batch: int = 0,
+                 on_batch: Callable[[int], None] | None = None) -> None:
+        self.client, self.job, self.queue, self.batch_size = client, job, queue, batch_size
+        self.next_batch, self.on_batch = first_batch, on_batch
+        self.buffer: list[ImageRef] = []
+        self.batches = self.queued = 0
+
+    def add(self, refs: Iterable[ImageRef]) -> None:
+        self.buffer.extend(refs)
+        while len(self.buffer) >= self.batch_size:
+            self._send(self.buffer[: self.batch_size])
+            del self.buffer[: self.batch_size]
+
+    def flush(self) -> None:
+        if self.buffer:
+            self._send(self.buffer)
+            self.buffer = []
+
+    def _send(self, refs: list[ImageRef]) -> None:
+        message = BatchMessage(self.job.id, self.next_batch, self.job.backend, tuple(refs), self.job.force)
+        send_batch(self.client, message, self.queue)
+        self.next_batch += 1
+        self.batches += 1
+        self.queued += len(refs)
+        if self.on_batch:
+            self.on_batch(len(refs))
 
 
 def enqueue(
@@ -38,51 +112,151 @@ def enqueue(
     force: bool, queue: str, first_batch: int = 0, on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """Send `refs` as batches of `batch_size`; return the number of batches sent."""
-    batches = 0
-    for start in range(0, len(refs), batch_size):
-        chunk = tuple(refs[start : start + batch_size])
-        send_batch(client, BatchMessage(job_id, first_batch + batches, backend, chunk, force), queue)
-        batches += 1
-        if on_batch:
-            on_batch(len(chunk))
-    return batches
+    job = Job(id=job_id, backend=backend, force=force)
+    sender = Enqueuer(client, job, queue, batch_size, first_batch, on_batch)
+    sender.add(refs)
+    sender.flush()
+    return sender.batches
+
+
+def reuse_key(backend: str, settings: Settings | None, force: bool) -> ResultKey | None:
+    """The key a worker with these settings stores its results under, computed without
+    loading a model (file hashes), so earlier results can be reused at submit time; None
+    (no reuse) with `force`, without settings, or when a model file is absent."""
+    if force or settings is None:
+        return None
+    from emotion_batch.classify import expected_model_version
+    from emotion_batch.detect import expected_detector_version
+
+    version = expected_model_version(backend, settings)
+    detector = expected_detector_version(settings)
+    return ResultKey(backend, version, detector) if version and detector else None
+
+
+def _chunks(files: Iterator[ScannedFile], size: int) -> Iterator[list[ScannedFile]]:
+    while chunk := list(itertools.islice(files, size)):
+        yield chunk
+
+
+def _stream_register(
+    sessions: sessionmaker[Session], job: Job, files: Iterator[ScannedFile], sender: Enqueuer,
+    reuse: ResultKey | None, progress: SubmitProgress, chunk: int,
+    on_scan: Callable[[ScannedFile], None] | None, on_progress: Callable[[SubmitProgress], None] | None,
+) -> None:
+    """Register `files` chunk by chunk, enqueueing each chunk's batches after its commit."""
+    for files_chunk in _chunks(files, chunk):
+        for scanned in files_chunk:
+            progress.read += scanned.read
+            if on_scan:
+                on_scan(scanned)
+        with sessions() as session:
+            added = register_chunk(session, job.id, files_chunk, len(files_chunk), reuse)
+        sender.add(added.pending)
+        progress.scanned += len(files_chunk)
+        progress.registered += len(added.pending) + added.reused + added.failed
+        progress.reused += added.reused
+        progress.failed += added.failed
+        progress.duplicates += added.duplicates
+        progress.queued, progress.batches = sender.queued, sender.batches
+        if on_progress:
+            on_progress(progress)
+    sender.flush()
+    progress.queued, progress.batches = sender.queued, sender.batches
+    if on_progress:
+        on_progress(progress)
+
+
+def _scan_stream(
+    sessions: sessionmaker[Session], roots: Sequence[Path], problems: ScanProblems, rehash: bool,
+    max_bytes: int | None, skip: int = 0,
+) -> Iterator[ScannedFile]:
+    def known(found):  # noqa: ANN001, ANN202
+        with sessions() as session:
+            return known_hashes(session, found)
+
+    found = itertools.islice(candidates(roots, problems, max_bytes), skip, None)
+    return hash_stream(found, None if rehash else known)
 
 
 def submit(
     sessions: sessionmaker[Session], client: Celery, paths: Sequence[Path], *, backend: str,
-    batch_size: int, name: str, force: bool, queue: str,
+    batch_size: int, name: str, force: bool, queue: str, settings: Settings | None = None,
+    rehash: bool = False, chunk: int = CHUNK,
     on_scan: Callable[[ScannedFile], None] | None = None,
-    on_batch: Callable[[int], None] | None = None, video: VideoOptions | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[SubmitProgress], None] | None = None, video: VideoOptions | None = None,
 ) -> SubmitResult:
-    """Scan `paths`, record the job and its images, enqueue the pending ones."""
+    """Scan `paths` into a new job as a stream (see the module docstring); return the
+    summary. The job id is in the database from the first moment (`on_progress` sees
+    every committed chunk); `settings` enables submit-time reuse and the size limit."""
+    check_batch_size(batch_size)
     check_broker(client)
-    files, problems = scan(paths, on_scan)
     with sessions() as session:
-        job = create_job(session, name, backend, batch_size, [str(p) for p in paths], force)
-        registered, duplicates = register_images(session, job, files)
-        refs = pending_refs(session, job.id)
-    batches = enqueue(client, job.id, backend, refs, batch_size, force, queue, on_batch=on_batch)
-    failed = registered - len(refs)
-    videos = submit_videos(sessions, client, job.id, paths, backend=backend, batch_size=batch_size,
-                           force=force, queue=queue, options=video or VideoOptions.from_settings(get_settings()))
-    return SubmitResult(job.id, len(files), len(refs), duplicates, failed, batches, problems, videos)
+        job = create_job(session, name, backend, batch_size, [str(p) for p in paths], force, scanning=True)
+    problems = ScanProblems([], [])
+    progress = SubmitProgress()
+    sender = Enqueuer(client, job, queue, batch_size, on_batch=on_batch)
+    max_bytes = settings.max_file_bytes if settings else None
+    files = _scan_stream(sessions, [Path(p) for p in paths], problems, rehash, max_bytes)
+    _stream_register(sessions, job, files, sender, reuse_key(backend, settings, force), progress, chunk,
+                     on_scan, on_progress)
+    videos = submit_videos(sessions, client, job.id, paths, backend=backend, batch_size=batch_size, force=force,
+                           queue=queue, options=video or VideoOptions.from_settings(settings or get_settings()))
+    with sessions() as session:
+        finish_scan(session, job.id)
+    return SubmitResult(job.id, progress.scanned, progress.queued, progress.duplicates, progress.failed,
+                        progress.batches, problems, progress.reused, progress.read, videos)
+
+
+@dataclass
+class Resumed:
+    """What `resume` sent: batches of images already registered, and what finishing an
+    interrupted scan added."""
+
+    batches: int = 0
+    requeued: int = 0
+    scan: SubmitProgress | None = None
+    problems: ScanProblems = field(default_factory=lambda: ScanProblems([], []))
+
+
+def resume_job(
+    sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str, batch_size: int | None = None,
+    settings: Settings | None = None, on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[SubmitProgress], None] | None = None, chunk: int = CHUNK,
+) -> Resumed:
+    """Re-enqueue a job's pending images page by page (the database is the source of
+    truth), then finish its scan if the submit was interrupted."""
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise LookupError(f"no job {job_id}")
+    size = check_batch_size(batch_size or job.batch_size)
+    first = int(time.time() * 1000) % 10**9  # fresh task ids, distinct from earlier sends
+    sender = Enqueuer(client, job, queue, size, first, on_batch)
+    for refs in pending_pages(sessions, job_id):
+        sender.add(refs)
+    sender.flush()
+    segments = resume_segments(sessions, client, job_id, job.backend, size, job.force, queue)
+    resumed = Resumed(sender.batches + segments, sender.queued)
+    if not job.scan_complete:
+        progress = SubmitProgress()
+        roots = [Path(p) for p in json.loads(job.roots)]
+        max_bytes = settings.max_file_bytes if settings else None
+        files = _scan_stream(sessions, roots, resumed.problems, False, max_bytes, skip=job.scanned)
+        _stream_register(sessions, job, files, sender, reuse_key(job.backend, settings, job.force), progress,
+                         chunk, None, on_progress)
+        with sessions() as session:
+            finish_scan(session, job_id)
+        resumed.scan = progress
+        resumed.batches = sender.batches + segments
+    return resumed
 
 
 def resume(
     sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str, batch_size: int | None = None
 ) -> int:
-    """Re-enqueue a job's pending images (the database is the source of truth)."""
-    from db.schema import Job
-
-    with sessions() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise LookupError(f"no job {job_id}")
-        refs = pending_refs(session, job_id)
-    first = int(time.time() * 1000) % 10**9  # fresh task ids, distinct from earlier sends
-    size = batch_size or job.batch_size
-    return enqueue(client, job_id, job.backend, refs, size, job.force, queue, first) + resume_segments(
-        sessions, client, job_id, job.backend, size, job.force, queue)
+    """Re-enqueue a job's pending images (and finish an interrupted scan); return batches sent."""
+    return resume_job(sessions, client, job_id, queue, batch_size).batches
 
 
 def wait_for_job(

@@ -52,7 +52,7 @@ class VideoSubmit:
 def scan_videos(paths: Sequence[Path], threads: int = 4) -> list[ScannedFile]:
     """The video files under `paths`, hashed, in a stable order."""
     problems = ScanProblems([], [])  # the image scan reports these already
-    candidates = (p for p in walk_files([Path(r) for r in paths], problems) if is_video(p))
+    candidates = (Path(p) for p, _stat in walk_files([Path(r) for r in paths], problems) if is_video(Path(p)))
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hash-video") as pool:
         return list(pool.map(scan_file, candidates))
 

@@ -11,6 +11,23 @@ from emotion_batch.hashing import sha256_file
 from models.labels import EMOTIONS
 
 
+def cnn_model_version(runtime: str, weights: Path, flip_tta: bool) -> str:
+    """The file actually run (the .keras, or the .tflite exported from it) and whether
+    faces are averaged with their mirror image name the version: outputs differ."""
+    tta = "-tta" if flip_tta else ""
+    return f"cnn-{runtime}{tta}-{sha256_file(weights)[:16]}"
+
+
+def expected_model_version(model_path: Path, flip_tta: bool = True) -> str | None:
+    """The version a worker loading `model_path` will record, without loading it."""
+    if not Path(model_path).is_file():
+        return None
+    from models.runtime import resolve_runtime
+
+    runtime, weights = resolve_runtime(model_path)
+    return cnn_model_version(runtime, weights, flip_tta)
+
+
 class CnnClassifier:
     """Keras model taking raw 0-255 grey 48x48 faces; rescaling happens inside the model."""
 
@@ -28,10 +45,7 @@ class CnnClassifier:
 
         self.runtime, weights = resolve_runtime(model_path)
         self.model_path = model_path
-        # The file actually run (the .keras, or the .tflite exported from it) and whether
-        # faces are averaged with their mirror image name the version: outputs differ.
-        tta = "-tta" if flip_tta else ""
-        self.model_version = f"cnn-{self.runtime}{tta}-{sha256_file(weights)[:16]}"
+        self.model_version = cnn_model_version(self.runtime, weights, flip_tta)
         self._predict = load_classifier_fn(model_path, self.runtime, flip_tta=flip_tta)
 
     def predict(self, faces: np.ndarray) -> np.ndarray:

@@ -30,6 +30,17 @@ def weights_path(deepface_home: Path | None) -> Path:
     return home / ".deepface" / "weights" / WEIGHTS_FILE
 
 
+def deepface_model_version(weights: Path) -> str:
+    """The version recorded with results of the weights in `weights`."""
+    return f"deepface-emotion-{sha256_file(weights)[:16]}"
+
+
+def expected_model_version(deepface_home: Path | None) -> str | None:
+    """The version a worker with this DEEPFACE_HOME will record, without loading the model."""
+    weights = weights_path(deepface_home)
+    return deepface_model_version(weights) if weights.is_file() else None
+
+
 def _build_deepface_model(deepface_home: Path | None):
     if deepface_home:
         os.environ["DEEPFACE_HOME"] = str(deepface_home)
@@ -58,7 +69,7 @@ class DeepFaceClassifier:
         client = _build_deepface_model(deepface_home)
         self._model = client.model
         self.weights = weights_path(deepface_home)
-        self.model_version = f"deepface-emotion-{sha256_file(self.weights)[:16]}"
+        self.model_version = deepface_model_version(self.weights)
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         """One `predict_on_batch` call for every face of the batch."""

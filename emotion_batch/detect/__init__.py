@@ -120,3 +120,15 @@ def make_detector(settings: Settings) -> FaceDetector:
     if choice.name == "haar":
         return HaarDetector(choice.model, max_side=settings.detect_max_side, **common)
     return DETECTORS[choice.name](choice.model, **common)
+
+
+def expected_detector_version(settings: Settings) -> str | None:
+    """The detector version a worker with these settings stores, without downloading or
+    loading anything (submit-time reuse); None when only a download would tell."""
+    if settings.detector in ("yunet", "auto"):
+        found = find_yunet(settings)
+        return detector_version("yunet", found) if found and found.is_file() else None
+    try:
+        return choose_detector(settings).version
+    except WeightsMissingError:
+        return None

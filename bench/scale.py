@@ -1,0 +1,217 @@
+"""The producer at scale: `python -m bench.scale --files N [--folder DIR]`.
+
+Generates N small distinct JPEGs in nested folders (`bench.scalefiles`: 100 per folder,
+dates over three years) unless `--folder` is given, starts a private redis-server and a
+fresh SQLite database (or `--database-url`), then runs the real `producer` CLI as child
+processes and prints, per step, wall time, files/s, the child's peak RSS and the seconds
+until the first batch was on the queue:
+
+1. `submit` (first run) — every file read, registered and queued;
+2. `resume` of that job — every pending image re-enqueued, page by page;
+3. the job is then marked analysed in bulk (one face per image, 20% without: the stand-in
+   for a million worker results, which this 2-core machine cannot compute in a session);
+4. `submit` again (second run) — hashes and results reused: nothing read or queued;
+5. `status`, `report --by folder`, `chart` and `report --format html` of the first job.
+
+The status line is also timed in process (the query `status`, `watch` and `--wait` poll),
+median of 5. The queue is emptied between steps. With `--json` the last line is one object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bench.scalefiles import generate
+from emotion_batch.config import REPO_ROOT
+
+console = Console()
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    peak_mb: float
+    first_batch_s: float | None = None
+    files: int | None = None
+    exit_code: int = 0
+
+    @property
+    def files_per_s(self) -> float | None:
+        return self.files / self.seconds if self.files and self.seconds else None
+
+
+def _watch_queue(redis_url: str, queue: str, started: float, stop: threading.Event, found: list[float]) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    while not stop.is_set():
+        if client.llen(queue):
+            found.append(time.monotonic() - started)
+            return
+        time.sleep(0.05)
+
+
+def run_step(name: str, args: list[str], env: dict[str, str], redis_url: str, queue: str,
+             files: int | None = None) -> Step:
+    """Run `producer ARGS` as a child; its wall time, peak RSS, first batch on the queue."""
+    import redis
+
+    redis.Redis.from_url(redis_url).delete(queue)
+    stop, found = threading.Event(), []
+    started = time.monotonic()
+    watcher = threading.Thread(target=_watch_queue, args=(redis_url, queue, started, stop, found), daemon=True)
+    watcher.start()
+    process = subprocess.Popen([sys.executable, "-m", "producer.cli", *args], env=env, cwd=REPO_ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.monotonic() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    stop.set()
+    watcher.join()
+    if process.returncode:
+        console.print(f"[red]{name} exited {process.returncode}:[/]\n{stderr[-2000:]}")
+    redis.Redis.from_url(redis_url).delete(queue)
+    return Step(name, seconds, usage.ru_maxrss / 1024, found[0] if found else None, files, process.returncode)
+
+
+def mark_analysed(database_url: str, job_id: int) -> float:
+    """Every pending image of the job done with one face (every fifth: no face), in bulk SQL
+    through the same tables and triggers a worker writes; returns the seconds it took."""
+    from sqlalchemy import case, func, insert, literal, select, update
+
+    from db.schema import Face, Image
+    from db.session import make_session_factory
+    from models.labels import EMOTIONS
+
+    started = time.monotonic()
+    sessions = make_session_factory(database_url)
+    version = "bench-scale"
+    with sessions() as session:
+        has_face = (Image.id % 5) != 0
+        session.execute(
+            update(Image).where(Image.job_id == job_id, Image.status == "pending").values(
+                status=case((has_face, "done"), else_="no_face"), face_count=case((has_face, 1), else_=0),
+                width=64, height=64, backend="cnn", model_version=version, processed_at=func.now(), attempts=1)
+        )
+        dominant = case(*((Image.id % 7 == i, e) for i, e in enumerate(EMOTIONS)))
+        percents = [case((Image.id % 7 == i, 70.0), else_=5.0).label(e) for i, e in enumerate(EMOTIONS)]
+        columns = ["image_id", "face_index", "x", "y", "w", "h", "confidence", *EMOTIONS, "dominant", "backend",
+                   "model_version"]
+        source = select(Image.id, literal(0), literal(8), literal(8), literal(40), literal(40), literal(0.9),
+                        *percents, dominant, literal("cnn"), literal(version)).where(
+            Image.job_id == job_id, Image.status == "done")
+        session.execute(insert(Face).from_select(columns, source))
+        session.commit()
+    return time.monotonic() - started
+
+
+def status_query_ms(database_url: str, job_id: int) -> float:
+    """Median over 5 of the progress query behind `status`, `watch` and `--wait`."""
+    from db.jobs import job_progress
+    from db.session import make_session_factory
+
+    sessions = make_session_factory(database_url)
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        with sessions() as session:
+            job_progress(session, job_id)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def _db_mb(database_url: str) -> float | None:
+    if not database_url.startswith("sqlite:///"):
+        return None
+    path = Path(database_url.removeprefix("sqlite:///"))
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
+
+
+def _table(steps: list[Step], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("step", "seconds", "files/s", "peak RSS MB", "first batch s"):
+        table.add_column(col, justify="left" if col == "step" else "right")
+    for s in steps:
+        rate = f"{s.files_per_s:,.0f}" if s.files_per_s else "-"
+        first = f"{s.first_batch_s:.2f}" if s.first_batch_s is not None else "none"
+        table.add_row(s.name, f"{s.seconds:.1f}", rate, f"{s.peak_mb:.0f}", first)
+    return table
+
+
+@click.command()
+@click.option("--files", type=int, default=100_000, show_default=True, help="Files to generate.")
+@click.option("--folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Use this folder instead of generating files.")
+@click.option("--per-folder", type=int, default=100, show_default=True, help="Generated files per folder.")
+@click.option("--work", type=click.Path(path_type=Path), help="Where the files and database go (default /tmp).")
+@click.option("--database-url", help="Database to use (default: a fresh SQLite file under --work).")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line.")
+def main(files: int, folder: Path | None, per_folder: int, work: Path | None, database_url: str | None,
+         as_json: bool) -> None:
+    """Measure the producer's steps at scale; see the module docstring."""
+    from emotion_batch.local import LocalRedis
+
+    work = work or Path(tempfile.gettempdir())
+    root = folder or generate(work / f"emotion-scale-{files}", files, per_folder)
+    run_dir = Path(tempfile.mkdtemp(prefix="scale-run-", dir=work))
+    database_url = database_url or f"sqlite:///{run_dir / 'scale.db'}"
+    queue = "scale-bench"
+    count = sum(1 for _ in root.rglob("*.jpg")) if folder else files
+    console.print(f"{count:,} files under {root}; database {database_url.split('@')[-1]}")
+    steps: list[Step] = []
+    with LocalRedis(run_dir / "redis") as redis_server:
+        env = {**os.environ, "REDIS_URL": redis_server.url, "DATABASE_URL": database_url, "QUEUE": queue}
+        url = redis_server.url
+        steps.append(run_step("submit (first)", ["submit", str(root), "--name", "first"], env, url, queue, count))
+        db_first = _db_mb(database_url)
+        steps.append(run_step("resume", ["resume", "1"], env, url, queue, count))
+        fill = mark_analysed(database_url, 1)
+        console.print(f"marked job 1 analysed in bulk in {fill:.1f} s")
+        db_analysed = _db_mb(database_url)
+        steps.append(run_step("submit (second)", ["submit", str(root), "--name", "second"], env, url, queue, count))
+        db_second = _db_mb(database_url)
+        steps.append(run_step("status", ["status", "1"], env, url, queue))
+        status_ms = status_query_ms(database_url, 1)
+        steps.append(run_step("report --by folder", ["report", "1", "--by", "folder"], env, url, queue))
+        out = run_dir / "out"
+        steps.append(run_step("chart", ["chart", "1", "--out", str(out)], env, url, queue))
+        steps.append(run_step("html", ["report", "1", "--format", "html", "--out", str(out / "r.html")],
+                              env, url, queue))
+    title = f"{count:,} files, {platform.machine()}, {os.cpu_count()} cores"
+    console.print(_table(steps, title))
+    first, second = steps[0], steps[2]
+    console.print(f"status query (in process, median of 5): {status_ms:.1f} ms")
+    console.print(f"second submit / first: {first.seconds / second.seconds:.1f}x faster")
+    if db_first:
+        console.print(f"SQLite size: {db_first:.0f} MB after the first submit, {db_analysed:.0f} MB analysed, "
+                      f"{db_second:.0f} MB after the second submit (+{db_second - db_analysed:.0f} MB)")
+    charts = sorted(out.glob("*.png"))
+    if charts:
+        from PIL import Image
+
+        sizes = ", ".join(f"{p.name} {Image.open(p).size[0]}x{Image.open(p).size[1]}" for p in charts)
+        console.print(f"charts: {sizes}; html {(out / 'r.html').stat().st_size / 1e6:.1f} MB")
+    if as_json:
+        print(json.dumps({"files": count, "steps": [asdict(s) | {"files_per_s": s.files_per_s} for s in steps],
+                          "status_query_ms": status_ms, "second_speedup": first.seconds / second.seconds,
+                          "db_mb": [db_first, db_analysed, db_second]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""The streaming submit against a real redis-server and real SQLite / PostgreSQL databases:
+an interrupted submit completed by resume without duplicates, a second submit that reads
+nothing and queues nothing, the per-job counters the progress reads, and the scan's edge
+cases (sizes checked before hashing, names that are not UTF-8, broken links)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from db.jobs import job_progress, reset_failed
+from db.migrate import upgrade
+from db.reports import job_report
+from db.results import ResultKey, store_results
+from db.schema import Face, Image, Job
+from db.session import make_session_factory
+from emotion_batch.broker import make_client
+from emotion_batch.classify import expected_model_version
+from emotion_batch.config import Settings
+from emotion_batch.detect import FaceBox
+from emotion_batch.errors import ConfigurationError
+from emotion_batch.paths import from_db, to_db
+from emotion_batch.pipeline import FaceResult, ImageResult
+from models.labels import EMOTIONS
+from producer.submit import reuse_key, resume_job, submit
+from tests.conftest import database_for
+
+JPEG_BASE: bytes | None = None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path):
+    yield from database_for(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def sessions(database_url: str):
+    upgrade(database_url)
+    return make_session_factory(database_url)
+
+
+@pytest.fixture
+def queue(request: pytest.FixtureRequest, redis_server):
+    """A queue of this test's own on the real redis-server (emptied afterwards)."""
+    import redis
+
+    name = f"stream-{request.node.name}"[:120]
+    client = redis.Redis.from_url(redis_server.url)
+    client.delete(name)
+    yield name
+    client.delete(name)
+
+
+def queued_ids(redis_url: str, queue: str) -> list[int]:
+    """Image ids of every batch message waiting on `queue` (Celery protocol 2 bodies)."""
+    import redis
+
+    ids = []
+    for raw in redis.Redis.from_url(redis_url).lrange(queue, 0, -1):
+        envelope = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+        ids += [ref["image_id"] for ref in args[0]["images"]]
+    return ids
+
+
+def _jpeg(path: Path, index: int) -> None:
+    """A small valid JPEG whose content is unique to `index` (a comment segment)."""
+    global JPEG_BASE
+    if JPEG_BASE is None:
+        import io
+
+        from PIL import Image as PILImage
+
+        buffer = io.BytesIO()
+        PILImage.new("RGB", (16, 16), (120, 30, 60)).save(buffer, "JPEG")
+        JPEG_BASE = buffer.getvalue()
+    comment = f"test {index}".encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(JPEG_BASE[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + JPEG_BASE[2:])
+
+
+def _tree(root: Path, n: int = 45) -> list[Path]:
+    paths = [root / f"f{i % 3}" / f"{i:03d}.jpg" for i in range(n)]
+    for i, path in enumerate(paths):
+        _jpeg(path, i)
+    return paths
+
+
+def _settings(url: str, **extra) -> Settings:
+    return Settings(database_url=url, **extra)
+
+
+def _rows(sessions, job_id: int) -> list[Image]:
+    with sessions() as session:
+        return list(session.scalars(select(Image).where(Image.job_id == job_id).order_by(Image.id)))
+
+
+class Interrupt(KeyboardInterrupt):
+    pass
+
+
+def test_interrupted_submit_is_resumed_without_duplicates(tmp_path, sessions, database_url, redis_server, queue):
+    root = tmp_path / "photos"
+    paths = _tree(root)
+    (root / "f2" / "copy.jpg").write_bytes(paths[0].read_bytes())  # same content: one row
+    os.symlink(root / "gone.jpg", root / "f1" / "broken.jpg")
+    client = make_client(_settings(database_url), redis_server.url)
+
+    def stop_after_two_chunks(progress) -> None:
+        if progress.scanned >= 20:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        submit(sessions, client, [root], backend="cnn", batch_size=4, name="big", force=False, queue=queue,
+               chunk=10, on_progress=stop_after_two_chunks)
+    with sessions() as session:
+        job = session.scalars(select(Job).order_by(Job.id.desc())).first()
+        assert job.scan_complete is False and job.scanned == 20
+        progress = job_progress(session, job.id)
+    first_rows = _rows(sessions, job.id)
+    assert progress.total == len(first_rows) == 20 and not progress.complete
+    # each committed chunk was on the queue before the interruption (the 20 ids, 5 batches)
+    assert sorted(queued_ids(redis_server.url, queue)) == [r.id for r in first_rows]
+
+    resumed = resume_job(sessions, client, job.id, queue, settings=_settings(database_url))
+    rows = _rows(sessions, job.id)
+    assert resumed.requeued == 20 and resumed.scan is not None and resumed.scan.scanned == 46 - 20
+    assert resumed.problems.broken_links == 1
+    assert len(rows) == 45 and len({r.path for r in rows}) == 45 and len({r.sha256 for r in rows}) == 45
+    assert {Path(r.path) for r in rows} == set(paths)
+    with sessions() as session:
+        job = session.get(Job, job.id)
+        assert job.scan_complete and job.scanned == 46 and job.duplicates == 1
+        progress = job_progress(session, job.id)
+    assert progress.total == progress.pending == 45 and not progress.complete
+    queued = queued_ids(redis_server.url, queue)
+    # every image is on the queue; the 20 registered before the interruption twice
+    # (the first sends and the resume's), which the guarded writes make harmless
+    assert set(queued) == {r.id for r in rows} and len(queued) == 45 + 20
+
+
+def _analyse_all(sessions, job_id: int, key: ResultKey) -> int:
+    """Store a face for every pending image, as a worker would (db.results)."""
+    faces = 0
+    with sessions() as session:
+        ids = [r.id for r in _rows(sessions, job_id) if r.status == "pending"]
+        results = {}
+        for n, image_id in enumerate(ids):
+            emotion = EMOTIONS[n % len(EMOTIONS)]
+            face = FaceResult(FaceBox(1, 1, 10, 10, 0.9), {e: (70.0 if e == emotion else 5.0) for e in EMOTIONS},
+                              emotion)
+            results[image_id] = ImageResult("x", None, 16, 16, None, (face,) if n % 5 else ())
+            faces += 1 if n % 5 else 0
+        store_results(session, results, key)
+    return faces
+
+
+def test_second_submit_reads_nothing_and_queues_nothing(tmp_path, sessions, database_url, redis_server, queue):
+    root = tmp_path / "photos"
+    paths = _tree(root, 30)
+    settings = _settings(database_url)
+    key = reuse_key("cnn", settings, force=False)
+    assert key and key.model_version == expected_model_version("cnn", settings)
+    client = make_client(settings, redis_server.url)
+    kwargs = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings, chunk=7)
+    first = submit(sessions, client, [root], name="first", **kwargs)
+    assert (first.found, first.read, first.queued, first.reused) == (30, 30, 30, 0)
+    faces = _analyse_all(sessions, first.job_id, key)
+    with sessions() as session:
+        face_rows = session.scalar(select(func.count(Face.id)))
+        report1 = job_report(session, first.job_id, by="folder")
+
+    second = submit(sessions, client, [root], name="second", **kwargs)
+    assert (second.found, second.read, second.queued, second.batches, second.reused) == (30, 0, 0, 0, 30)
+    with sessions() as session:
+        progress = job_progress(session, second.job_id)
+        report2 = job_report(session, second.job_id, by="folder")
+        assert session.scalar(select(func.count(Face.id))) == face_rows  # shared, not copied
+    assert progress.complete and progress.total == 30 and progress.faces == faces
+    for key in ("images", "faces", "no_face", "dominant", "share", "mean", "folders"):
+        assert report2[key] == report1[key], key
+    assert all(r.reused_from is not None for r in _rows(sessions, second.job_id))
+
+    changed = paths[3]
+    changed.write_bytes(changed.read_bytes() + b"\0")  # new size and mtime: read again
+    third = submit(sessions, client, [root], name="third", **kwargs)
+    assert (third.read, third.queued, third.reused) == (1, 1, 29)
+    forced = submit(sessions, client, [root], name="rehash", rehash=True, **kwargs)
+    assert forced.read == 30 and forced.queued == 1  # read again, results still reused
+
+
+def test_counters_follow_every_status_change(sessions, tmp_path, database_url, redis_server, queue):
+    paths = _tree(tmp_path / "photos", 40)
+    (tmp_path / "photos" / "bad.jpg").write_text("not an image")
+    client = make_client(_settings(database_url), redis_server.url)
+    result = submit(sessions, client, [tmp_path / "photos"], backend="cnn", batch_size=8, name="c", force=False,
+                    queue=queue)
+    ids = [r.id for r in _rows(sessions, result.job_id)]
+    assert len(ids) == len(paths) + 1
+
+    def store(part: list[int], error: bool) -> None:
+        with sessions() as session:
+            store_results(session, {i: ImageResult("x", "corrupt" if error else None, 8, 8, None, ())
+                                    for i in part}, ResultKey("cnn", "v", "d"))
+
+    threads = [threading.Thread(target=store, args=(ids[k::4], k == 3)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    def check() -> None:
+        with sessions() as session:
+            progress = job_progress(session, result.job_id)
+            truth = dict(session.execute(select(Image.status, func.count()).where(Image.job_id == result.job_id)
+                                         .group_by(Image.status)).all())
+            faces = session.scalar(select(func.coalesce(func.sum(Image.face_count), 0))
+                                   .where(Image.job_id == result.job_id))
+        assert (progress.pending, progress.done, progress.no_face, progress.failed, progress.faces) == (
+            truth.get("pending", 0), truth.get("done", 0), truth.get("no_face", 0), truth.get("failed", 0), faces)
+
+    check()
+    with sessions() as session:
+        assert reset_failed(session, result.job_id) == len(ids[3::4])
+    check()
+    with sessions() as session:
+        session.execute(delete(Image).where(Image.id.in_(ids[:5])))
+        session.commit()
+    check()
+
+
+def test_batch_size_rule_and_nothing_recorded(sessions, database_url, tmp_path, redis_server, queue):
+    _tree(tmp_path / "p", 3)
+    client = make_client(_settings(database_url), redis_server.url)
+    for size in (0, -5, 1025):
+        with pytest.raises(ConfigurationError, match="between 1 and 1024"):
+            submit(sessions, client, [tmp_path / "p"], backend="cnn", batch_size=size, name="x", force=False,
+                   queue=queue)
+    with sessions() as session:
+        assert session.scalar(select(func.count(Job.id))) == 0
+
+
+def test_size_checked_before_hashing_and_odd_names_kept(sessions, database_url, tmp_path, redis_server, queue):
+    root = tmp_path / "p"
+    _tree(root, 3)
+    huge = root / "huge.jpg"
+    with open(huge, "wb") as handle:
+        handle.truncate(20 * 1024**3)  # 20 GB, sparse: never read
+    odd = os.fsdecode(bytes(root) + b"/caf\xe9-\xff.jpg")
+    _jpeg(Path(odd), 99)
+    settings = _settings(database_url, max_file_bytes=10_000_000)
+    client = make_client(settings, redis_server.url)
+    started = time.monotonic()
+    result = submit(sessions, client, [root], backend="cnn", batch_size=8, name="odd", force=False, queue=queue,
+                    settings=settings)
+    assert time.monotonic() - started < 10
+    rows = {r.path: r for r in _rows(sessions, result.job_id)}
+    assert len(rows) == 5 and result.failed_at_scan == 1 and result.queued == 4
+    too_big = rows[str(huge)]
+    assert too_big.status == "failed" and "too large" in too_big.error and too_big.size_bytes == 20 * 1024**3
+    stored = to_db(odd)
+    assert stored.startswith("bytes:") and stored in rows and rows[stored].status == "pending"
+    assert from_db(stored) == odd and Path(from_db(stored)).read_bytes()[:2] == b"\xff\xd8"
