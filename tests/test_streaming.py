@@ -165,7 +165,7 @@ def _analyse_all(sessions, job_id: int, key: ResultKey) -> int:
 def test_second_submit_reads_nothing_and_queues_nothing(tmp_path, sessions, database_url, redis_server, queue):
     root = tmp_path / "photos"
     paths = _tree(root, 30)
-    settings = _settings(database_url)
+    settings = _settings(database_url, detector="haar")  # its file ships with OpenCV
     key = reuse_key("cnn", settings, force=False)
     assert key and key.model_version == expected_model_version("cnn", settings)
     client = make_client(settings, redis_server.url)
