@@ -75,3 +75,76 @@ def faces_per_image(session: Session, job_id: int, limit: int | None = None) -> 
         current.append(row)
     if current:
         yield current[0].path, current
+
+
+@dataclass(frozen=True)
+class FacePage:
+    """One page of a job's faces (most certain first) and how many match in all."""
+
+    total: int
+    faces: list[dict]
+
+
+def _face_filter(job_id: int, emotion: str | None, min_percent: float) -> list[ColumnElement]:
+    where = [Image.job_id == job_id]
+    if emotion:
+        where.append(Face.dominant == emotion)
+    if min_percent > 0:
+        where.append(dominant_percent() >= min_percent)
+    return where
+
+
+def face_page(
+    session: Session, job_id: int, emotion: str | None = None, min_percent: float = 0.0,
+    offset: int = 0, limit: int = 48,
+) -> FacePage:
+    """A job's faces filtered by dominant emotion and its minimum percent, paged in SQL."""
+    where = _face_filter(job_id, emotion, min_percent)
+    total = session.scalar(select(func.count(Face.id)).join(Image, Face.image_id == Image.id).where(*where))
+    percent = dominant_percent().label("percent")
+    query = (
+        select(Face, Image.path, percent)
+        .join(Image, Face.image_id == Image.id)
+        .where(*where)
+        .order_by(percent.desc(), Face.id)
+        .offset(offset).limit(limit)
+    )
+    faces = [_face_dict(face, path, pct) for face, path, pct in session.execute(query)]
+    return FacePage(int(total or 0), faces)
+
+
+def _face_dict(face: Face, path: str, percent: float) -> dict:
+    return {
+        "id": face.id, "image_id": face.image_id, "face_index": face.face_index, "path": path,
+        "box": {"x": face.x, "y": face.y, "w": face.w, "h": face.h},
+        "confidence": face.confidence, "dominant": face.dominant, "percent": float(percent),
+        "emotion": {e: getattr(face, e) for e in EMOTIONS},
+        "backend": face.backend, "model_version": face.model_version,
+    }
+
+
+def image_faces(session: Session, job_id: int, image_id: int) -> tuple[Image, list[FaceRow]] | None:
+    """One image of a job and its faces (None when the image is not in that job)."""
+    image = session.scalar(select(Image).where(Image.id == image_id, Image.job_id == job_id))
+    if image is None:
+        return None
+    query = (
+        select(Face.image_id, Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant,
+               dominant_percent().label("percent"))
+        .join(Image, Face.image_id == Image.id)
+        .where(Face.image_id == image_id)
+        .order_by(Face.face_index)
+    )
+    return image, [_row(r) for r in session.execute(query)]
+
+
+def job_face(session: Session, job_id: int, face_id: int) -> FaceRow | None:
+    """One face of a job (None when the face is not in that job)."""
+    query = (
+        select(Face.image_id, Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant,
+               dominant_percent().label("percent"))
+        .join(Image, Face.image_id == Image.id)
+        .where(Face.id == face_id, Image.job_id == job_id)
+    )
+    row = session.execute(query).first()
+    return _row(row) if row else None

@@ -261,3 +261,26 @@ def failed_images(session: Session, job_id: int, limit: int = 20) -> list[tuple[
         .order_by(Image.id).limit(limit)
     )
     return [(path, error or "") for path, error in rows]
+
+
+def list_jobs(session: Session, offset: int = 0, limit: int = 50) -> tuple[int, list[dict]]:
+    """(number of jobs, one page of them newest first, each with its counts per status)."""
+    total = session.scalar(select(func.count(Job.id))) or 0
+    jobs = session.scalars(select(Job).order_by(Job.id.desc()).offset(offset).limit(limit)).all()
+    counts: dict[int, dict[str, int]] = {job.id: {} for job in jobs}
+    if jobs:
+        rows = session.execute(
+            select(Image.job_id, Image.status, func.count())
+            .where(Image.job_id.in_(list(counts))).group_by(Image.job_id, Image.status)
+        )
+        for job_id, status, count in rows:
+            counts[job_id][status] = int(count)
+    page = []
+    for job in jobs:
+        by_status = counts[job.id]
+        page.append({
+            "id": job.id, "name": job.name, "backend": job.backend, "created_at": job.created_at,
+            "images": sum(by_status.values()),
+            **{s.value: by_status.get(s.value, 0) for s in ImageStatus},
+        })
+    return int(total), page

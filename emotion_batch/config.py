@@ -100,6 +100,20 @@ class Settings(BaseSettings):
         4 * 3600.0, gt=0, description="Longer videos are recorded as failed (too long), not analysed."
     )
 
+    web_token: str | None = Field(
+        None, description="Token every request to `producer serve` must carry (Bearer header or the "
+        "login cookie); required when it listens beyond loopback."
+    )
+    upload_root: Path = Field(
+        Path("emotion-batch-uploads"), description="Where uploaded images are stored, one folder per "
+        "upload (workers must read it: add it to ALLOWED_ROOTS when those are set)."
+    )
+    max_upload_bytes: int = Field(500_000_000, ge=1, description="Largest upload request (all its files).")
+    max_upload_files: int = Field(1000, ge=1, description="Most images in one upload (files or zip entries).")
+    max_zip_bytes: int = Field(
+        2_000_000_000, ge=1, description="Largest total uncompressed size of an uploaded zip (zip bombs)."
+    )
+
     redis_visibility_timeout: int | None = Field(
         None, ge=1, description="Seconds before an unacknowledged batch is redelivered (default 2*hard+60)."
     )

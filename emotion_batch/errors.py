@@ -74,3 +74,33 @@ class AudioOnlyError(VideoError):
 
 class VideoTooLongError(VideoError):
     reason = "video too long"
+
+
+class RequestRefusedError(EmotionBatchError):
+    """A request the web service refuses; `status` is the HTTP status it answers with."""
+
+    status = 400
+
+
+class ForbiddenPathError(RequestRefusedError):
+    """A server path outside the allowed roots."""
+
+    status = 403
+
+
+class UploadTooLargeError(RequestRefusedError):
+    """An upload (or a zip's total uncompressed size) over its limit."""
+
+    status = 413
+
+
+class UnsupportedUploadError(RequestRefusedError):
+    """An uploaded file that is not an image (nor one zip of images)."""
+
+    status = 415
+
+
+class UnsafeArchiveError(RequestRefusedError):
+    """A zip entry with `..`, an absolute path or a link, or an unreadable zip."""
+
+    status = 400

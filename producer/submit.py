@@ -285,3 +285,13 @@ def wait_for_job(
             on_stall()
             last_change = time.monotonic()
         time.sleep(interval)
+
+
+def retry_failed(sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str) -> tuple[int, int]:
+    """Put a job's failed images back to pending and enqueue them: (images reset, batches)."""
+    from db.jobs import reset_failed
+
+    check_broker(client)
+    with sessions() as session:
+        count = reset_failed(session, job_id)
+    return count, resume(sessions, client, job_id, queue)

@@ -1,0 +1,2 @@
+"""`producer serve`: the HTTP API and the pages (FastAPI + Jinja2), over the same code
+paths as the CLI."""

@@ -1,0 +1,265 @@
+"""The JSON API. Every route is a thin adapter over the functions the CLI calls: `submit`,
+`resume`, `retry_failed`, `job_progress`, `job_report` (+ `render.report_json/csv`,
+`report_frame`, `html_for`), the face reads in db/faces.py and the drawing in annotate."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from db.faces import face_page, image_faces, job_face
+from db.jobs import Progress, failed_images, job_progress, list_jobs
+from db.reports import job_report
+from db.schema import Job
+from models.labels import EMOTIONS
+from producer import render
+from producer.submit import SubmitResult, resume, retry_failed, submit
+from producer.web.app import WebState
+from producer.web.security import allowed_path
+from producer.web.uploads import Limits, Upload, store_upload
+
+router = APIRouter(prefix="/api", tags=["jobs"])
+Backend = Literal["cnn", "deepface"]
+Emotion = Literal[tuple(EMOTIONS)]  # type: ignore[valid-type]
+JPEG_QUALITY = 88
+
+
+def state(request: Request) -> WebState:
+    return request.app.state.web
+
+
+State = Annotated[WebState, Depends(state)]
+
+
+class PathJob(BaseModel):
+    """A job over folders or files the server (and the workers) can read."""
+
+    paths: list[str] = Field(min_length=1, max_length=100, description="Absolute paths under ALLOWED_ROOTS.")
+    backend: Backend | None = Field(None, description="Default: the BACKEND setting.")
+    batch_size: int | None = Field(None, ge=1, le=1024)
+    name: str | None = Field(None, max_length=200)
+    force: bool = False
+
+
+def require_job(web: WebState, job_id: int) -> Job:
+    with web.sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise LookupError(f"no job {job_id}")
+        session.expunge(job)
+        return job
+
+
+def progress_dict(p: Progress) -> dict[str, Any]:
+    """A job's status as JSON: counts, images/s and ETA (the CLI's `status` figures)."""
+    return {
+        "job": p.job_id, "total": p.total, "finished": p.finished, "pending": p.pending, "done": p.done,
+        "no_face": p.no_face, "failed": p.failed, "faces": p.faces, "complete": p.complete,
+        "percent": round(100.0 * p.finished / p.total, 1) if p.total else 100.0,
+        "images_per_second": round(p.rate, 2),
+        "eta_seconds": None if p.eta_seconds is None else round(p.eta_seconds, 1),
+        "started": p.started.isoformat() if p.started else None,
+        "last_processed": p.last_processed.isoformat() if p.last_processed else None,
+    }
+
+
+def _submitted(result: SubmitResult) -> JSONResponse:
+    body = {
+        "job": result.job_id, "found": result.found, "queued": result.queued, "duplicates": result.duplicates,
+        "failed_at_scan": result.failed_at_scan, "batches": result.batches,
+        "missing": result.problems.missing, "unreadable_dirs": result.problems.unreadable_dirs,
+        "links": {"status": f"/api/jobs/{result.job_id}", "page": f"/jobs/{result.job_id}"},
+    }
+    return JSONResponse(body, status_code=201, headers={"Location": f"/api/jobs/{result.job_id}"})
+
+
+def _submit(web: WebState, paths: list[Path], backend: str | None, batch_size: int | None,
+            name: str | None, force: bool) -> SubmitResult:
+    s = web.settings
+    return submit(web.sessions, web.client, paths, backend=backend or s.backend,
+                  batch_size=batch_size or s.batch_size, name=name or str(paths[0]), force=force, queue=s.queue)
+
+
+@router.post("/jobs", status_code=201, summary="Create a job from server paths under the allowed roots")
+def create_job_from_paths(job: PathJob, web: State) -> JSONResponse:
+    roots = [*web.settings.allowed_roots, web.settings.upload_root.absolute()]
+    paths = [allowed_path(raw, roots) for raw in job.paths]
+    return _submitted(_submit(web, paths, job.backend, job.batch_size, job.name, job.force))
+
+
+@router.post("/jobs/upload", status_code=201, summary="Create a job from uploaded images or one zip of images")
+def create_job_from_upload(
+    web: State,
+    files: Annotated[list[UploadFile], File(description="Image files, or one zip of images.")],
+    backend: Annotated[Backend | None, Form()] = None,
+    batch_size: Annotated[int | None, Form(ge=1, le=1024)] = None,
+    name: Annotated[str | None, Form(max_length=200)] = None,
+    force: Annotated[bool, Form()] = False,
+) -> JSONResponse:
+    import shutil
+
+    s = web.settings
+    limits = Limits(s.max_upload_files, s.max_file_bytes, s.max_zip_bytes)
+    folder = store_upload([Upload(f.filename or "image", f.file) for f in files], s.upload_root, limits)
+    label = name or (files[0].filename if len(files) == 1 else f"{len(files)} uploaded images")
+    try:
+        return _submitted(_submit(web, [folder], backend, batch_size, label, force))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing recorded, nothing kept
+        raise
+
+
+@router.get("/jobs", summary="List jobs, newest first, with their counts")
+def jobs(web: State, offset: Annotated[int, Query(ge=0)] = 0,
+         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+    with web.sessions() as session:
+        total, page = list_jobs(session, offset, limit)
+    return {"total": total, "offset": offset, "jobs": [{**j, "created_at": j["created_at"].isoformat()} for j in page]}
+
+
+@router.get("/jobs/{job_id}", summary="A job's status: counts, images/s, ETA, first failures")
+def status(job_id: int, web: State) -> dict:
+    job = require_job(web, job_id)
+    with web.sessions() as session:
+        body = progress_dict(job_progress(session, job_id))
+        body["failures"] = [{"path": p, "error": e} for p, e in failed_images(session, job_id, limit=20)]
+    return {"name": job.name, "backend": job.backend, **body}
+
+
+@router.get("/jobs/{job_id}/events", summary="Live progress as Server-Sent Events (ends when the job is finished)")
+async def events(job_id: int, request: Request, web: State,
+                 interval: Annotated[float, Query(ge=0.2, le=60)] = 1.0) -> StreamingResponse:
+    await run_in_threadpool(require_job, web, job_id)
+
+    def read() -> dict:
+        with web.sessions() as session:
+            return progress_dict(job_progress(session, job_id))
+
+    async def stream():  # noqa: ANN202
+        yield f"retry: {int(interval * 1000)}\n\n"
+        while True:
+            body = await run_in_threadpool(read)
+            yield f"event: progress\ndata: {json.dumps(body)}\n\n"
+            if body["complete"]:
+                yield "event: done\ndata: {}\n\n"
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(interval)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/jobs/{job_id}/report", summary="The report: `producer report --format json|csv|parquet|html`")
+def report(
+    job_id: int, web: State,
+    by: Literal["job", "folder", "date"] = "job",
+    format: Literal["json", "csv", "parquet", "html"] = "json",  # noqa: A002 (the CLI's option name)
+    faces_per_emotion: Annotated[int, Query(ge=0, le=50)] = 6,
+) -> Response:
+    with web.sessions() as session:
+        if format == "html":
+            from producer.outputs import html_for
+
+            return Response(html_for(session, job_id, web.settings, faces_per_emotion), media_type="text/html")
+        data = job_report(session, job_id, by=by)
+    if format == "json":
+        return Response(render.report_json(data), media_type="application/json")
+    filename = f"job{job_id}-{by}"
+    if format == "csv":
+        return Response(render.report_csv(data), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
+    from producer.report_files import write_parquet
+
+    buffer = io.BytesIO()
+    write_parquet(data, buffer)
+    return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}.parquet"'})
+
+
+@router.get("/jobs/{job_id}/faces", summary="A job's faces, most certain first, filtered and paged")
+def faces(
+    job_id: int, web: State,
+    emotion: Emotion | None = None,
+    min_percent: Annotated[float, Query(ge=0, le=100)] = 0.0,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 48,
+) -> dict:
+    require_job(web, job_id)
+    with web.sessions() as session:
+        page = face_page(session, job_id, emotion, min_percent, offset, limit)
+    for face in page.faces:
+        face["links"] = {"thumbnail": f"/api/jobs/{job_id}/faces/{face['id']}/thumbnail.jpg",
+                         "annotated": f"/api/jobs/{job_id}/images/{face['image_id']}/annotated.jpg"}
+    return {"total": page.total, "offset": offset, "limit": limit, "faces": page.faces}
+
+
+def _jpeg(image) -> Response:  # noqa: ANN001 (PIL image)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITY)
+    return Response(buffer.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _unreadable(path: str) -> LookupError:
+    return LookupError(f"{Path(path).name} cannot be read any more")
+
+
+@router.get("/jobs/{job_id}/images/{image_id}/annotated.jpg", summary="One image with its faces boxed and labelled",
+            response_class=Response)
+def annotated(job_id: int, image_id: int, web: State) -> Response:
+    from producer.annotate import draw_faces, upright
+
+    with web.sessions() as session:
+        found = image_faces(session, job_id, image_id)
+    if found is None:
+        raise LookupError(f"no image {image_id} in job {job_id}")
+    image, rows = found
+    picture = upright(image.path, web.settings.max_pixels, web.settings.max_file_bytes)
+    if picture is None:
+        raise _unreadable(image.path)
+    return _jpeg(draw_faces(picture, rows))
+
+
+@router.get("/jobs/{job_id}/faces/{face_id}/thumbnail.jpg", summary="One face, cropped", response_class=Response)
+def thumbnail(job_id: int, face_id: int, web: State) -> Response:
+    from producer.annotate import crop_face, upright
+
+    with web.sessions() as session:
+        face = job_face(session, job_id, face_id)
+    if face is None:
+        raise LookupError(f"no face {face_id} in job {job_id}")
+    picture = upright(face.path, web.settings.max_pixels, web.settings.max_file_bytes)
+    if picture is None:
+        raise _unreadable(face.path)
+    return _jpeg(crop_face(picture, face, size=160))
+
+
+@router.get("/jobs/{job_id}/charts/{name}.png", summary="The job's PNG charts (as `producer chart`)",
+            response_class=Response)
+def chart(job_id: int, name: Literal["emotions-by-folder", "share-over-time"], web: State) -> Response:
+    from producer.outputs import charts_for
+
+    require_job(web, job_id)
+    with web.sessions() as session:
+        png = charts_for(session, job_id)[f"{name}.png"]
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+@router.post("/jobs/{job_id}/resume", summary="Re-enqueue the job's pending images (`producer resume`)")
+def resume_job(job_id: int, web: State) -> dict:
+    return {"job": job_id, "batches": resume(web.sessions, web.client, job_id, web.settings.queue)}
+
+
+@router.post("/jobs/{job_id}/retry-failed", summary="Failed images back to pending, enqueued (`producer retry-failed`)")
+def retry_job(job_id: int, web: State) -> dict:
+    require_job(web, job_id)
+    count, batches = retry_failed(web.sessions, web.client, job_id, web.settings.queue)
+    return {"job": job_id, "reset": count, "batches": batches}

@@ -1,0 +1,149 @@
+"""The web service: one FastAPI app serving the JSON API (`/api`, docs at `/docs`) and the
+pages, on the same settings, database and Redis as the CLI, through the same functions
+(submit, resume, retry, the report, the HTML report)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from db.migrate import upgrade
+from db.session import make_session_factory
+from emotion_batch.broker import make_client
+from emotion_batch.config import Settings
+from emotion_batch.errors import BrokerUnavailableError, EmotionBatchError, RequestRefusedError
+from producer.web.security import COOKIE, request_token, token_matches
+
+HERE = Path(__file__).parent
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+OPEN_PATHS = ("/healthz", "/login", "/static/")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WebState:
+    """What every request uses: settings, the session factory, the Celery client."""
+
+    settings: Settings
+    sessions: sessionmaker[Session] = field(init=False)
+
+    def __post_init__(self) -> None:
+        upgrade(self.settings.database_url)
+        self.sessions = make_session_factory(self.settings.database_url)
+
+    @cached_property
+    def client(self):  # noqa: ANN201 (celery.Celery)
+        return make_client(self.settings, self.settings.redis_url or DEFAULT_BROKER)
+
+
+def error(status: int, message: str) -> JSONResponse:
+    """The one shape of every refusal: {"error": "...", "status": N}."""
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+class BodyLimit:
+    """Refuses request bodies over `limit` bytes: at once from Content-Length, else while
+    the body streams in (an HTTPException, which FastAPI passes through body parsing)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            await self._too_large()(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise StarletteHTTPException(413)
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _too_large(self) -> JSONResponse:
+        return error(413, f"request body over the {self.limit}-byte limit (MAX_UPLOAD_BYTES)")
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The app for `settings` (migrates the database first, like every CLI command)."""
+    from producer.web import api, pages
+
+    app = FastAPI(title="emotion-batch", description="Batch emotion analysis: jobs, progress, reports, faces.",
+                  version="1")
+    app.state.web = WebState(settings)
+    app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)  # inside the token check
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):  # noqa: ANN202
+        token = settings.web_token
+        path = request.url.path
+        if not token or any(path == p or (p.endswith("/") and path.startswith(p)) for p in OPEN_PATHS):
+            return await call_next(request)
+        given = request_token(request.headers.get("authorization"), request.cookies.get(COOKIE))
+        if token_matches(token, given):
+            return await call_next(request)
+        if _wants_html(request):
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return error(401, "missing or wrong token: send `Authorization: Bearer TOKEN`")
+
+    @app.exception_handler(RequestRefusedError)
+    async def refused(_request: Request, exc: RequestRefusedError) -> JSONResponse:
+        return error(exc.status, str(exc))
+
+    @app.exception_handler(LookupError)
+    async def not_found(_request: Request, exc: LookupError) -> JSONResponse:
+        return error(404, str(exc).strip("'\""))
+
+    @app.exception_handler(BrokerUnavailableError)
+    async def broker_down(_request: Request, exc: BrokerUnavailableError) -> JSONResponse:
+        return error(503, str(exc))
+
+    @app.exception_handler(EmotionBatchError)
+    async def other_error(_request: Request, exc: EmotionBatchError) -> JSONResponse:
+        return error(400, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:  # FastAPI's body limit
+            return error(413, f"request body over the {settings.max_upload_bytes}-byte limit (MAX_UPLOAD_BYTES)")
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
+                             for e in exc.errors())
+        return JSONResponse({"error": problems, "status": 422}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")  # to the server's log, never to the client
+        return error(500, f"internal error ({type(exc).__name__}); see the server log")
+
+    return app

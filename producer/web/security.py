@@ -1,0 +1,61 @@
+"""The web service's guards: the token, loopback addresses and the allowed roots."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+from emotion_batch.errors import ConfigurationError, ForbiddenPathError, RequestRefusedError
+
+COOKIE = "emotion_batch_token"
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_can_listen(host: str, token: str | None) -> None:
+    """Refuse to start beyond loopback without a token."""
+    if not token and not is_loopback(host):
+        raise ConfigurationError(
+            f"refusing to listen on {host} without a token: set WEB_TOKEN (e.g. `openssl rand -hex 24`), "
+            "or listen on 127.0.0.1"
+        )
+
+
+def token_matches(expected: str, given: str | None) -> bool:
+    """Constant-time comparison of the request's token with the setting."""
+    return given is not None and secrets.compare_digest(expected.encode(), given.encode())
+
+
+def request_token(authorization: str | None, cookie: str | None) -> str | None:
+    """The token a request carries: `Authorization: Bearer TOKEN`, else the login cookie."""
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return cookie
+
+
+def allowed_path(raw: str, roots: Sequence[Path]) -> Path:
+    """`raw` as an absolute real path (links resolved) when it lies under one of `roots`;
+    ForbiddenPathError otherwise, before the filesystem is asked whether it exists."""
+    if not roots:
+        raise ForbiddenPathError("server paths are refused: no allowed roots are configured (ALLOWED_ROOTS)")
+    if "\x00" in raw or not raw.strip():
+        raise RequestRefusedError(f"not a path: {raw!r}")
+    path = Path(raw)
+    if not path.is_absolute():
+        raise ForbiddenPathError(f"{raw}: give an absolute path under the allowed roots")
+    real = Path(os.path.realpath(path))
+    for root in roots:
+        if real.is_relative_to(os.path.realpath(root)):
+            return real
+    raise ForbiddenPathError(f"{raw}: outside the allowed roots")
