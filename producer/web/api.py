@@ -13,15 +13,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from db.faces import face_page, image_faces, job_face
-from db.jobs import Progress, failed_images, job_progress, list_jobs
+from db.jobs import failed_images, job_progress, list_jobs
+from db.videos import pending_segment_count
 from db.reports import job_report
 from db.schema import Job
 from models.labels import EMOTIONS
 from producer import render
 from producer.submit import SubmitResult, resume, retry_failed, submit
+from producer.videos import VideoOptions
 from producer.web.app import WebState
 from producer.web.security import allowed_path
 from producer.web.uploads import Limits, Upload, store_upload
@@ -58,11 +61,15 @@ def require_job(web: WebState, job_id: int) -> Job:
         return job
 
 
-def progress_dict(p: Progress) -> dict[str, Any]:
-    """A job's status as JSON: counts, images/s and ETA (the CLI's `status` figures)."""
+def job_state(session: Session, job_id: int) -> dict[str, Any]:
+    """A job's status as JSON: counts, images/s and ETA (the CLI's `status` figures); it
+    is complete, as for `submit --wait`, when no image and no video segment is pending."""
+    p = job_progress(session, job_id)
+    segments = pending_segment_count(session, job_id)
     return {
         "job": p.job_id, "total": p.total, "finished": p.finished, "pending": p.pending, "done": p.done,
-        "no_face": p.no_face, "failed": p.failed, "faces": p.faces, "complete": p.complete,
+        "no_face": p.no_face, "failed": p.failed, "faces": p.faces, "pending_video_segments": segments,
+        "complete": p.complete and not segments,
         "percent": round(100.0 * p.finished / p.total, 1) if p.total else 100.0,
         "images_per_second": round(p.rate, 2),
         "eta_seconds": None if p.eta_seconds is None else round(p.eta_seconds, 1),
@@ -85,7 +92,8 @@ def _submit(web: WebState, paths: list[Path], backend: str | None, batch_size: i
             name: str | None, force: bool) -> SubmitResult:
     s = web.settings
     return submit(web.sessions, web.client, paths, backend=backend or s.backend,
-                  batch_size=batch_size or s.batch_size, name=name or str(paths[0]), force=force, queue=s.queue)
+                  batch_size=batch_size or s.batch_size, name=name or str(paths[0]), force=force, queue=s.queue,
+                  video=VideoOptions.from_settings(s))
 
 
 @router.post("/jobs", status_code=201, summary="Create a job from server paths under the allowed roots")
@@ -129,7 +137,7 @@ def jobs(web: State, offset: Annotated[int, Query(ge=0)] = 0,
 def status(job_id: int, web: State) -> dict:
     job = require_job(web, job_id)
     with web.sessions() as session:
-        body = progress_dict(job_progress(session, job_id))
+        body = job_state(session, job_id)
         body["failures"] = [{"path": p, "error": e} for p, e in failed_images(session, job_id, limit=20)]
     return {"name": job.name, "backend": job.backend, **body}
 
@@ -141,7 +149,7 @@ async def events(job_id: int, request: Request, web: State,
 
     def read() -> dict:
         with web.sessions() as session:
-            return progress_dict(job_progress(session, job_id))
+            return job_state(session, job_id)
 
     async def stream():  # noqa: ANN202
         yield f"retry: {int(interval * 1000)}\n\n"

@@ -12,11 +12,11 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from db.faces import face_page, image_faces
-from db.jobs import job_progress, list_jobs
+from db.jobs import list_jobs
 from db.reports import job_report
 from models.labels import EMOTIONS
 from producer.charts import COLOURS
-from producer.web.api import Emotion, State, progress_dict, require_job
+from producer.web.api import Emotion, State, job_state, require_job
 from producer.web.security import COOKIE, token_matches
 
 router = APIRouter(include_in_schema=False)
@@ -57,7 +57,7 @@ def new_job(request: Request, web: State) -> HTMLResponse:
 def job_page(request: Request, job_id: int, web: State) -> HTMLResponse:
     job = require_job(web, job_id)
     with web.sessions() as session:
-        progress = progress_dict(job_progress(session, job_id))
+        progress = job_state(session, job_id)
         report = job_report(session, job_id, by="folder")
         dates = job_report(session, job_id, by="date")["dates"]
     folders = _short(report.pop("folders"))
