@@ -93,7 +93,7 @@ def _submit(web: WebState, paths: list[Path], backend: str | None, batch_size: i
     s = web.settings
     return submit(web.sessions, web.client, paths, backend=backend or s.backend,
                   batch_size=batch_size or s.batch_size, name=name or str(paths[0]), force=force, queue=s.queue,
-                  video=VideoOptions.from_settings(s))
+                  settings=s, video=VideoOptions.from_settings(s))
 
 
 @router.post("/jobs", status_code=201, summary="Create a job from server paths under the allowed roots")
