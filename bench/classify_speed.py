@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from models.evaluate import use_deepface_home
+from models.evaluate import choose_deepface_home
 from models.runtime import (DEFAULT_MODEL, load_keras, tf_classifier, tflite_classifier,
                             with_flip_tta)
 
@@ -51,23 +51,20 @@ def our_runtimes(model_path: Path) -> dict[str, Predict]:
     return runtimes
 
 
-def deepface_runtimes() -> dict[str, Predict]:
-    """DeepFace's emotion model: its raw Keras model (as deepface calls it) and client.predict."""
-    from deepface import DeepFace
+def deepface_runtimes(home: Path) -> dict[str, Predict]:
+    """DeepFace's emotion model: as our deepface backend calls it, and through deepface's API."""
+    from emotion_batch.classify.deepface import DeepFaceClassifier
+
+    ours = DeepFaceClassifier(home)
+    from deepface import DeepFace  # after DeepFaceClassifier handed it DEEPFACE_HOME
 
     client = DeepFace.build_model(task="facial_attribute", model_name="Emotion")
-
-    def raw(x: np.ndarray) -> np.ndarray:
-        scaled = x.astype(np.float32) / 255.0
-        if len(x) == 1:
-            return client.model(scaled, training=False).numpy()
-        return client.model.predict_on_batch(scaled)
 
     def api(x: np.ndarray) -> np.ndarray:
         bgr = np.repeat(x.astype(np.float32) / 255.0, 3, axis=3)
         return client.predict(bgr if len(x) > 1 else bgr[0])
 
-    return {"DeepFace arch (stand-in): model call / predict_on_batch": raw,
+    return {"DeepFace arch (stand-in): our deepface backend (predict_on_batch)": ours.predict,
             "DeepFace arch (stand-in): client.predict (its preprocessing)": api}
 
 
@@ -86,8 +83,7 @@ def main(model_path: Path, batches: str, seconds: float, repeats: int, with_deep
     sizes = [int(b) for b in batches.split(",")]
     runtimes = our_runtimes(model_path)
     if with_deepface:
-        use_deepface_home(deepface_home)
-        runtimes.update(deepface_runtimes())
+        runtimes.update(deepface_runtimes(choose_deepface_home(deepface_home)))
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (max(sizes), 48, 48, 1), dtype=np.uint8)
     print(f"faces/s, median of {repeats} x {seconds}s, {len(os.sched_getaffinity(0))} cores")

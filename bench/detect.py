@@ -25,7 +25,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from emotion_batch.config import DEFAULT_DATA_DIR, Settings
+from emotion_batch.config import Settings
+from emotion_batch.defaults import SHARED_DATA_DIR
 from emotion_batch.detect import FaceBox, FaceDetector
 from emotion_batch.pipeline import unscale
 
@@ -213,10 +214,10 @@ def table(rows: list[Row], samples: list[Sample]) -> str:
 
 
 @click.command()
-@click.option("--photos", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR / "photos",
+@click.option("--photos", type=click.Path(path_type=Path), default=SHARED_DATA_DIR / "photos",
               show_default=True, help="The labelled photos (skipped when absent).")
 @click.option("--yunet", type=click.Path(path_type=Path),
-              default=DEFAULT_DATA_DIR / "detectors" / "face_detection_yunet_2023mar.onnx", show_default=True)
+              default=SHARED_DATA_DIR / "detectors" / "face_detection_yunet_2023mar.onnx", show_default=True)
 @click.option("--only", default="", help="Comma-separated detector names (default: all).")
 def main(photos: Path, yunet: Path, only: str) -> None:
     """Print the detector table."""

@@ -165,7 +165,7 @@ def _table(steps: list[Step], title: str) -> Table:
 def main(files: int, folder: Path | None, per_folder: int, work: Path | None, database_url: str | None,
          as_json: bool) -> None:
     """Measure the producer's steps at scale; see the module docstring."""
-    from emotion_batch.local import LocalRedis
+    from producer.local import LocalRedis
 
     work = work or Path(tempfile.gettempdir())
     root = folder or generate(work / f"emotion-scale-{files}", files, per_folder)

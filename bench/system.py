@@ -20,7 +20,7 @@ from db.schema import Image
 from db.session import make_session_factory
 from emotion_batch.broker import make_client
 from emotion_batch.config import Settings
-from emotion_batch.local import LocalRedis, LocalWorker, memory_kb
+from producer.local import LocalRedis, LocalWorker, memory_kb
 
 
 @dataclass
@@ -33,11 +33,9 @@ class Stages:
 
 def ceiling(paths: Sequence[Path], settings: Settings, backend: str, stages: Stages | None = None) -> Timing:
     """Our pipeline in this process, batch after batch (first batch warms up, untimed)."""
-    from emotion_batch.classify import make_classifier
-    from emotion_batch.detect import make_detector
     from emotion_batch.pipeline import Analyzer
 
-    analyzer = Analyzer(lambda: make_detector(settings), make_classifier(backend, settings), settings)
+    analyzer = Analyzer.from_settings(settings, backend)
     classify = analyzer.classifier.predict
     stages = stages if stages is not None else Stages()
 
@@ -98,7 +96,7 @@ def _run_job(settings: Settings, folder: Path, backend: str, worker: LocalWorker
     from producer.submit import submit, wait_for_job
 
     sessions = make_session_factory(settings.database_url)
-    client = make_client(settings, settings.redis_url or "")
+    client = make_client(settings)
     result = submit(sessions, client, [folder], backend=backend, batch_size=settings.batch_size,
                     name=f"bench {folder.name}", force=True, queue=settings.queue)
     wait_for_job(sessions, result.job_id, interval=0.2,

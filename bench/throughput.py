@@ -22,6 +22,7 @@ from rich.table import Table
 from bench.baselines import Timing, deepface_loop, fer_loop
 from bench.photoset import build_photoset
 from bench.system import Stages, SystemRun, ceiling, system
+from emotion_batch.classify import BACKENDS
 from emotion_batch.config import Settings
 
 console = Console()
@@ -50,7 +51,7 @@ def _ratios(rows: dict[str, Timing]) -> dict[str, float]:
 @click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("--repeat", type=int, default=1, help="Variants per photo (flipped, rescaled): a larger job.")
 @click.option("--baseline-limit", type=int, default=200, help="DeepFace/fer loops run on the first N images.")
-@click.option("--backend", type=click.Choice(["cnn", "deepface"]), default="cnn")
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default="cnn")
 @click.option("--workers", type=int, default=1, help="Worker processes (concurrency) for `system`.")
 @click.option("--skip", multiple=True, type=click.Choice(["deepface", "fer", "ceiling", "system"]))
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line.")

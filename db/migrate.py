@@ -6,6 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+
+from db.session import make_engine
+from emotion_batch.errors import DatabaseNotReadyError
 
 INI = Path(__file__).with_name("alembic.ini")
 
@@ -21,3 +27,23 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str) -> None:
     """Bring the database at `url` to the head revision (idempotent)."""
     command.upgrade(alembic_config(url), "head")
+
+
+def require_current(url: str) -> None:
+    """Fail clearly unless the database at `url` exists at the head revision.
+
+    For read-only commands: they neither create a database nor migrate one.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            raise DatabaseNotReadyError(f"no database at {parsed.database}: submit a job first")
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    with make_engine(url).connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        where = parsed.render_as_string(hide_password=True)
+        raise DatabaseNotReadyError(
+            f"database {where} is at schema revision {current or 'none'}, not {head}: "
+            "run `producer migrate` (or any command that writes, e.g. submit)"
+        )

@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from db.schema import Face, Image, ImageStatus, Job, face_owner
+from emotion_batch.errors import JobNotFoundError
 from models.labels import EMOTIONS
 
 
@@ -105,7 +106,7 @@ def job_report(
     by = by or ("folder" if by_folder else "job")
     job = session.get(Job, job_id)
     if job is None:
-        raise LookupError(f"no job {job_id}")
+        raise JobNotFoundError(job_id)
     overall = summarise(session, job_id).get(str(job_id), Summary().finish())
     report: dict[str, Any] = {"job": job.id, "name": job.name, "backend": job.backend}
     report.update(asdict(overall))

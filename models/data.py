@@ -26,18 +26,17 @@ CACHE_VERSION = 1
 
 
 def default_data_dir() -> Path:
-    """FER2013 folder: env FER2013_DIR, else ../shared/data/fer2013 relative to the repo root."""
-    env = os.environ.get("FER2013_DIR")
-    if env:
-        return Path(env)
-    return (REPO_ROOT / ".." / "shared" / "data" / "fer2013").resolve()
+    """FER2013 folder: the FER2013_DIR setting (default ../shared/data/fer2013)."""
+    from emotion_batch.config import get_settings
+
+    return get_settings().fer2013_dir
 
 
 def cache_dir() -> Path:
-    """Where decoded arrays are cached (outside the repo): env EMOTION_BATCH_CACHE or ~/.cache."""
-    env = os.environ.get("EMOTION_BATCH_CACHE")
-    base = Path(env) if env else Path.home() / ".cache" / "emotion-batch"
-    return base
+    """Where decoded arrays are cached (outside the repo): the EMOTION_BATCH_CACHE setting."""
+    from emotion_batch.config import get_settings
+
+    return get_settings().emotion_batch_cache
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ DeepFace's architecture but not DeepFace's weights (see its .json), so it is lab
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,10 +22,10 @@ from models.labels import EMOTIONS
 from models.metrics import (classification_report, confusion_matrix, cross_entropy,
                             normalise_rows, report_markdown)
 from models.plots import plot_confusion, plot_curves
+from models.runtime import DEFAULT_MODEL
 from models.sidecar import read_sidecar, write_sidecar
 
 MODELS_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL = MODELS_DIR / "emotion_cnn.keras"
 DEEPFACE_PUBLISHED = {"accuracy": 0.57, "source": "deepface maintainer, issues #247 and #1375"}
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -34,14 +33,6 @@ Predict = Callable[[np.ndarray], np.ndarray]
 def predict_batched(predict: Predict, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """Run predict over x in batches and stack the probabilities."""
     return np.concatenate([predict(x[i:i + batch]) for i in range(0, len(x), batch)])
-
-
-def flip_tta(predict: Predict) -> Predict:
-    """Test-time augmentation: average the probabilities of the face and its mirror image."""
-    def tta(x: np.ndarray) -> np.ndarray:
-        return 0.5 * (predict(x) + predict(np.ascontiguousarray(x[:, :, ::-1, :])))
-
-    return tta
 
 
 def score(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> dict:
@@ -63,32 +54,29 @@ def timed_scores(predict: Predict, test: data.Split) -> tuple[dict, np.ndarray]:
     return result, probs
 
 
-def use_deepface_home(home: Path | None) -> str:
-    """Set DEEPFACE_HOME for deepface: the option, else the env var, else ../shared/data/deepface
-    when that folder exists, else deepface's own default (~). Returns the folder in use."""
-    shared = (data.REPO_ROOT / ".." / "shared" / "data" / "deepface").resolve()
-    chosen = home or os.environ.get("DEEPFACE_HOME") or (shared if shared.is_dir() else None)
-    if chosen:
-        os.environ["DEEPFACE_HOME"] = str(chosen)
-    return os.environ.get("DEEPFACE_HOME", str(Path.home()))
+def choose_deepface_home(home: Path | None) -> Path:
+    """The DeepFace home to evaluate: the option, else the DEEPFACE_HOME setting when set,
+    else ../shared/data/deepface when that folder exists, else the setting's default (~)."""
+    from emotion_batch.config import get_settings
+    from emotion_batch.defaults import SHARED_DATA_DIR
+
+    settings = get_settings()
+    shared = SHARED_DATA_DIR / "deepface"
+    if home:
+        return Path(home)
+    if "deepface_home" in settings.model_fields_set or not shared.is_dir():
+        return settings.deepface_home
+    return shared
 
 
-def deepface_predict_fn() -> tuple[Predict, dict]:
-    """DeepFace's emotion model via its own API, fed as DeepFace feeds it (grey 48x48 / 255)."""
-    from deepface import DeepFace
+def deepface_predict_fn(home: Path) -> tuple[Predict, dict]:
+    """The deepface backend exactly as the worker runs it (`DeepFaceClassifier`)."""
+    from emotion_batch.classify.deepface import DeepFaceClassifier
 
-    client = DeepFace.build_model(task="facial_attribute", model_name="Emotion")
-    home = os.environ.get("DEEPFACE_HOME", str(Path.home()))
-    weights = Path(home) / ".deepface" / "weights" / "facial_expression_model_weights.h5"
-    info = {"deepface_home": home, "weights": str(weights)}
-    info.update(_stand_in_info(weights))
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        bgr = np.repeat(x.astype(np.float32) / 255.0, 3, axis=3)  # grey -> 3 equal channels
-        out = np.asarray(client.predict(bgr if len(x) > 1 else bgr[0]), dtype=np.float32)
-        return out.reshape(len(x), -1)
-
-    return predict, info
+    classifier = DeepFaceClassifier(home)
+    info = {"deepface_home": str(home), "weights": str(classifier.weights)}
+    info.update(_stand_in_info(classifier.weights))
+    return classifier.predict, info
 
 
 def _stand_in_info(weights: Path) -> dict:
@@ -104,13 +92,13 @@ def _stand_in_info(weights: Path) -> dict:
 
 def evaluate_ours(model_path: Path, test: data.Split, runtime: str, tta: bool) -> dict:
     """Our model on the test split, plain and (optionally) with flip TTA."""
-    from models.runtime import load_classifier_fn
+    from models.runtime import load_classifier_fn, with_flip_tta
 
     predict = load_classifier_fn(model_path, runtime)
     plain, probs = timed_scores(predict, test)
     results = {"model": Path(model_path).name, "plain": plain}
     if tta:
-        results["tta_flip"], _ = timed_scores(flip_tta(predict), test)
+        results["tta_flip"], _ = timed_scores(with_flip_tta(predict), test)
     return results
 
 
@@ -214,8 +202,7 @@ def main(model_path: Path, data_dir: Path | None, out_dir: Path, history: Path |
     ours = evaluate_ours(model_path, test, runtime, tta)
     deepface = None
     if with_deepface and tuple(labels) == EMOTIONS:
-        use_deepface_home(deepface_home)
-        predict, info = deepface_predict_fn()
+        predict, info = deepface_predict_fn(choose_deepface_home(deepface_home))
         deepface, _ = timed_scores(predict, test)
         deepface["info"] = info
     history_path = history or model_path.with_suffix(".history.json")

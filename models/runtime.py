@@ -118,24 +118,26 @@ def with_flip_tta(classify: ClassifierFn) -> ClassifierFn:
 
 
 def load_classifier_fn(path: str | Path = DEFAULT_MODEL, runtime: str = "auto",
-                       flip_tta: bool = False) -> ClassifierFn:
+                       flip_tta: bool = False, threads: int | None = None) -> ClassifierFn:
     """Load the classifier: (N, 48, 48, 1) uint8 -> (N, n_labels) float32 probabilities.
 
     `path` is the .keras file; the .tflite runtime reads the file of the same stem next to it.
     `flip_tta` averages each face with its mirror image: +1.6 points of test accuracy for
-    half the throughput (see models/README.md).
+    half the throughput (see models/README.md). `threads` is the TFLite interpreter's
+    thread count (None: every core this process may use); the "tf" runtime follows the
+    process-wide TensorFlow setting (`emotion_batch.tfsetup.configure_tensorflow`).
     """
-    classify = _load(Path(path), runtime)
+    classify = _load(Path(path), runtime, threads)
     return with_flip_tta(classify) if flip_tta else classify
 
 
-def _load(path: Path, runtime: str) -> ClassifierFn:
+def _load(path: Path, runtime: str, threads: int | None = None) -> ClassifierFn:
     """The plain classifier for one runtime ("auto" reads the sidecar)."""
     runtime, _ = resolve_runtime(path, runtime)
     if runtime == "tf":
         return tf_classifier(load_keras(path))
     if runtime == "tflite":
-        return tflite_classifier(path.with_suffix(".tflite"))
+        return tflite_classifier(path.with_suffix(".tflite"), threads)
     raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES} or 'auto'")
 
 

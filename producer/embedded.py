@@ -12,7 +12,7 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from emotion_batch.config import Settings
-from emotion_batch.local import LocalRedis, LocalWorker
+from producer.local import LocalRedis, LocalWorker
 
 STATE_DIR = Path(".emotion-batch")
 

@@ -30,7 +30,7 @@ from db.results import ResultKey
 from db.schema import Job
 from emotion_batch.broker import check_broker, send_batch
 from emotion_batch.config import BATCH_SIZE_MAX, BATCH_SIZE_MIN, Settings, get_settings
-from emotion_batch.errors import ConfigurationError
+from emotion_batch.errors import ConfigurationError, JobNotFoundError
 from emotion_batch.messages import BatchMessage, ImageRef
 from emotion_batch.scan import ScannedFile, ScanProblems, candidates, hash_stream
 from producer.videos import VideoOptions, VideoSubmit, resume_segments, submit_videos
@@ -229,7 +229,7 @@ def resume_job(
     with sessions() as session:
         job = session.get(Job, job_id)
         if job is None:
-            raise LookupError(f"no job {job_id}")
+            raise JobNotFoundError(job_id)
     size = check_batch_size(batch_size or job.batch_size)
     first = int(time.time() * 1000) % 10**9  # fresh task ids, distinct from earlier sends
     sender = Enqueuer(client, job, queue, size, first, on_batch)

@@ -57,7 +57,7 @@ def yunet_model(shared_data: Path) -> Path:
 def redis_server(tmp_path_factory):
     """A private redis-server on loopback for the whole test session."""
     need(shutil.which("redis-server") is not None, "redis-server (apt-get install redis-server)")
-    from emotion_batch.local import LocalRedis
+    from producer.local import LocalRedis
 
     server = LocalRedis(tmp_path_factory.mktemp("redis")).start()
     yield server

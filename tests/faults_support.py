@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from db.schema import Face, Image as ImageRow
 from db.session import make_session_factory
-from emotion_batch.local import child_pids
+from producer.local import child_pids
 
 
 def make_photo_set(photos_dir: Path, out: Path, count: int, max_side: int = 480) -> list[Path]:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from db.schema import Face, Image
 from db.session import make_session_factory
-from emotion_batch.local import LocalWorker
+from producer.local import LocalWorker
 from models.labels import EMOTIONS
 from tests.conftest import database_for, run_producer
 from tests.corpus import write_bad_corpus, write_crowd, write_odd_formats

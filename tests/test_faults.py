@@ -18,7 +18,7 @@ import pytest
 
 from emotion_batch.broker import make_client, send_batch
 from emotion_batch.config import Settings
-from emotion_batch.local import LocalRedis, LocalWorker
+from producer.local import LocalRedis, LocalWorker
 from emotion_batch.messages import BatchMessage
 from tests.conftest import need, run_producer
 from tests.corpus import write_bad_corpus, write_crowd, write_odd_formats
@@ -102,7 +102,7 @@ def test_redis_killed_and_restarted_then_lost_work_resumed(system: System, photo
     system.redis.stop(kill=True)
     shutil.rmtree(system.redis.data_dir / "appendonlydir", ignore_errors=True)
     system.redis.start()  # empty: whatever was queued is lost
-    resumed = system.producer("watch", str(job), "--timeout", "240", STALL_RESUME_AFTER="8")
+    resumed = system.producer("watch", str(job), "--timeout", "240", "--resume-stalled", STALL_RESUME_AFTER="8")
     assert resumed.returncode == 0, resumed.stderr + system.logs()[-3000:]
     assert "re-enqueued" in resumed.stderr
     _assert_clean(probe)
@@ -225,7 +225,7 @@ def test_thousand_images_through_kill_redis_restart_and_db_lock(system: System, 
     time.sleep(4)
     lock.rollback()
     lock.close()
-    done = system.producer("watch", str(job), "--timeout", "600", STALL_RESUME_AFTER="20")
+    done = system.producer("watch", str(job), "--timeout", "600", "--resume-stalled", STALL_RESUME_AFTER="20")
     assert done.returncode == 0, done.stderr + system.logs()[-3000:]
     audit = _assert_clean(probe)
     assert probe.image("p00999.jpg").error.startswith("file missing")

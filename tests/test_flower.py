@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from emotion_batch.config import REPO_ROOT
-from emotion_batch.local import free_port
+from producer.local import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from db.frames import load_job_frames
-from emotion_batch.local import LocalWorker
+from producer.local import LocalWorker
 from tests.conftest import need, run_producer
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emotion_batch.local import LocalRedis, LocalWorker
+from producer.local import LocalRedis, LocalWorker
 from tests.conftest import need, run_producer
 
 pytestmark = pytest.mark.integration

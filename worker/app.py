@@ -13,12 +13,10 @@ from emotion_batch.config import get_settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the worker is an application: quiet TF's C++ logs
 _settings = get_settings()
 app = Celery("emotion_batch", include=["worker.tasks"])
-app.conf.update(celery_config(_settings, _settings.redis_url or DEFAULT_BROKER))
+app.conf.update(celery_config(_settings))
 
 
 @worker_init.connect

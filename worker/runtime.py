@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 
-from emotion_batch.classify import EmotionClassifier, make_classifier
 from emotion_batch.config import Settings
 from emotion_batch.detect import make_detector
 from emotion_batch.pipeline import Analyzer
@@ -55,12 +54,9 @@ def analyzer(backend: str) -> Analyzer:
         init_process(get_settings())
     if backend not in _analyzers:
         assert _settings is not None
-        classifier: EmotionClassifier = make_classifier(backend, _settings)
-        classifier.predict(np.zeros((2, 48, 48, 1), np.uint8))  # trace/warm up outside any task
-        settings_ = _settings
-        _analyzers[backend] = Analyzer(
-            lambda: make_detector(settings_), classifier, settings_, threads=threads_per_process(settings_)
-        )
+        built = Analyzer.from_settings(_settings, backend, threads=threads_per_process(_settings))
+        built.classifier.predict(np.zeros((2, 48, 48, 1), np.uint8))  # trace/warm up outside any task
+        _analyzers[backend] = built
     return _analyzers[backend]
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emotion_batch.errors import WeightsMissingError
 from emotion_batch.hashing import sha256_file
 from models.labels import EMOTIONS
+
+if TYPE_CHECKING:
+    from emotion_batch.config import Settings
 
 
 def cnn_model_version(runtime: str, weights: Path, flip_tta: bool) -> str:
@@ -34,7 +38,7 @@ class CnnClassifier:
     name = "cnn"
     labels = EMOTIONS
 
-    def __init__(self, model_path: Path, flip_tta: bool = True) -> None:
+    def __init__(self, model_path: Path, flip_tta: bool = True, threads: int | None = None) -> None:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise WeightsMissingError(
@@ -46,7 +50,17 @@ class CnnClassifier:
         self.runtime, weights = resolve_runtime(model_path)
         self.model_path = model_path
         self.model_version = cnn_model_version(self.runtime, weights, flip_tta)
-        self._predict = load_classifier_fn(model_path, self.runtime, flip_tta=flip_tta)
+        self._predict = load_classifier_fn(model_path, self.runtime, flip_tta=flip_tta, threads=threads)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, threads: int | None = None) -> CnnClassifier:
+        """The model CNN_MODEL names, with CNN_FLIP_TTA; `threads` caps the TFLite interpreter."""
+        return cls(settings.cnn_model, settings.cnn_flip_tta, threads)
+
+    @staticmethod
+    def expected_version(settings: Settings) -> str | None:
+        """The version a worker with these settings records, without loading the model."""
+        return expected_model_version(settings.cnn_model, settings.cnn_flip_tta)
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         """One model call for the whole batch."""

@@ -11,11 +11,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emotion_batch.errors import WeightsMissingError
 from emotion_batch.hashing import sha256_file
+
+if TYPE_CHECKING:
+    from emotion_batch.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +28,9 @@ WEIGHTS_FILE = "facial_expression_model_weights.h5"
 DEEPFACE_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
-def weights_path(deepface_home: Path | None) -> Path:
+def weights_path(deepface_home: Path) -> Path:
     """Where DeepFace keeps (or downloads) its emotion weights."""
-    home = Path(deepface_home or os.environ.get("DEEPFACE_HOME") or Path.home())
-    return home / ".deepface" / "weights" / WEIGHTS_FILE
+    return Path(deepface_home) / ".deepface" / "weights" / WEIGHTS_FILE
 
 
 def deepface_model_version(weights: Path) -> str:
@@ -35,16 +38,24 @@ def deepface_model_version(weights: Path) -> str:
     return f"deepface-emotion-{sha256_file(weights)[:16]}"
 
 
-def expected_model_version(deepface_home: Path | None) -> str | None:
+def expected_model_version(deepface_home: Path) -> str | None:
     """The version a worker with this DEEPFACE_HOME will record, without loading the model."""
     weights = weights_path(deepface_home)
     return deepface_model_version(weights) if weights.is_file() else None
 
 
-def _build_deepface_model(deepface_home: Path | None):
-    if deepface_home:
-        os.environ["DEEPFACE_HOME"] = str(deepface_home)
-    os.environ.setdefault("DEEPFACE_BACKEND_ENGINE", "tensorflow")
+def configure_deepface(deepface_home: Path) -> None:
+    """Hand our DEEPFACE_HOME setting to the deepface library.
+
+    deepface takes its configuration only from environment variables, so this writes
+    them (it reads nothing back: the value comes from `Settings.deepface_home`).
+    """
+    os.environ["DEEPFACE_HOME"] = str(deepface_home)
+    os.environ["DEEPFACE_BACKEND_ENGINE"] = "tensorflow"
+
+
+def _build_deepface_model(deepface_home: Path):
+    configure_deepface(deepface_home)
     from deepface import DeepFace
 
     try:
@@ -65,11 +76,22 @@ class DeepFaceClassifier:
     name = "deepface"
     labels = DEEPFACE_LABELS
 
-    def __init__(self, deepface_home: Path | None = None) -> None:
+    def __init__(self, deepface_home: Path) -> None:
         client = _build_deepface_model(deepface_home)
         self._model = client.model
         self.weights = weights_path(deepface_home)
         self.model_version = deepface_model_version(self.weights)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, threads: int | None = None) -> DeepFaceClassifier:
+        """DeepFace's model from DEEPFACE_HOME; Keras follows the process-wide TF threads."""
+        del threads  # a Keras model: `emotion_batch.tfsetup.configure_tensorflow` sets them
+        return cls(settings.deepface_home)
+
+    @staticmethod
+    def expected_version(settings: Settings) -> str | None:
+        """The version a worker with these settings records, without loading the model."""
+        return expected_model_version(settings.deepface_home)
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         """One `predict_on_batch` call for every face of the batch."""

@@ -13,7 +13,6 @@ BlazeFace, with one line saying which file to place where.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,8 +58,7 @@ def find_yunet(settings: Settings) -> Path | None:
     in_cache = cached(YUNET, settings.model_cache)
     if in_cache:
         return in_cache
-    home = settings.deepface_home or os.environ.get("DEEPFACE_HOME") or Path.home()
-    candidate = Path(home) / ".deepface" / "weights" / YUNET_FILE
+    candidate = Path(settings.deepface_home) / ".deepface" / "weights" / YUNET_FILE
     return candidate if candidate.is_file() else None
 
 

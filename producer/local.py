@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from emotion_batch.config import REPO_ROOT
+from emotion_batch.defaults import REPO_ROOT
 from emotion_batch.errors import ConfigurationError
 
 REDIS_START_TIMEOUT = 10.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from emotion_batch.config import Settings
 from emotion_batch.hashing import sha256_file
+from producer.cli.context import CliContext, shared_options
 
 
 @click.group("models")
@@ -16,10 +16,10 @@ def models() -> None:
 
 @models.command("fetch")
 @click.option("--deepface", is_flag=True, help="Also DeepFace's emotion weights (into DEEPFACE_HOME).")
-@click.pass_obj
-def fetch_cmd(settings: Settings, deepface: bool) -> None:
+@shared_options
+def fetch_cmd(c: CliContext, deepface: bool) -> None:
     """Download YuNet into MODEL_CACHE (sha256-checked) and check the packaged models."""
     from emotion_batch.detect.fetch import fetch_models
 
-    for what, path, state in fetch_models(settings, deepface=deepface):
+    for what, path, state in fetch_models(c.settings, deepface=deepface):
         click.echo(f"{what}: {path} (sha256 {sha256_file(path)[:16]}, {state})")

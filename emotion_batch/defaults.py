@@ -1,0 +1,60 @@
+"""Every default value of emotion-batch, in one documented place (rq's `defaults.py` shape).
+
+`emotion_batch.config.Settings` reads the environment (or `.env`) once and falls back to
+these; nothing else reads `os.environ` or repeats a default. `.env.example` documents
+the same values for users.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout (or installed tree) holding emotion_batch/, models/, worker/ ..."""
+
+SHARED_DATA_DIR = (REPO_ROOT.parent / "shared" / "data").resolve()
+"""Data that cannot be downloaded on the build machines (FER2013, detectors, DeepFace home)."""
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+"""Broker used by workers and commands when REDIS_URL is unset (`producer run` starts its own)."""
+
+DATABASE_URL = "sqlite:///emotion-batch.db"
+BACKEND = "cnn"
+BATCH_SIZE = 32
+QUEUE = "emotion"
+
+CNN_MODEL = REPO_ROOT / "models" / "emotion_cnn.keras"
+"""Our committed Keras model (its .tflite export sits next to it)."""
+
+FER2013_DIR = SHARED_DATA_DIR / "fer2013"
+"""FER2013 in its image-folder layout (train/ and test/, one folder per emotion)."""
+
+CACHE_DIR = Path.home() / ".cache" / "emotion-batch"
+"""Decoded FER2013 arrays are cached here (outside the repository)."""
+
+DEEPFACE_HOME = Path.home()
+"""DeepFace keeps its weights in $DEEPFACE_HOME/.deepface/weights (its own default: ~)."""
+
+DETECT_MAX_SIDE = 640
+DECODE_MAX_SIDE = 800
+MIN_FACE = 24
+FACE_SCORE = 0.7
+MAX_PIXELS = 40_000_000
+MAX_FILE_BYTES = 100_000_000
+MAX_ATTEMPTS = 3
+SOFT_TIME_LIMIT = 300
+HARD_TIME_LIMIT = 360
+MAX_MEMORY_PER_CHILD_KB = 4_000_000
+
+YUNET_URL = (
+    "https://github.com/opencv/opencv_zoo/raw/fef72f8fa7c52eaf116d3df358d24e6e959ada0e/"
+    "models/face_detection_yunet/face_detection_yunet_2023mar.onnx"
+)
+"""opencv_zoo at a fixed commit: YuNet's 2023mar release file (sha256 pinned in emotion_batch.detect.fetch)."""
+
+
+def model_cache() -> Path:
+    """Folder for downloaded model files: pooch's per-user cache (~/.cache/emotion-batch on Linux)."""
+    import pooch
+
+    return Path(pooch.os_cache("emotion-batch"))

@@ -1,0 +1,5 @@
+"""`python -m producer.cli`."""
+
+from producer.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""What every command shares: the settings, lazily built database sessions and Celery
+client, the shared options (one decorator, rq-style) and the error handling."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any, TypeVar
+
+import click
+from celery import Celery
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.schema import Job
+from emotion_batch.config import Settings
+from emotion_batch.errors import EmotionBatchError, JobNotFoundError
+
+console = Console(stderr=True)  # progress, warnings and summaries
+out = Console()  # the command's result (job id, report, paths)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliContext:
+    """Settings plus database sessions and a Celery client, each made on first use.
+
+    `sessions` brings the schema to the newest revision first (commands that write);
+    `read_sessions` only checks it is there (read-only commands never migrate).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        from db.migrate import upgrade
+        from db.session import make_session_factory
+
+        upgrade(self.settings.database_url)
+        return make_session_factory(self.settings.database_url)
+
+    @cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        from db.migrate import require_current
+        from db.session import make_session_factory
+
+        require_current(self.settings.database_url)
+        return make_session_factory(self.settings.database_url)
+
+    @cached_property
+    def client(self) -> Celery:
+        from emotion_batch.broker import make_client
+
+        return make_client(self.settings)
+
+
+def shared_options(command: F) -> F:
+    """--redis-url and --database-url on a command, then a `CliContext` as its first argument.
+
+    The options override REDIS_URL / DATABASE_URL, which `Settings` reads (with `.env`).
+    """
+
+    @click.option("--redis-url", help="Broker URL (overrides REDIS_URL).")
+    @click.option("--database-url", help="SQLAlchemy URL (overrides DATABASE_URL).")
+    @functools.wraps(command)
+    def wrapper(*args: Any, redis_url: str | None, database_url: str | None, **kwargs: Any) -> Any:
+        overrides = {k: v for k, v in (("redis_url", redis_url), ("database_url", database_url)) if v}
+        return command(CliContext(Settings(**overrides)), *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class ErrorsAsOneLine(click.Group):
+    """Our errors become one clear line and a non-zero exit, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from pydantic import ValidationError
+
+        try:
+            return super().invoke(ctx)
+        except EmotionBatchError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except ValidationError as exc:  # a setting from the environment or .env is invalid
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+            raise click.ClickException(f"invalid setting: {problems}") from exc
+
+
+def existing_job(session: Session, job: int | None) -> int:
+    """`job`, checked to exist; None means the newest job."""
+    if job is None:
+        from db.jobs import latest_job_id
+
+        latest = latest_job_id(session)
+        if latest is None:
+            raise JobNotFoundError()
+        return latest
+    if session.get(Job, job) is None:
+        raise JobNotFoundError(job)
+    return job
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console)

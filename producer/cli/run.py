@@ -1,0 +1,40 @@
+"""`producer run`: the embedded default, end to end on one machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from db.reports import job_report
+from producer import render
+from producer.cli.context import CliContext, console, out, shared_options
+from producer.cli.follow import follow, print_failures
+from producer.cli.jobs import backend_option
+from producer.submit import submit
+
+
+@click.command()
+@click.argument("photos", nargs=-1, type=click.Path(path_type=Path))
+@backend_option
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes to start.")
+@click.option("--timeout", type=float, default=1800.0, show_default=True, help="Give up after this many seconds.")
+@shared_options
+def run(c: CliContext, photos: tuple[Path, ...], backend: str | None, workers: int, timeout: float) -> None:
+    """Analyse PHOTOS end to end and print the report. Starts a redis-server (unless
+    REDIS_URL is set; data in .emotion-batch/redis) and WORKERS Celery worker processes
+    (log in .emotion-batch/worker.log), stopped at the end; without PHOTOS writes sample
+    photos to ./sample-photos; records the job in the database (DATABASE_URL)."""
+    from producer.embedded import embedded_system
+
+    backend = backend or c.settings.backend
+    with embedded_system(c.settings, backend, workers, console) as (live, photo_paths):
+        lc = CliContext(live)
+        paths = list(photos) or photo_paths
+        result = submit(lc.sessions, lc.client, paths, backend=backend, batch_size=live.batch_size,
+                        name="demo" if not photos else str(paths[0]), force=False, queue=live.queue)
+        console.print(f"job {result.job_id}: {result.queued} images queued, {result.duplicates} duplicates")
+        follow(lc, result.job_id, timeout, resume_stalled=True)
+        with lc.read_sessions() as session:
+            render.report_table(job_report(session, result.job_id, by="folder"), out)
+        print_failures(lc, result.job_id)
