@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from emotion_batch.config import Settings
-from emotion_batch.local import LocalWorker
+from producer.local import LocalWorker
 from models.labels import EMOTIONS
 from producer.web.app import create_app
 from tests.conftest import database_for, run_producer

@@ -15,6 +15,7 @@ from producer.cli.jobs import migrate, resume_cmd, retry_failed, status, submit_
 from producer.cli.models import models
 from producer.cli.reports import annotate, chart, report
 from producer.cli.run import run
+from producer.serve import serve
 
 __all__ = ["main"]
 
@@ -29,5 +30,5 @@ def main() -> None:
 
 
 for command in (submit_cmd, watch, status, resume_cmd, retry_failed, migrate, report, chart, annotate, run,
-                models):
+                models, serve):
     main.add_command(command)

@@ -21,6 +21,7 @@ from db.jobs import failed_images, job_progress, list_jobs
 from db.videos import pending_segment_count
 from db.reports import job_report
 from db.schema import Job
+from emotion_batch.errors import JobNotFoundError
 from models.labels import EMOTIONS
 from producer import render
 from producer.submit import SubmitResult, resume, retry_failed, submit
@@ -56,7 +57,7 @@ def require_job(web: WebState, job_id: int) -> Job:
     with web.sessions() as session:
         job = session.get(Job, job_id)
         if job is None:
-            raise LookupError(f"no job {job_id}")
+            raise JobNotFoundError(job_id)
         session.expunge(job)
         return job
 

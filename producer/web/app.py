@@ -22,11 +22,10 @@ from db.migrate import upgrade
 from db.session import make_session_factory
 from emotion_batch.broker import make_client
 from emotion_batch.config import Settings
-from emotion_batch.errors import BrokerUnavailableError, EmotionBatchError, RequestRefusedError
+from emotion_batch.errors import BrokerUnavailableError, EmotionBatchError, JobNotFoundError, RequestRefusedError
 from producer.web.security import COOKIE, request_token, token_matches
 
 HERE = Path(__file__).parent
-DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 OPEN_PATHS = ("/healthz", "/login", "/static/")
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ class WebState:
 
     @cached_property
     def client(self):  # noqa: ANN201 (celery.Celery)
-        return make_client(self.settings, self.settings.redis_url or DEFAULT_BROKER)
+        return make_client(self.settings)
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -118,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
         return error(exc.status, str(exc))
 
     @app.exception_handler(LookupError)
+    @app.exception_handler(JobNotFoundError)  # before EmotionBatchError in its MRO
     async def not_found(_request: Request, exc: LookupError) -> JSONResponse:
         return error(404, str(exc).strip("'\""))
 
