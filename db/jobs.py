@@ -171,10 +171,13 @@ def register_chunk(
         rows.append(_reused_row(row, sources[sha256]) if sha256 in sources else row)
     pending: list[ImageRef] = []
     if rows:
-        inserted = session.execute(
-            insert(Image).returning(Image.id, Image.path, Image.status, sort_by_parameter_order=True), rows
-        )
-        pending = [ImageRef(i, path) for i, path, status in inserted if status == ImageStatus.PENDING.value]
+        session.execute(insert(Image), rows)  # executemany: RETURNING would go row by row on SQLite
+        pending = [ImageRef(i, path) for i, path in session.execute(
+            select(Image.id, Image.path)
+            .where(Image.job_id == job_id, Image.sha256.in_([r["sha256"] for r in rows]),
+                   Image.status == ImageStatus.PENDING.value)
+            .order_by(Image.id)
+        )]
     session.execute(
         update(Job).where(Job.id == job_id)
         .values(scanned=Job.scanned + scanned, duplicates=Job.duplicates + duplicates)

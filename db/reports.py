@@ -6,6 +6,7 @@ file modification date (`file_mtime`); images with neither are grouped as "unkno
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +36,31 @@ class Summary:
         total = sum(self.dominant.values())
         self.share = {e: (100.0 * n / total if total else 0.0) for e, n in self.dominant.items()}
         return self
+
+
+def combine(groups: Iterable[Summary]) -> Summary:
+    """One summary of several groups (counts added, means weighted by faces): the job's
+    figures from its folders, or the "other" group of a chart, without another query."""
+    total = Summary()
+    weighted = dict.fromkeys(EMOTIONS, 0.0)
+    for group in groups:
+        total.images += group.images
+        total.no_face += group.no_face
+        total.failed += group.failed
+        total.pending += group.pending
+        total.faces += group.faces
+        for emotion in EMOTIONS:
+            total.dominant[emotion] += group.dominant[emotion]
+            weighted[emotion] += group.mean[emotion] * group.faces
+    if total.faces:
+        total.mean = {e: v / total.faces for e, v in weighted.items()}
+    return total.finish()
+
+
+def summary_of(data: dict[str, Any]) -> Summary:
+    """A report group (a JSON-ready dict) back as a Summary."""
+    return Summary(**{k: data[k] for k in ("images", "no_face", "failed", "pending", "faces", "dominant",
+                                           "share", "mean")})
 
 
 GroupBy = Literal["job", "folder", "date"]
@@ -104,17 +130,27 @@ def job_report(
     """The report as one JSON-ready dict: job fields, overall summary, and with `by`
     "folder" or "date" (or `by_folder`) a `folders` or `dates` object of summaries."""
     by = by or ("folder" if by_folder else "job")
+    return grouped_report(session, job_id, [by] if by in GROUP_KEYS else [])
+
+
+def grouped_report(session: Session, job_id: int, groupings: Sequence[GroupBy]) -> dict[str, Any]:
+    """The job report with one object per grouping ("folder" -> `folders`, "date" ->
+    `dates`), each aggregated once; the overall figures are combined from the first
+    grouping (one aggregation of the job only when there is no grouping)."""
     job = session.get(Job, job_id)
     if job is None:
         raise JobNotFoundError(job_id)
-    overall = summarise(session, job_id).get(str(job_id), Summary().finish())
+    grouped = {by: summarise(session, job_id, by) for by in groupings}
+    if grouped:
+        overall = combine(next(iter(grouped.values())).values())
+    else:
+        overall = summarise(session, job_id).get(str(job_id), Summary().finish())
     report: dict[str, Any] = {"job": job.id, "name": job.name, "backend": job.backend}
     report.update(asdict(overall))
     versions = session.scalars(
         select(Image.model_version).where(Image.job_id == job_id, Image.model_version.is_not(None)).distinct()
     ).all()
     report["model_versions"] = sorted(versions)
-    if by in GROUP_KEYS:
-        groups = summarise(session, job_id, by)
+    for by, groups in grouped.items():
         report[GROUP_KEYS[by]] = {name: asdict(s) for name, s in sorted(groups.items())}
     return report

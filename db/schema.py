@@ -88,13 +88,14 @@ class Image(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    # job_id is the first column of uq_images_job_sha256 and ix_images_job_processed: no index of its own
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     path: Mapped[str] = mapped_column(Text)
     folder: Mapped[str] = mapped_column(Text, index=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     file_mtime: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16), default=ImageStatus.PENDING.value, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=ImageStatus.PENDING.value)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     width: Mapped[int | None] = mapped_column(Integer)
@@ -106,7 +107,7 @@ class Image(Base):
     detector: Mapped[str | None] = mapped_column(String(80))
     reused_from: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     job: Mapped[Job] = relationship(back_populates="images")
     faces: Mapped[list[Face]] = relationship(back_populates="image", order_by="Face.face_index")
 

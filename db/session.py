@@ -18,6 +18,7 @@ def _sqlite_pragmas(busy_ms: int):
         cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: big jobs' indexes stay in memory
         cursor.close()
 
     return on_connect

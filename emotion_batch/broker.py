@@ -65,14 +65,16 @@ def check_broker(client: Celery, retries: int = 2) -> None:
         raise BrokerUnavailableError(f"cannot use the broker at {where}: {exc}") from exc
 
 
-def send_batch(client: Celery, message: BatchMessage, queue: str) -> None:
-    """Enqueue one batch under its deterministic task id (findable in Flower)."""
+def send_batch(client: Celery, message: BatchMessage, queue: str, producer: Any = None) -> None:
+    """Enqueue one batch under its deterministic task id (findable in Flower); pass a
+    `producer` (`client.producer_or_acquire()`) to reuse one connection for many sends."""
     client.send_task(
         ANALYZE_TASK,
         args=(message.to_json(),),
         task_id=message.task_id,
         queue=queue,
         shadow=f"{ANALYZE_TASK}[job={message.job_id}]",  # bounded Flower/Prometheus labels
+        producer=producer,
     )
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from emotion_batch.hashing import sha256_file
+from emotion_batch.hashing import CHUNK
 
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .png .gif .bmp .tif .tiff .webp .ppm .pgm .pbm .heic .heif .jp2 .ico".split()
@@ -50,6 +50,7 @@ class ScannedFile:
     mtime: datetime | None
     error: str | None = None
     read: bool = True  # False: hash reused from an earlier image (same path, size, mtime)
+    kind: str = "image"  # or "video" (by content when read, else by extension)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Candidate:
     size: int
     mtime: datetime | None
     error: str | None = None
+    kind: str = "image"  # by extension or first bytes; hashing reads the content and decides
 
     @property
     def folder(self) -> str:
@@ -144,18 +146,49 @@ def _walk_dir(
                 yield path, info
 
 
+def classify(path: str) -> str | None:
+    """"image" or "video" by extension, else by the first bytes; None for anything else."""
+    from emotion_batch.video import VIDEO_EXTENSIONS, sniff_video
+
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None
+    return "image" if sniff_image(head) else "video" if sniff_video(head) else None
+
+
+def _kind_by_content(candidate: Candidate, head: bytes) -> str:
+    """The kind once the first bytes are known (an MP4 named .jpg is a video)."""
+    from emotion_batch.video import sniff_video
+
+    if sniff_video(head):
+        return "video"
+    if candidate.kind == "video" and (sniff_image(head) or head[4:8] == b"ftyp"):
+        return "image" if sniff_image(head) else "video"
+    return candidate.kind
+
+
 def candidates(
     roots: Sequence[Path], problems: ScanProblems, max_bytes: int | None = None
 ) -> Iterator[Candidate]:
-    """The candidate images under `roots` in walk order; over `max_bytes` is an error, unread."""
+    """The candidate images and videos under `roots` in walk order (each file stat'ed
+    once, opened only when its extension says nothing); an image over `max_bytes` is
+    an error, never read."""
     for path, info in walk_files([Path(r) for r in roots], problems):
-        if not is_candidate(path):
+        kind = classify(path)
+        if kind is None:
             continue
         mtime = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc)
         error = None
-        if max_bytes is not None and info.st_size > max_bytes:
+        if kind == "image" and max_bytes is not None and info.st_size > max_bytes:
             error = f"image too large: {info.st_size} bytes > {max_bytes} (MAX_FILE_BYTES), not read"
-        yield Candidate(path, info.st_size, mtime, error)
+        yield Candidate(path, info.st_size, mtime, error, kind)
 
 
 def _placeholder_key(path: str) -> str:
@@ -164,16 +197,24 @@ def _placeholder_key(path: str) -> str:
 
 
 def hash_candidate(candidate: Candidate) -> ScannedFile:
-    """Hash one file; an unreadable file gets a path-derived key and its error."""
+    """Hash one file (its first bytes also settle image or video); an unreadable file gets
+    a path-derived key and its error."""
     if candidate.error:
         return ScannedFile(candidate.path, candidate.folder, _placeholder_key(candidate.path),
-                           candidate.size, candidate.mtime, candidate.error, read=False)
+                           candidate.size, candidate.mtime, candidate.error, read=False, kind=candidate.kind)
+    digest = hashlib.sha256()
     try:
-        digest = sha256_file(candidate.path)
+        with open(candidate.path, "rb") as handle:
+            head = chunk = handle.read(CHUNK)
+            while chunk:
+                digest.update(chunk)
+                chunk = handle.read(CHUNK)
     except OSError as exc:
         reason = f"unreadable file: {exc.strerror or exc}"
-        return ScannedFile(candidate.path, candidate.folder, _placeholder_key(candidate.path), 0, None, reason)
-    return ScannedFile(candidate.path, candidate.folder, digest, candidate.size, candidate.mtime)
+        return ScannedFile(candidate.path, candidate.folder, _placeholder_key(candidate.path), 0, None, reason,
+                           kind=candidate.kind)
+    return ScannedFile(candidate.path, candidate.folder, digest.hexdigest(), candidate.size, candidate.mtime,
+                       kind=_kind_by_content(candidate, head[:16]))
 
 
 def scan_file(path: Path) -> ScannedFile:
@@ -190,12 +231,6 @@ def scan_file(path: Path) -> ScannedFile:
 KnownHashes = Callable[[list[Candidate]], dict[str, str]]
 
 
-def _done(value: ScannedFile) -> Future:
-    future: Future = Future()
-    future.set_result(value)
-    return future
-
-
 def hash_stream(
     found: Iterable[Candidate], known: KnownHashes | None = None, threads: int = 4,
     window: int = 2048, lookup_chunk: int = 500,
@@ -206,16 +241,16 @@ def hash_stream(
     files. `known(candidates)` may return {path: sha256} for files whose hash is already
     known (same path, size and mtime as an analysed image): those are not read.
     """
-    pending: deque[Future] = deque()
+    pending: deque[Future | ScannedFile] = deque()  # in walk order: hashing, or known at once
     group: list[Candidate] = []
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hash") as pool:
 
         def submit(batch: list[Candidate]) -> None:
-            reuse = known([c for c in batch if not c.error]) if known else {}
+            reuse = known([c for c in batch if not c.error and c.kind == "image"]) if known else {}
             for c in batch:
                 sha = reuse.get(c.path)
                 if sha is not None:
-                    pending.append(_done(ScannedFile(c.path, c.folder, sha, c.size, c.mtime, read=False)))
+                    pending.append(ScannedFile(c.path, c.folder, sha, c.size, c.mtime, read=False, kind=c.kind))
                 else:
                     pending.append(pool.submit(hash_candidate, c))
 
@@ -225,11 +260,15 @@ def hash_stream(
                 submit(group)
                 group = []
             while len(pending) > window:
-                yield pending.popleft().result()
+                yield _result(pending.popleft())
         if group:
             submit(group)
         while pending:
-            yield pending.popleft().result()
+            yield _result(pending.popleft())
+
+
+def _result(item: Future | ScannedFile) -> ScannedFile:
+    return item if isinstance(item, ScannedFile) else item.result()
 
 
 def scan(
@@ -240,6 +279,8 @@ def scan(
     problems = ScanProblems([], [])
     files = []
     for scanned in hash_stream(candidates(roots, problems, max_bytes), threads=threads):
+        if scanned.kind != "image":
+            continue
         files.append(scanned)
         if on_file:
             on_file(scanned)

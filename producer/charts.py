@@ -1,25 +1,30 @@
 """PNG charts of a report: emotion distribution per group (folder) and share over time.
 
+Readable at any scale: the distribution shows the `TOP_GROUPS` largest groups (by
+images) and one "other" bar for the rest, and the timeline buckets dates by day, week,
+month or year so it never has more than `MAX_POINTS` points; the image size is bounded.
 Uses matplotlib's object API with the Agg canvas: no global pyplot state, no display.
 """
 
 from __future__ import annotations
 
 import io
-from datetime import date
+from dataclasses import asdict
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from db.reports import UNKNOWN_DATE
+from db.reports import UNKNOWN_DATE, combine, summary_of
 from models.labels import EMOTIONS
 
 COLOURS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#2ca02c",
            "sad": "#1f77b4", "surprise": "#ff7f0e", "neutral": "#7f7f7f"}
 MAX_LABEL = 40
-MONTHLY_AFTER_DAYS = 92
+TOP_GROUPS = 20
+MAX_POINTS = 100
 
 
 def _png(figure: Figure) -> bytes:
@@ -33,8 +38,24 @@ def _short(label: str) -> str:
     return label if len(label) <= MAX_LABEL else "…" + label[-(MAX_LABEL - 1):]
 
 
+def top_groups(groups: dict[str, dict[str, Any]], top: int = TOP_GROUPS, noun: str = "folders"
+               ) -> dict[str, dict[str, Any]]:
+    """The `top` groups with the most images (ties by name), in their original order, and
+    the rest combined into one "other (N folders)" group."""
+    if len(groups) <= top + 1:
+        return dict(groups)
+    ranked = sorted(groups, key=lambda n: (-groups[n]["images"], n))
+    kept = set(ranked[:top])
+    rest = [summary_of(groups[n]) for n in ranked[top:]]
+    out = {n: g for n, g in groups.items() if n in kept}
+    out[f"other ({len(rest)} {noun})"] = asdict(combine(rest))
+    return out
+
+
 def distribution_chart(groups: dict[str, dict[str, Any]], title: str) -> bytes:
-    """Stacked horizontal bars: share of faces per dominant emotion in each group."""
+    """Stacked horizontal bars: share of faces per dominant emotion in each of the top
+    groups and in "other" (at most TOP_GROUPS + 1 bars whatever the number of groups)."""
+    groups = top_groups(groups)
     names = [n for n, g in groups.items() if g["faces"]] or list(groups)
     figure = Figure(figsize=(9, 1.2 + 0.45 * max(len(names), 1)))
     axes = figure.add_subplot()
@@ -52,20 +73,40 @@ def distribution_chart(groups: dict[str, dict[str, Any]], title: str) -> bytes:
     return _png(figure)
 
 
+BUCKETS = {
+    "day": lambda d: d,
+    "week": lambda d: d - timedelta(days=d.weekday()),  # the week's Monday
+    "month": lambda d: d.replace(day=1),
+    "year": lambda d: d.replace(month=1, day=1),
+}
+
+
+def bucket_unit(first: date, last: date, max_points: int = MAX_POINTS) -> str:
+    """The finest of day, week, month, year that spans first..last in at most `max_points`."""
+    days = (last - first).days
+    if days < max_points:
+        return "day"
+    if days // 7 + 1 < max_points:
+        return "week"
+    if (last.year - first.year) * 12 + last.month - first.month < max_points:
+        return "month"
+    return "year"
+
+
 def _buckets(dates: dict[str, dict[str, Any]]) -> tuple[list[date], list[dict[str, int]], str]:
-    """Dominant-emotion counts per day, or per month when the days span over MONTHLY_AFTER_DAYS."""
+    """Dominant-emotion counts per day, week, month or year (at most MAX_POINTS buckets)."""
     days = sorted(d for d, g in dates.items() if d != UNKNOWN_DATE and g["faces"])
     if not days:
         return [], [], "day"
-    monthly = (date.fromisoformat(days[-1]) - date.fromisoformat(days[0])).days > MONTHLY_AFTER_DAYS
+    unit = bucket_unit(date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
+    start_of = BUCKETS[unit]
     buckets: dict[date, dict[str, int]] = {}
     for day in days:
-        when = date.fromisoformat(day[:7] + "-01" if monthly else day)
-        counts = buckets.setdefault(when, dict.fromkeys(EMOTIONS, 0))
+        counts = buckets.setdefault(start_of(date.fromisoformat(day)), dict.fromkeys(EMOTIONS, 0))
         for emotion in EMOTIONS:
             counts[emotion] += dates[day]["dominant"][emotion]
     keys = sorted(buckets)
-    return keys, [buckets[k] for k in keys], "month" if monthly else "day"
+    return keys, [buckets[k] for k in keys], unit
 
 
 def timeline_chart(dates: dict[str, dict[str, Any]], title: str) -> bytes:
@@ -76,7 +117,7 @@ def timeline_chart(dates: dict[str, dict[str, Any]], title: str) -> bytes:
     for emotion in EMOTIONS:
         shares = [100.0 * c[emotion] / max(sum(c.values()), 1) for c in counts]
         if any(shares):
-            axes.plot(x, shares, marker="o", color=COLOURS[emotion], label=emotion)
+            axes.plot(x, shares, marker="o" if len(x) <= 40 else None, color=COLOURS[emotion], label=emotion)
     axes.set_ylim(0, 100)
     axes.set_ylabel(f"% of faces per {unit}")
     axes.set_title(title if x else f"{title} (no dated faces)")

@@ -9,7 +9,10 @@ from typing import Any
 
 from db.reports import GROUP_KEYS
 from models.labels import EMOTIONS
+from producer.charts import top_groups
 from producer.thumbnails import Thumbnail, png_uri
+
+TABLE_ROWS = 50  # groups per table; the rest are one "other" row (CSV/JSON/Parquet list them all)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -47,13 +50,19 @@ def _emotion_table(report: dict[str, Any]) -> str:
             f"{rows}</table>")
 
 
-def _group_table(title: str, groups: dict[str, dict[str, Any]]) -> str:
+def _group_table(title: str, groups: dict[str, dict[str, Any]], noun: str) -> str:
+    total = len(groups)
+    groups = top_groups(groups, TABLE_ROWS, noun)
+    note = (f"<p class='muted'>The {TABLE_ROWS} {escape(noun)} with the most images of {total}; the rest in "
+            "one row. <code>producer report --format csv</code> (or json, parquet) lists every one.</p>"
+            if len(groups) < total else "")
     head = "".join(f"<th>{c}</th>" for c in ("images", "faces", "no face", "failed", *EMOTIONS))
     body = "".join(
         f"<tr><td>{escape(name)}</td><td>{g['images']}</td><td>{g['faces']}</td><td>{g['no_face']}</td>"
         f"<td>{g['failed']}</td>" + "".join(f"<td>{g['share'][e]:.0f}%</td>" for e in EMOTIONS) + "</tr>"
         for name, g in groups.items())
-    return f"<h2>{escape(title)}</h2><table><tr><th>{escape(title.split()[-1])}</th>{head}</tr>{body}</table>"
+    return (f"<h2>{escape(title)}</h2>{note}<table><tr><th>{escape(title.split()[-1])}</th>{head}</tr>{body}"
+            "</table>")
 
 
 def _charts(charts: dict[str, bytes]) -> str:
@@ -77,7 +86,7 @@ def render_html(parts: HtmlParts) -> str:
     r = parts.report
     title = f"Job {r['job']}: {r['name']}"
     versions = ", ".join(r.get("model_versions") or []) or "-"
-    groups = "".join(_group_table(f"Per {key[:-1]}", r[key]) for key in GROUP_KEYS.values() if r.get(key))
+    groups = "".join(_group_table(f"Per {key[:-1]}", r[key], key) for key in GROUP_KEYS.values() if r.get(key))
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
         f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"

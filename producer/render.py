@@ -8,6 +8,7 @@ import json
 import os
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -55,27 +56,39 @@ def _short_names(groups: list[str]) -> dict[str, str]:
     return {g: (os.path.relpath(g, common) if g in paths else g) for g in groups}
 
 
-def report_table(report: dict[str, Any], console: Console) -> None:
-    """A counts table per group, then one emotion table: share of faces per dominant
-    emotion for the whole job and each group with faces, and the job's mean percentages."""
+TABLE_ROWS = 40  # groups shown in the terminal; CSV/JSON/Parquet keep every group
+SHORT = {"angry": "ang%", "disgust": "dis%", "fear": "fear%", "happy": "hap%", "sad": "sad%",
+         "surprise": "sur%", "neutral": "neu%"}
+
+
+def report_table(report: dict[str, Any], console: Console, max_rows: int = TABLE_ROWS) -> None:
+    """One table, a row per group (the job first, then each folder or date): counts and
+    the share of faces per dominant emotion as columns, so it reads in any terminal
+    whatever the number of groups. Past `max_rows` groups the biggest are shown, in their
+    order, with a note of how many are left out (the file formats keep them all)."""
     rows = _rows(report)
-    names = _short_names([group for group, _ in rows])
-    counts = Table(title=f"Job {report['job']} ({report['name']}, backend {report['backend']})")
-    for col in ("group", "images", "no face", "failed", "pending", "faces"):
-        counts.add_column(col, justify="right" if col != "group" else "left")
-    for group, d in rows:
-        counts.add_row(names[group], *(str(d[k]) for k in ("images", "no_face", "failed", "pending", "faces")))
-    console.print(counts)
-    with_faces = [(group, d) for group, d in rows if d["faces"]]
-    emotions = Table(title="Dominant emotion, % of faces (mean % over faces for the job)")
-    emotions.add_column("emotion")
-    for group, d in with_faces:
-        emotions.add_column(f"{names[group]} ({d['faces']})", justify="right")
-    emotions.add_column("mean %", justify="right")
-    for e in EMOTIONS:
-        shares = [f"{d['share'][e]:.1f}" for _, d in with_faces]
-        emotions.add_row(e, *shares, f"{report['mean'][e]:.1f}")
-    console.print(emotions)
+    groups = rows[1:]
+    if len(groups) > max_rows:
+        kept = set(sorted(range(len(groups)), key=lambda i: (-groups[i][1]["images"], i))[:max_rows])
+        groups = [g for i, g in enumerate(groups) if i in kept]
+    names = _short_names([group for group, _ in [rows[0], *groups]])
+    table = Table(title=f"Job {report['job']} ({report['name']}, backend {report['backend']}): "
+                        "share of faces per dominant emotion, %", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
+    shown = [rows[0], *groups]
+    counts = [k for k in ("images", "no_face", "failed", "pending", "faces")
+              if k in ("images", "faces") or any(d[k] for _, d in shown)]  # all-zero columns left out
+    table.add_column("group", overflow="fold")
+    for col in (*(k.replace("_", " ") for k in counts), *(SHORT[e] for e in EMOTIONS)):
+        table.add_column(col, justify="right", no_wrap=True)
+    for index, (group, d) in enumerate(shown):
+        shares = [f"{d['share'][e]:.0f}" if d["faces"] else "-" for e in EMOTIONS]
+        table.add_row(names[group], *(str(d[k]) for k in counts), *shares, end_section=index == 0)
+    console.print(table)
+    left_out = len(rows) - 1 - len(groups)
+    if left_out:
+        console.print(f"{left_out} more groups not shown (the {max_rows} with the most images are); "
+                      "--format csv, json or parquet lists every group")
+    console.print("mean % over the job's faces: " + ", ".join(f"{e} {report['mean'][e]:.1f}" for e in EMOTIONS))
     if report.get("model_versions"):
         console.print(f"model version(s): {', '.join(report['model_versions'])}")
 

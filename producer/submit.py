@@ -88,18 +88,21 @@ class Enqueuer:
 
     def add(self, refs: Iterable[ImageRef]) -> None:
         self.buffer.extend(refs)
-        while len(self.buffer) >= self.batch_size:
-            self._send(self.buffer[: self.batch_size])
-            del self.buffer[: self.batch_size]
+        if len(self.buffer) < self.batch_size:
+            return
+        with self.client.producer_or_acquire() as producer:  # one connection for the chunk's batches
+            while len(self.buffer) >= self.batch_size:
+                self._send(self.buffer[: self.batch_size], producer)
+                del self.buffer[: self.batch_size]
 
     def flush(self) -> None:
         if self.buffer:
             self._send(self.buffer)
             self.buffer = []
 
-    def _send(self, refs: list[ImageRef]) -> None:
+    def _send(self, refs: list[ImageRef], producer: object = None) -> None:
         message = BatchMessage(self.job.id, self.next_batch, self.job.backend, tuple(refs), self.job.force)
-        send_batch(self.client, message, self.queue)
+        send_batch(self.client, message, self.queue, producer)
         self.next_batch += 1
         self.batches += 1
         self.queued += len(refs)
@@ -142,17 +145,21 @@ def _stream_register(
     sessions: sessionmaker[Session], job: Job, files: Iterator[ScannedFile], sender: Enqueuer,
     reuse: ResultKey | None, progress: SubmitProgress, chunk: int,
     on_scan: Callable[[ScannedFile], None] | None, on_progress: Callable[[SubmitProgress], None] | None,
-) -> None:
-    """Register `files` chunk by chunk, enqueueing each chunk's batches after its commit."""
+) -> list[ScannedFile]:
+    """Register `files` chunk by chunk, enqueueing each chunk's batches after its commit;
+    return the videos met on the way (few: registered and probed by producer.videos)."""
+    videos: list[ScannedFile] = []
     for files_chunk in _chunks(files, chunk):
+        images = []
         for scanned in files_chunk:
             progress.read += scanned.read
-            if on_scan:
+            (images if scanned.kind == "image" else videos).append(scanned)
+            if on_scan and scanned.kind == "image":
                 on_scan(scanned)
         with sessions() as session:
-            added = register_chunk(session, job.id, files_chunk, len(files_chunk), reuse)
+            added = register_chunk(session, job.id, images, len(files_chunk), reuse)
         sender.add(added.pending)
-        progress.scanned += len(files_chunk)
+        progress.scanned += len(images)
         progress.registered += len(added.pending) + added.reused + added.failed
         progress.reused += added.reused
         progress.failed += added.failed
@@ -164,6 +171,7 @@ def _stream_register(
     progress.queued, progress.batches = sender.queued, sender.batches
     if on_progress:
         on_progress(progress)
+    return videos
 
 
 def _scan_stream(
@@ -198,10 +206,11 @@ def submit(
     sender = Enqueuer(client, job, queue, batch_size, on_batch=on_batch)
     max_bytes = settings.max_file_bytes if settings else None
     files = _scan_stream(sessions, [Path(p) for p in paths], problems, rehash, max_bytes)
-    _stream_register(sessions, job, files, sender, reuse_key(backend, settings, force), progress, chunk,
-                     on_scan, on_progress)
+    video_files = _stream_register(sessions, job, files, sender, reuse_key(backend, settings, force), progress,
+                                   chunk, on_scan, on_progress)
     videos = submit_videos(sessions, client, job.id, paths, backend=backend, batch_size=batch_size, force=force,
-                           queue=queue, options=video or VideoOptions.from_settings(settings or get_settings()))
+                           queue=queue, options=video or VideoOptions.from_settings(settings or get_settings()),
+                           files=video_files)
     with sessions() as session:
         finish_scan(session, job.id)
     return SubmitResult(job.id, progress.scanned, progress.queued, progress.duplicates, progress.failed,
@@ -245,6 +254,10 @@ def resume_job(
         files = _scan_stream(sessions, roots, resumed.problems, False, max_bytes, skip=job.scanned)
         _stream_register(sessions, job, files, sender, reuse_key(job.backend, settings, job.force), progress,
                          chunk, None, on_progress)
+        # videos of the part walked before the interruption were not registered yet: all of them now
+        segments += submit_videos(
+            sessions, client, job_id, roots, backend=job.backend, batch_size=size, force=job.force, queue=queue,
+            options=VideoOptions.from_settings(settings or get_settings())).segments
         with sessions() as session:
             finish_scan(session, job_id)
         resumed.scan = progress

@@ -80,9 +80,11 @@ def enqueue_segments(
 def submit_videos(
     sessions: sessionmaker[Session], client: Celery, job_id: int, paths: Sequence[Path], *,
     backend: str, batch_size: int, force: bool, queue: str, options: VideoOptions,
+    files: Sequence[ScannedFile] | None = None,
 ) -> VideoSubmit:
-    """Find, probe and register the videos under `paths` for `job_id`; enqueue their segments."""
-    files = scan_videos(paths)
+    """Find, probe and register the videos under `paths` for `job_id` (or the scanned video
+    `files` the image scan met on its walk); enqueue their segments."""
+    files = scan_videos(paths) if files is None else list(files)
     if not files:
         return VideoSubmit()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe") as pool:
