@@ -77,3 +77,13 @@ def test_help_names_the_side_effects() -> None:
     assert "redis-server" in run_help and "sample-photos" in run_help
     backends = invoke("submit", "--help").output
     assert "[cnn|deepface]" in backends  # choices come from the backend registry
+
+
+@pytest.mark.parametrize("size", ["0", "-5", "1025"])
+def test_batch_size_option_obeys_the_batch_size_rule(size: str, db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    # checked before the broker (none at this address) and before anything is recorded
+    line = one_error_line(invoke("submit", str(tmp_path / "p"), "--batch-size", size, "--database-url", db_url,
+                                 "--redis-url", "redis://127.0.0.1:1/0"))
+    assert line == f"Error: batch size must be between 1 and 1024, not {size}"
+    assert not (tmp_path / "cli.db").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from db.schema import Face, Image
+from db.schema import Face, Image, face_owner
 from db.session import make_session_factory
 from producer.local import LocalWorker
 from models.labels import EMOTIONS
@@ -116,4 +116,10 @@ def test_submit_wait_report_resubmit(backend: str, photo_tree, running_worker, t
             .having(func.count() > 1)
         ).all()
         assert per_image == []
-        assert session.scalar(select(func.count(Face.id)).join(Image).where(Image.job_id == job2)) == faces_total
+        # reused at submit time: the second job shows the first job's face rows (not copies)
+        assert session.scalar(select(func.count(Face.id)).join(Image, Face.image_id == face_owner())
+                              .where(Image.job_id == job2)) == faces_total
+        assert session.scalar(select(func.count(Face.id))) == faces_total
+    assert f"{len(analysed)} results reused" in again.stderr
+    report2 = json.loads(run_producer(env, "report", str(job2), "--format", "json").stdout)
+    assert (report2["faces"], report2["dominant"]) == (data["faces"], data["dominant"])

@@ -3,6 +3,7 @@ retry-failed, migrate."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ from emotion_batch.errors import PathNotFoundError
 from producer import render
 from producer.cli.context import CliContext, console, existing_job, out, progress_bar, shared_options
 from producer.cli.follow import follow, print_failures
-from producer.submit import SubmitResult, resume, submit
+from producer.submit import SubmitProgress, SubmitResult, check_batch_size, resume_job, submit
 
 backend_option = click.option(
     "--backend", type=click.Choice(list(BACKENDS)), default=None,
@@ -23,50 +24,61 @@ backend_option = click.option(
 @click.command("submit")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @backend_option
-@click.option("--batch-size", type=int, help="Images per batch (default: the BATCH_SIZE setting, 32).")
+@click.option("--batch-size", type=int, help="Images per batch, 1-1024 (default: the BATCH_SIZE setting, 32).")
 @click.option("--name", help="Job name (default: the first path).")
 @click.option("--force", is_flag=True, help="Re-analyse images already analysed with this model.")
+@click.option("--rehash", is_flag=True, help="Read every file to hash it, even those whose path, size and "
+              "modification time match an image analysed before.")
 @click.option("--wait", is_flag=True, help="Block with a progress bar until the job is finished; "
               "re-enqueues pending images after STALL_RESUME_AFTER seconds without progress.")
 @click.option("--timeout", type=float, default=None, help="With --wait: give up after this many seconds.")
 @shared_options
 def submit_cmd(c: CliContext, paths: tuple[Path, ...], backend: str | None, batch_size: int | None,
-               name: str | None, force: bool, wait: bool, timeout: float | None) -> None:
+               name: str | None, force: bool, rehash: bool, wait: bool, timeout: float | None) -> None:
     """Scan PATHS, record a job and its images in the database (creating or upgrading the
-    schema) and enqueue batches on Redis. Prints the job id."""
+    schema) and enqueue batches on Redis as the scan goes. Prints the job id."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise PathNotFoundError(missing)
+    check_batch_size(c.settings.batch_size if batch_size is None else batch_size)
     with progress_bar() as bar:
-        scanning = bar.add_task("scan + hash", total=None)
-        enqueueing = bar.add_task("enqueue", total=None, visible=False)
-
-        def scanned(_file: object) -> None:
-            bar.advance(scanning)
-            bar.update(enqueueing, total=bar.tasks[scanning].completed)
-
+        show = _stream_progress(bar)
         result = submit(
             c.sessions, c.client, paths, backend=backend or c.settings.backend,
-            batch_size=batch_size or c.settings.batch_size, name=name or str(paths[0]), force=force,
-            queue=c.settings.queue, on_scan=scanned,
-            on_batch=lambda n: bar.update(enqueueing, advance=n, visible=True),
+            batch_size=c.settings.batch_size if batch_size is None else batch_size, name=name or str(paths[0]),
+            force=force, queue=c.settings.queue, settings=c.settings, rehash=rehash, on_progress=show,
         )
-        bar.update(scanning, total=result.found, completed=result.found)
-        bar.update(enqueueing, total=result.queued, completed=result.queued, visible=True)
     _summary(result)
     out.print(result.job_id)
     if wait:
         follow(c, result.job_id, timeout, resume_stalled=True)
 
 
+def _stream_progress(bar) -> Callable[[SubmitProgress], None]:  # noqa: ANN001 (rich Progress)
+    """Three counters that move together while a submit streams: files scanned, rows
+    registered (committed), images queued."""
+    tasks = {key: bar.add_task(label, total=None) for key, label in
+             (("scanned", "scanned"), ("registered", "registered"), ("queued", "queued"))}
+
+    def show(p: SubmitProgress) -> None:
+        for key, task in tasks.items():
+            bar.update(task, completed=getattr(p, key))
+
+    return show
+
+
 def _summary(result: SubmitResult) -> None:
     for folder in result.problems.unreadable_dirs:
-        console.print(f"[yellow]unreadable folder: {folder}")
+        console.print(f"[yellow]unreadable folder: {folder}", markup=False)
     for path in result.problems.missing:
         console.print(f"[yellow]not found: {path}")
+    if result.problems.broken_links:
+        console.print(f"[yellow]{result.problems.broken_links} broken symbolic links skipped, e.g. "
+                      f"{result.problems.broken_link_examples[0]!r}")
     console.print(
-        f"job [bold]{result.job_id}[/]: {result.queued} images queued in {result.batches} batches, "
-        f"{result.duplicates} duplicates skipped, {result.failed_at_scan} unreadable\n"
+        f"job [bold]{result.job_id}[/]: {result.found} images found ({result.read} read, the others' hashes "
+        f"reused), {result.queued} queued in {result.batches} batches, {result.reused} results reused, "
+        f"{result.duplicates} duplicates skipped, {result.failed_at_scan} unreadable or too large\n"
         f"follow it: producer watch {result.job_id}   report: producer report {result.job_id}"
     )
 
@@ -99,9 +111,17 @@ def status(c: CliContext, job: int) -> None:
 @click.argument("job", type=int)
 @shared_options
 def resume_cmd(c: CliContext, job: int) -> None:
-    """Enqueue JOB's pending images again on Redis (after a Redis loss, say)."""
-    batches = resume(c.sessions, c.client, job, c.settings.queue)
-    console.print(f"job {job}: {batches} batches re-enqueued")
+    """Enqueue JOB's pending images again on Redis (after a Redis loss, say) and finish
+    its scan if its submit was interrupted."""
+    with c.sessions() as session:
+        existing_job(session, job)
+    with progress_bar() as bar:
+        resumed = resume_job(c.sessions, c.client, job, c.settings.queue, settings=c.settings,
+                             on_progress=_stream_progress(bar))
+    console.print(f"job {job}: {resumed.requeued} pending images re-enqueued; {resumed.batches} batches in all")
+    if resumed.scan:
+        console.print(f"job {job}: interrupted scan finished: {resumed.scan.scanned} more images found, "
+                      f"{resumed.scan.queued} queued, {resumed.scan.reused} results reused")
 
 
 @click.command("retry-failed")
@@ -112,8 +132,8 @@ def retry_failed(c: CliContext, job: int) -> None:
     with c.sessions() as session:
         existing_job(session, job)
         count = reset_failed(session, job)
-    batches = resume(c.sessions, c.client, job, c.settings.queue)
-    console.print(f"job {job}: {count} failed images re-queued in {batches} batches")
+    resumed = resume_job(c.sessions, c.client, job, c.settings.queue, settings=c.settings)
+    console.print(f"job {job}: {count} failed images re-queued in {resumed.batches} batches")
 
 
 @click.command()
