@@ -12,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
-    MALLOC_ARENA_MAX=2
+    MALLOC_ARENA_MAX=2 \
+    MODEL_CACHE=/opt/emotion-batch/models
 # libgomp1: OpenMP for OpenCV/TensorFlow; libglib2.0-0: OpenCV contrib's runtime.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 libglib2.0-0 \
@@ -30,6 +31,8 @@ FROM base AS cpu
 COPY . .
 # Editable: the code, models/emotion_cnn.keras and db/migrations stay in /app (REPO_ROOT).
 RUN pip install --no-deps -e . && chown -R emotion /app
+# Every model file in the image (YuNet into MODEL_CACHE, sha256-checked): workers need no network.
+RUN producer models fetch
 USER emotion
 CMD ["celery", "-A", "worker", "worker", "-E", "--loglevel", "INFO", "--hostname", "worker@%h"]
 
@@ -38,5 +41,7 @@ RUN pip install "tensorflow[and-cuda]>=2.16,<2.22"
 COPY . .
 # Editable: the code, models/emotion_cnn.keras and db/migrations stay in /app (REPO_ROOT).
 RUN pip install --no-deps -e . && chown -R emotion /app
+# Every model file in the image (YuNet into MODEL_CACHE, sha256-checked): workers need no network.
+RUN producer models fetch
 USER emotion
 CMD ["celery", "-A", "worker", "worker", "-E", "--loglevel", "INFO", "--hostname", "worker@%h"]

