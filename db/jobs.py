@@ -192,7 +192,8 @@ def reset_failed(session: Session, job_id: int) -> int:
     result = session.execute(
         update(Image)
         .where(Image.job_id == job_id, Image.status == ImageStatus.FAILED.value)
-        .values(status=ImageStatus.PENDING.value, error=None, attempts=0, processed_at=None)
+        .values(status=ImageStatus.PENDING.value, error=None, attempts=0, processed_at=None,
+                claimed_by=None, lease_until=None)
     )
     session.commit()
     return result.rowcount

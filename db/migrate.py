@@ -9,8 +9,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
-from db.session import make_engine
+from db.session import make_engine, unavailable
 from emotion_batch.errors import DatabaseNotReadyError
 
 INI = Path(__file__).with_name("alembic.ini")
@@ -25,8 +26,13 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database at `url` to the head revision (idempotent)."""
-    command.upgrade(alembic_config(url), "head")
+    """Bring the database at `url` to the head revision (idempotent); one clear
+    `DatabaseUnavailableError` when the database cannot be opened or written."""
+    try:
+        command.upgrade(alembic_config(url), "head")
+    except DBAPIError as exc:
+        make_engine(url).dispose()
+        raise unavailable(url, exc) from exc
 
 
 def require_current(url: str) -> None:
@@ -39,8 +45,12 @@ def require_current(url: str) -> None:
         if not Path(parsed.database).is_file():
             raise DatabaseNotReadyError(f"no database at {parsed.database}: submit a job first")
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    with make_engine(url).connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
+    try:
+        with make_engine(url).connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as exc:
+        make_engine(url).dispose()
+        raise unavailable(url, exc) from exc
     if current != head:
         where = parsed.render_as_string(hide_password=True)
         raise DatabaseNotReadyError(

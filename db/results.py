@@ -1,15 +1,19 @@
 """Worker-side writes: attempt counting, reuse of earlier results, storing a batch.
 
 Every write is guarded by `status = 'pending'`, so a redelivered or duplicated batch
-never adds a second outcome, and faces have a unique (image_id, face_index).
+never adds a second outcome, and faces have a unique (image_id, face_index). Every
+query over a list of ids or hashes runs in chunks (SQLite allows 32,766 variables per
+statement), and only ever touches images of the job a message names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.schema import Face, Image, ImageStatus, utcnow
@@ -18,55 +22,97 @@ from emotion_batch.pipeline import ImageResult
 from models.labels import EMOTIONS
 
 PENDING = ImageStatus.PENDING.value
+CHUNK = 500  # ids per statement: far below SQLite's 32,766 variables, few round trips
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """`items` in lists of at most `size`."""
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True)
 class Claim:
-    """The images of a batch still to analyse, and those given up on."""
+    """The images of a batch still to analyse, those given up on, and those another
+    delivery is analysing right now (left to it, no attempt counted)."""
 
-    live: dict[int, tuple[str, str]]  # image id -> (path, sha256)
+    live: dict[int, tuple[str, str]]  # image id -> (path, sha256 at submit)
     exhausted: list[int]
+    busy: list[int] = field(default_factory=list)
 
 
-def claim_attempt(session: Session, image_ids: Sequence[int], max_attempts: int) -> Claim:
+def claim_attempt(
+    session: Session, image_ids: Sequence[int], max_attempts: int, job_id: int | None = None,
+    owner: str | None = None, lease_seconds: float = 0.0,
+) -> Claim:
     """Count one more delivery for the pending images; fail those past the limit.
 
     Runs in its own committed transaction before any work, so a batch that kills its
-    process still has its attempts counted when it is redelivered.
+    process still has its attempts counted when it is redelivered. With `owner` (the
+    Celery task id), each claimed image is leased to it for `lease_seconds`: another
+    task's delivery (a concurrent `resume`) skips an image leased to someone else
+    instead of using up its attempts; a redelivery of the same task takes it over.
     """
-    rows = session.execute(
-        select(Image.id, Image.path, Image.sha256, Image.attempts).where(
-            Image.id.in_(list(image_ids)), Image.status == PENDING
-        )
-    ).all()
-    exhausted = [r.id for r in rows if r.attempts >= max_attempts]
-    live = {r.id: (from_db(r.path), r.sha256) for r in rows if r.attempts < max_attempts}
+    now = time.time()
+    rows = []
+    for part in chunks(image_ids):
+        query = select(Image.id, Image.path, Image.sha256, Image.attempts, Image.claimed_by,
+                       Image.lease_until).where(Image.id.in_(part), Image.status == PENDING)
+        if job_id is not None:
+            query = query.where(Image.job_id == job_id)
+        rows += session.execute(query).all()
+
+    def leased_to_other(r) -> bool:  # noqa: ANN001 (a Row)
+        return bool(owner and r.claimed_by and r.claimed_by != owner and (r.lease_until or 0) > now)
+
+    busy = [r.id for r in rows if leased_to_other(r)]
+    free = [r for r in rows if not leased_to_other(r)]
+    exhausted = [r.id for r in free if r.attempts >= max_attempts]
+    wanted = {r.id: (from_db(r.path), r.sha256) for r in free if r.attempts < max_attempts}
     if exhausted:
         reason = f"gave up after {max_attempts} attempts (worker killed or timed out each time)"
         _mark(session, exhausted, status=ImageStatus.FAILED.value, error=reason)
-    if live:
-        session.execute(
-            update(Image).where(Image.id.in_(list(live))).values(attempts=Image.attempts + 1)
-        )
+    live = {}
+    for part in chunks(list(wanted)):
+        claim = update(Image).where(Image.id.in_(part), Image.status == PENDING)
+        if owner:  # taken only if nobody else took it meanwhile
+            claim = claim.where(or_(Image.claimed_by.is_(None), Image.claimed_by == owner,
+                                    Image.lease_until <= now))
+        session.execute(claim.values(attempts=Image.attempts + 1, claimed_by=owner,
+                                     lease_until=now + lease_seconds if owner else None))
+        if owner:
+            taken = session.scalars(select(Image.id).where(Image.id.in_(part), Image.claimed_by == owner))
+            live.update({i: wanted[i] for i in taken})
+        else:
+            live.update({i: wanted[i] for i in part})
+    busy += [i for i in wanted if i not in live]
     session.commit()
-    return Claim(live, exhausted)
+    return Claim(live, exhausted, busy)
 
 
-def pending_attempts(session: Session, image_ids: Sequence[int]) -> dict[int, int]:
-    """Attempts so far of the still-pending images among `image_ids`."""
-    rows = session.execute(
-        select(Image.id, Image.attempts).where(Image.id.in_(list(image_ids)), Image.status == PENDING)
-    )
-    return dict(rows.all())
+def pending_attempts(session: Session, image_ids: Sequence[int], job_id: int | None = None) -> dict[int, int]:
+    """Attempts so far of the still-pending images among `image_ids` (of `job_id` only)."""
+    found: dict[int, int] = {}
+    for part in chunks(image_ids):
+        query = select(Image.id, Image.attempts).where(Image.id.in_(part), Image.status == PENDING)
+        if job_id is not None:
+            query = query.where(Image.job_id == job_id)
+        found.update(session.execute(query).all())
+    return found
 
 
 def _mark(session: Session, ids: Sequence[int], **values: object) -> int:
-    result = session.execute(
-        update(Image)
-        .where(Image.id.in_(list(ids)), Image.status == PENDING)
-        .values(processed_at=utcnow(), **values)
-    )
-    return result.rowcount
+    count = 0
+    for part in chunks(ids):
+        result = session.execute(
+            update(Image)
+            .where(Image.id.in_(part), Image.status == PENDING)
+            .values(processed_at=utcnow(), claimed_by=None, lease_until=None, **values)
+        )
+        count += result.rowcount
+    return count
 
 
 def fail_images(session: Session, ids: Sequence[int], reason: str) -> int:
@@ -91,18 +137,22 @@ class ResultKey:
 def reusable(session: Session, sha256s: Sequence[str], key: ResultKey) -> dict[str, Image]:
     """Earlier analysed images with the same content and the same `key`: the one rule
     deciding reuse, at submit time and in the worker."""
-    rows = session.scalars(
-        select(Image)
-        .where(
-            Image.sha256.in_(list(sha256s)),
-            Image.backend == key.backend,
-            Image.model_version == key.model_version,
-            Image.detector == key.detector,
-            Image.status.in_((ImageStatus.DONE.value, ImageStatus.NO_FACE.value)),
-            Image.reused_from.is_(None),
-        )
-        .order_by(Image.id)
-    ).all()
+    rows = [
+        image
+        for part in chunks(sorted(set(sha256s)))
+        for image in session.scalars(
+            select(Image)
+            .where(
+                Image.sha256.in_(part),
+                Image.backend == key.backend,
+                Image.model_version == key.model_version,
+                Image.detector == key.detector,
+                Image.status.in_((ImageStatus.DONE.value, ImageStatus.NO_FACE.value)),
+                Image.reused_from.is_(None),
+            )
+            .order_by(Image.id)
+        ).all()
+    ]
     found: dict[str, Image] = {}
     for image in rows:
         found.setdefault(image.sha256, image)
@@ -129,17 +179,41 @@ def _outcome(result: ImageResult) -> dict[str, object]:
             "taken_at": result.taken_at, "face_count": len(result.faces)}
 
 
+def _same_content_in_job(session: Session, image_id: int, sha256: str) -> int | None:
+    """Another image of `image_id`'s job registered with content `sha256`, if any."""
+    job = select(Image.job_id).where(Image.id == image_id).scalar_subquery()
+    return session.scalar(
+        select(Image.id).where(Image.job_id == job, Image.sha256 == sha256, Image.id != image_id).limit(1)
+    )
+
+
 def store_results(
     session: Session, results: dict[int, ImageResult], key: ResultKey,
-    reused: dict[int, Image] | None = None,
+    reused: dict[int, Image] | None = None, submitted: dict[int, str] | None = None,
 ) -> int:
-    """Write a batch's outcomes and faces in one transaction; return images written."""
+    """Write a batch's outcomes and faces in one transaction; return images written.
+
+    `submitted` holds each image's sha256 from submit time. A result read from different
+    bytes (the file changed since) is stored under the hash of what was analysed, the
+    submitted one kept in `submitted_sha256`; if that new content is already another
+    image of the same job, the image is failed as changed rather than counted twice.
+    """
     reused = reused or {}
+    submitted = submitted or {}
     written, faces = 0, []
     for image_id, result in results.items():
         source = reused.get(image_id)
         values = _outcome(result) | {"backend": key.backend, "model_version": key.model_version,
                                      "detector": key.detector, "reused_from": source.id if source else None}
+        before = submitted.get(image_id)
+        if result.sha256 and before and result.sha256 != before:
+            twin = _same_content_in_job(session, image_id, result.sha256)
+            if twin is None:
+                values |= {"sha256": result.sha256, "submitted_sha256": before}
+            else:
+                reason = f"file changed after submit: its content is now that of image {twin} of this job"
+                values = {"status": ImageStatus.FAILED.value, "error": storable(reason), "submitted_sha256": before}
+                result = ImageResult(result.path, reason)
         if _mark(session, [image_id], **values) == 1:
             written += 1
             faces.extend(_face_rows(image_id, result, key))

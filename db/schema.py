@@ -49,7 +49,7 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(Text)  # no length limit (default: the first submitted path)
     backend: Mapped[str] = mapped_column(String(32))
     batch_size: Mapped[int] = mapped_column(Integer)
     force: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -92,7 +92,9 @@ class Image(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     path: Mapped[str] = mapped_column(Text)
     folder: Mapped[str] = mapped_column(Text, index=True)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)  # of the content analysed
+    # The hash at submit, kept when the worker found the file changed since (else NULL).
+    submitted_sha256: Mapped[str | None] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     file_mtime: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default=ImageStatus.PENDING.value)
@@ -106,6 +108,9 @@ class Image(Base):
     model_version: Mapped[str | None] = mapped_column(String(80))
     detector: Mapped[str | None] = mapped_column(String(80))
     reused_from: Mapped[int | None] = mapped_column(Integer)
+    # The Celery task analysing the image right now, until `lease_until` (epoch seconds).
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     job: Mapped[Job] = relationship(back_populates="images")

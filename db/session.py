@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from emotion_batch.errors import DatabaseUnavailableError
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
@@ -44,3 +47,35 @@ def make_engine(url: str) -> Engine:
 def make_session_factory(url: str) -> sessionmaker[Session]:
     """A session factory bound to the engine for `url`."""
     return sessionmaker(make_engine(url), expire_on_commit=False)
+
+
+def safe_url(url: str) -> str:
+    """`url` with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 (an unparsable URL is shown as given)
+        return url
+
+
+def unavailable(url: str, exc: BaseException) -> DatabaseUnavailableError:
+    """One clear line for a database that cannot be used, with a hint for SQLite files."""
+    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    parsed = make_url(url)
+    hint = ""
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        from pathlib import Path
+
+        folder = Path(parsed.database).expanduser().absolute().parent
+        if not folder.is_dir():
+            hint = f" (the folder {folder} does not exist)"
+    return DatabaseUnavailableError(f"cannot use the database at {safe_url(url)}: {detail}{hint}")
+
+
+def check_database(url: str) -> None:
+    """Connect and read the schema version; `DatabaseUnavailableError` when that fails."""
+    try:
+        with make_engine(url).connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        make_engine(url).dispose()
+        raise unavailable(url, exc) from exc

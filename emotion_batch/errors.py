@@ -16,6 +16,14 @@ class BrokerUnavailableError(EmotionBatchError):
     """Redis cannot be reached, or refuses our credentials."""
 
 
+class DatabaseUnavailableError(EmotionBatchError):
+    """The database cannot be opened or written (missing folder, server down, read-only)."""
+
+
+class MessageError(EmotionBatchError):
+    """A queued message is malformed, too large, or names images it may not touch."""
+
+
 class WeightsMissingError(ConfigurationError):
     """A model weights file is absent and cannot be downloaded."""
 

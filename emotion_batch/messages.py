@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from emotion_batch.config import BATCH_SIZE_MAX as MAX_BATCH_SIZE  # images one batch may hold
+from emotion_batch.errors import MessageError
+
 ANALYZE_TASK = "emotion_batch.analyze_batch"
 
 
@@ -40,15 +43,27 @@ class BatchMessage:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BatchMessage:
-        """Rebuild a message, validating its shape."""
-        images = tuple(ImageRef(int(i["image_id"]), str(i["path"])) for i in data["images"])
-        return cls(
-            job_id=int(data["job_id"]),
-            batch_no=int(data["batch_no"]),
-            backend=str(data["backend"]),
-            images=images,
-            force=bool(data.get("force", False)),
-        )
+        """Rebuild a message, validating its shape; `MessageError` when it is malformed
+        or names more images than a batch may hold."""
+        try:
+            raw = data["images"]
+            if not isinstance(raw, list):
+                raise TypeError("images is not a list")
+            if len(raw) > MAX_BATCH_SIZE:
+                raise MessageError(
+                    f"job {data.get('job_id')} batch {data.get('batch_no')}: {len(raw)} images, "
+                    f"more than the {MAX_BATCH_SIZE} a batch may hold; refused"
+                )
+            images = tuple(ImageRef(int(i["image_id"]), str(i["path"])) for i in raw)
+            return cls(
+                job_id=int(data["job_id"]),
+                batch_no=int(data["batch_no"]),
+                backend=str(data["backend"]),
+                images=images,
+                force=bool(data.get("force", False)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MessageError(f"malformed batch message ({type(exc).__name__}: {exc}); refused") from exc
 
 
 ANALYZE_SEGMENT_TASK = "emotion_batch.analyze_segment"

@@ -6,9 +6,10 @@ measures it alone.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,7 @@ from emotion_batch.classify import EmotionClassifier, normalise
 from emotion_batch.config import Settings
 from emotion_batch.detect import FaceBox, FaceDetector
 from emotion_batch.errors import CorruptImageError, ImageError, PathNotAllowedError
-from emotion_batch.imaging import LoadedImage, load_image
+from emotion_batch.imaging import LoadedImage, decode_image, read_file
 from models.preprocess import preprocess_face
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,12 @@ class FaceResult:
 
 @dataclass(frozen=True)
 class ImageResult:
-    """The outcome of one image: faces, or the reason it could not be analysed."""
+    """The outcome of one image: faces, or the reason it could not be analysed.
+
+    `sha256` is the hash of the bytes that were read (None when the file could not be
+    read). `known` is set, and nothing decoded, when that hash was among the `known`
+    hashes given to `Analyzer.analyze`: the caller already has a result for it.
+    """
 
     path: str
     error: str | None = None
@@ -56,6 +62,8 @@ class ImageResult:
     height: int | None = None
     taken_at: datetime | None = None
     faces: tuple[FaceResult, ...] = field(default_factory=tuple)
+    sha256: str | None = None
+    known: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class _Detected:
     taken_at: datetime | None = None
     boxes: tuple[FaceBox, ...] = ()
     crops: tuple[np.ndarray, ...] = ()
+    sha256: str | None = None
+    known: bool = False
 
 
 def square_crop(gray: np.ndarray, box: FaceBox) -> np.ndarray:
@@ -136,21 +146,27 @@ class Analyzer:
         """The detector and its model file hash (`yunet-8f2383e4dd3cfbb4`), stored with results."""
         return self._detector().version
 
-    def _load(self, path: str) -> LoadedImage | ImageError:
-        """Decode one image, or return why it cannot be."""
+    def _load(self, path: str, known: Collection[str]) -> LoadedImage | ImageError | str:
+        """Read one image once and decode it; its hash when that is `known`; or why it cannot be."""
         settings = self.settings
         try:
             resolved = check_allowed(path, settings.allowed_roots)
-            return load_image(resolved, settings.max_pixels, settings.max_file_bytes, settings.decode_max_side)
+            data = read_file(resolved, settings.max_file_bytes)
+            sha256 = hashlib.sha256(data).hexdigest()
+            if sha256 in known:
+                return sha256
+            return decode_image(data, settings.max_pixels, settings.decode_max_side, sha256)
         except ImageError as exc:
             return exc
         except Exception as exc:  # a decoder bug must cost one image, not the batch
             logger.exception("unexpected error decoding %s", path)
             return CorruptImageError(f"unexpected decoder error {type(exc).__name__}: {exc}")
 
-    def _detect(self, path: str) -> _Detected:
+    def _detect(self, path: str, known: Collection[str] = frozenset()) -> _Detected:
         """Decode one image, find and crop its faces (runs in a pool thread)."""
-        image = self._load(path)
+        image = self._load(path, known)
+        if isinstance(image, str):
+            return _Detected(path, sha256=image, known=True)
         if isinstance(image, ImageError):
             return _Detected(path, error=str(image))
         return self._find_faces(path, image)
@@ -163,13 +179,15 @@ class Analyzer:
             crops = tuple(preprocess_face(square_crop(gray, b)) for b in boxes)
         except cv2.error as exc:  # an OpenCV failure on one image must not fail the batch
             logger.exception("face detection failed on %s", path)
-            return _Detected(path, error=f"face detection failed: {exc}"[:300])
+            return _Detected(path, error=f"face detection failed: {exc}"[:300], sha256=image.sha256)
         original = tuple(unscale(b, image.scale, image.width, image.height) for b in boxes)
-        return _Detected(path, None, image.width, image.height, image.taken_at, original, crops)
+        return _Detected(path, None, image.width, image.height, image.taken_at, original, crops, image.sha256)
 
-    def analyze(self, paths: Sequence[str]) -> list[ImageResult]:
-        """Analyse images together: decode and detect in threads, then one classifier call."""
-        return self._classify(list(self._pool.map(self._detect, paths)))
+    def analyze(self, paths: Sequence[str], known: Collection[str] = frozenset()) -> list[ImageResult]:
+        """Analyse images together: read, hash, decode and detect in threads, then one
+        classifier call. An image whose content hash is in `known` is not decoded: its
+        result comes back with `known=True` and its `sha256`, for the caller to fill in."""
+        return self._classify(list(self._pool.map(lambda p: self._detect(p, known), paths)))
 
     def analyze_frames(self, frames: Sequence[np.ndarray], source: str) -> list[ImageResult]:
         """Analyse decoded RGB frames (of the video `source`) exactly like photos."""
@@ -199,5 +217,6 @@ def _assemble(
             emotions = dict(zip(labels, percents[row].tolist()))
             faces.append(FaceResult(box, emotions, labels[int(dominant[row])]))
             row += 1
-        results.append(ImageResult(d.path, d.error, d.width, d.height, d.taken_at, tuple(faces)))
+        results.append(ImageResult(d.path, d.error, d.width, d.height, d.taken_at, tuple(faces),
+                                   d.sha256, d.known))
     return results

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image, ImageEnhance, ImageOps
@@ -102,3 +104,24 @@ class JobProbe:
         wrong_faces = sum(1 for i in images if faces.get(i.id, 0) != i.face_count)
         return {"submitted": len(images), "one_outcome": len(finished) - wrong_faces,
                 "duplicates": wrong_faces + int(dup_sha or 0), "lost": len(images) - len(finished)}
+
+
+@contextmanager
+def read_only(paths: list[Path]) -> Iterator[None]:
+    """Make files unwritable for a while, even to root (`chattr +i`; chmod otherwise)."""
+    paths = [p for p in paths if p.exists()]
+    as_root = os.geteuid() == 0
+    modes = {p: p.stat().st_mode for p in paths}
+    for path in paths:
+        if as_root:
+            subprocess.run(["chattr", "+i", str(path)], check=True)
+        else:
+            path.chmod(0o444)
+    try:
+        yield
+    finally:
+        for path in paths:
+            if as_root:
+                subprocess.run(["chattr", "-i", str(path)], check=True)
+            else:
+                path.chmod(modes[path])

@@ -101,3 +101,80 @@ def test_attempts_are_counted_and_exhausted(sessions) -> None:
         assert progress.failed == 2 and progress.complete
         assert reset_failed(s, job) == 2
         assert job_progress(s, job).pending == 2
+
+
+def _many(sessions, n: int, folder: str = "/m") -> tuple[int, list[int]]:
+    files = [ScannedFile(f"{folder}/{i}.jpg", folder, f"{i:064x}", 10, None) for i in range(n)]
+    with sessions() as s:
+        job = create_job(s, "many", "cnn", 32, [folder], False)
+        register_images(s, job, files)
+        return job.id, [r.image_id for r in pending_refs(s, job.id)]
+
+
+def test_queries_over_more_ids_than_sqlite_variables(sessions) -> None:
+    """SQLite allows 32,766 variables per statement: every list of ids is chunked."""
+    from db.results import fail_images, pending_attempts, reusable
+
+    job, ids = _many(sessions, 40_000)
+    with sessions() as s:
+        assert len(pending_attempts(s, ids, job)) == 40_000
+        claim = claim_attempt(s, ids, max_attempts=3, job_id=job, owner="t1", lease_seconds=60)
+        assert len(claim.live) == 40_000
+        assert reusable(s, [f"{i:064x}" for i in range(40_000)], "cnn", "v") == {}
+        assert fail_images(s, ids, "test") == 40_000
+        assert job_progress(s, job).failed == 40_000
+
+
+def test_claims_touch_only_the_named_job(sessions) -> None:
+    job_a, ids_a = _job(sessions, n=2)
+    job_b, _ = _job(sessions, n=2, folder="/q")
+    with sessions() as s:
+        claim = claim_attempt(s, ids_a, max_attempts=3, job_id=job_b)
+        assert claim.live == {} and claim.exhausted == []
+        assert job_progress(s, job_a).pending == 2
+
+
+def test_a_busy_image_is_left_to_its_delivery(sessions) -> None:
+    """A concurrent `resume` delivery neither counts an attempt nor fails a leased image;
+    a redelivery of the same task takes it over; an expired lease can be taken."""
+    from db.schema import Image
+
+    job, ids = _job(sessions, n=2)
+    with sessions() as s:
+        first = claim_attempt(s, ids, max_attempts=1, job_id=job, owner="job1-batch0", lease_seconds=300)
+        assert sorted(first.live) == ids
+        for other in ("job1-batch123", "job1-batch124"):
+            claim = claim_attempt(s, ids, max_attempts=1, job_id=job, owner=other, lease_seconds=300)
+            assert claim.live == {} and claim.exhausted == [] and sorted(claim.busy) == ids
+        assert job_progress(s, job).pending == 2
+        assert [s.get(Image, i).attempts for i in ids] == [1, 1]
+        again = claim_attempt(s, ids, max_attempts=2, job_id=job, owner="job1-batch0", lease_seconds=300)
+        assert sorted(again.live) == ids  # the same task redelivered (its process died)
+        s.query(Image).update({Image.lease_until: 0.0})
+        s.commit()
+        taken = claim_attempt(s, ids, max_attempts=3, job_id=job, owner="job1-batch125", lease_seconds=300)
+        assert sorted(taken.live) == ids
+
+
+def test_a_changed_file_is_stored_under_the_hash_of_what_was_analysed(sessions) -> None:
+    from db.results import reusable
+    from db.schema import Image
+
+    job, ids = _job(sessions, n=3)
+    with sessions() as s:
+        submitted = {i: s.get(Image, i).sha256 for i in ids}
+    new = "f" * 64
+    results = {
+        ids[0]: ImageResult("a", sha256=new),  # replaced by new content (no face)
+        ids[1]: ImageResult("b", faces=(_face("happy"),), sha256=submitted[ids[2]]),  # now a copy of c
+        ids[2]: ImageResult("c", faces=(_face("sad"),), sha256=submitted[ids[2]]),
+    }
+    with sessions() as s:
+        assert store_results(s, results, "cnn", "v", submitted=submitted) == 3
+        a, b, c = (s.get(Image, i) for i in ids)
+        assert (a.sha256, a.submitted_sha256, a.status) == (new, submitted[ids[0]], "no_face")
+        assert b.status == "failed" and "changed after submit" in b.error and b.face_count == 0
+        assert (c.sha256, c.submitted_sha256, c.status) == (submitted[ids[2]], None, "done")
+        # Reuse follows what was analysed: the old content of `a` has no stored result.
+        assert submitted[ids[0]] not in reusable(s, [submitted[ids[0]], new], "cnn", "v")
+        assert reusable(s, [new], "cnn", "v")[new].id == ids[0]

@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 
 from billiard.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.results import (
     Claim, ResultKey, as_result, claim_attempt, fail_images, pending_attempts, reusable, store_results,
 )
-from db.session import make_session_factory
+from db.schema import Image, Job
+from db.session import make_engine, make_session_factory
+from emotion_batch.config import Settings
+from emotion_batch.errors import MessageError
 from emotion_batch.messages import BatchMessage
+from emotion_batch.pipeline import ImageResult
 from worker import runtime
 
 logger = logging.getLogger(__name__)
+
+# Database busy, read-only, away or disconnected: the batch is retried, never dropped.
+DB_RETRY_ERRORS = (OperationalError, InterfaceError)
+LEASE_MARGIN_S = 60  # a claim outlives the hard time limit by this much
 
 
 @dataclass
@@ -35,6 +46,7 @@ class BatchSummary:
     reused: int = 0
     written: int = 0
     exhausted: int = 0
+    busy: int = 0
     faces: int = 0
     isolated: bool = False
     seconds: float = 0.0
@@ -49,20 +61,55 @@ class BatchSummary:
         return asdict(self)
 
 
-def process_batch(message: BatchMessage) -> BatchSummary:
-    """Analyse a batch: all images in one classifier call, or one by one after a crash."""
-    started = time.perf_counter()
+def process_batch(message: BatchMessage, task_id: str | None = None) -> BatchSummary:
+    """Analyse a batch: all images in one classifier call, or one by one after a crash.
+
+    `task_id` (the Celery task's id) owns the leases on the images it claims. A database
+    error is raised for the task to retry, after the engine's connections are dropped:
+    one opened while the database was read-only or away would fail for ever.
+    """
     settings = runtime.settings()
-    sessions = make_session_factory(settings.database_url)
+    with reconnect_on_database_error(f"job {message.job_id} batch {message.batch_no}"):
+        return _process(message, task_id or message.task_id, settings, make_session_factory(settings.database_url))
+
+
+@contextmanager
+def reconnect_on_database_error(what: str) -> Iterator[None]:
+    """On a database error, drop the engine's pooled connections, then let it propagate for
+    the task to retry: a connection opened while the database was read-only or away would
+    fail for ever (SQLite opens a file it cannot write read-only, and stays so)."""
+    try:
+        yield
+    except DB_RETRY_ERRORS as exc:
+        make_engine(runtime.settings().database_url).dispose()
+        logger.warning("%s: database error, reconnecting before the retry: %s", what, str(exc).splitlines()[0][:300])
+        raise
+
+
+def _check_job(session: Session, message: BatchMessage) -> None:
+    """Refuse a message whose job does not exist or was recorded with another backend."""
+    backend = session.scalar(select(Job.backend).where(Job.id == message.job_id))
+    if backend is None:
+        raise MessageError(f"job {message.job_id} does not exist; batch {message.batch_no} refused")
+    if backend != message.backend:
+        raise MessageError(f"job {message.job_id} uses backend {backend}, the message says "
+                           f"{message.backend}; batch {message.batch_no} refused")
+
+
+def _process(message: BatchMessage, owner: str, settings: Settings, sessions: sessionmaker[Session]) -> BatchSummary:
+    started = time.perf_counter()
+    lease = settings.hard_time_limit + LEASE_MARGIN_S
     ids = [ref.image_id for ref in message.images]
     with sessions() as session:
-        attempts = pending_attempts(session, ids)
+        _check_job(session, message)
+        attempts = pending_attempts(session, ids, message.job_id)  # images of this job only
     summary = BatchSummary(message.job_id, message.batch_no, isolated=any(attempts.values()))
     groups = [[i] for i in attempts] if summary.isolated else [list(attempts)]
     for group in groups:
         with sessions() as session:
-            claim = claim_attempt(session, group, settings.max_attempts)
+            claim = claim_attempt(session, group, settings.max_attempts, message.job_id, owner, lease)
         summary.exhausted += len(claim.exhausted)
+        summary.busy += len(claim.busy)
         if claim.live:
             _analyse_guarded(message, claim, summary, sessions)
     summary.seconds = round(time.perf_counter() - started, 3)
@@ -76,7 +123,7 @@ def _analyse_guarded(
     """Analyse claimed images; an unexpected error is recorded against them, never lost."""
     try:
         _analyse_claimed(message, claim, summary, sessions)
-    except (OperationalError, SoftTimeLimitExceeded):
+    except (*DB_RETRY_ERRORS, SoftTimeLimitExceeded):
         raise  # database busy or away / out of time: the task is retried (worker.tasks)
     except Exception as exc:  # noqa: BLE001
         logger.exception("job %s batch %s failed", message.job_id, message.batch_no)
@@ -88,14 +135,22 @@ def _analyse_guarded(
 def _analyse_claimed(
     message: BatchMessage, claim: Claim, summary: BatchSummary, sessions: sessionmaker[Session]
 ) -> None:
+    """Read each file once; reuse an earlier result only for the content actually read,
+    analyse the rest, and store everything under the hash of what was read."""
     analyzer = runtime.analyzer(message.backend)
     key = ResultKey(message.backend, analyzer.classifier.model_version, analyzer.detector_version)
+    submitted = {i: sha for i, (_, sha) in claim.live.items()}
     with sessions() as session:
-        earlier = {} if message.force else reusable(session, [sha for _, sha in claim.live.values()], key)
-        reused = {i: earlier[sha] for i, (_, sha) in claim.live.items() if sha in earlier}
-        results = {i: as_result(image) for i, image in reused.items()}
-    todo = [i for i in claim.live if i not in reused]
-    results.update(zip(todo, analyzer.analyze([claim.live[i][0] for i in todo])))
+        earlier = {} if message.force else reusable(session, list(submitted.values()), key)
+        earlier_results = {sha: as_result(image) for sha, image in earlier.items()}
+    ids = list(claim.live)
+    results: dict[int, ImageResult] = {}
+    reused: dict[int, Image] = {}
+    for image_id, result in zip(ids, analyzer.analyze([claim.live[i][0] for i in ids], known=earlier.keys())):
+        if result.known and result.sha256 in earlier:
+            reused[image_id] = earlier[result.sha256]
+            result = replace(earlier_results[result.sha256], sha256=result.sha256)
+        results[image_id] = result
     with sessions() as session:
-        written = store_results(session, results, key, reused)
-    summary.add(len(todo), len(reused), written, sum(len(r.faces) for r in results.values()))
+        written = store_results(session, results, key, reused, submitted)
+    summary.add(len(ids) - len(reused), len(reused), written, sum(len(r.faces) for r in results.values()))

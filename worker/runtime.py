@@ -40,10 +40,24 @@ def init_process(settings: Settings) -> None:
     _settings = settings
     for backend in settings.worker_backends:
         analyzer(backend)
+    _report_database(settings.database_url)
     logger.info(
         "worker process %s ready in %.1fs: detector=%s backends=%s gpus=%s threads=%d",
         os.getpid(), time.perf_counter() - started, detector, list(_analyzers), gpus, threads,
     )
+
+
+def _report_database(url: str) -> None:
+    """Say at start, clearly, when the database cannot be reached (batches then wait and
+    retry until it can: none is dropped)."""
+    from db.session import check_database
+    from emotion_batch.errors import DatabaseUnavailableError
+
+    try:
+        check_database(url)
+    except DatabaseUnavailableError as exc:
+        logger.error("worker process %s cannot reach its database: %s; batches are retried until it can",
+                     os.getpid(), exc)
 
 
 def analyzer(backend: str) -> Analyzer:

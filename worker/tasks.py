@@ -2,35 +2,46 @@
 
 from __future__ import annotations
 
-from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import OperationalError
+import logging
 
+from celery.exceptions import Reject, SoftTimeLimitExceeded
+
+from emotion_batch.errors import MessageError
 from emotion_batch.messages import ANALYZE_SEGMENT_TASK, ANALYZE_TASK, BatchMessage, SegmentMessage
 from worker.app import app
-from worker.batch import process_batch
+from worker.batch import DB_RETRY_ERRORS, process_batch, reconnect_on_database_error
+
+logger = logging.getLogger(__name__)
 
 
 @app.task(
+    bind=True,
     name=ANALYZE_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
-    # Database busy or away, or out of time (retried image by image): try again later.
-    autoretry_for=(OperationalError, SoftTimeLimitExceeded),
+    # Database busy, read-only or away, or out of time (retried image by image): try
+    # again later. No retry limit: a batch whose images are pending is never dropped
+    # (time-limit retries end anyway, as each image's attempts are counted).
+    autoretry_for=(*DB_RETRY_ERRORS, SoftTimeLimitExceeded),
     retry_backoff=1,
     retry_backoff_max=30,
     retry_jitter=True,
-    max_retries=20,
+    max_retries=None,
 )
-def analyze_batch(message: dict) -> dict:
+def analyze_batch(self, message: dict) -> dict:  # noqa: ANN001 (the bound Celery task)
     """Analyse one batch of images (ids and paths; never pixels)."""
-    return process_batch(BatchMessage.from_json(message)).to_json()
+    try:
+        return process_batch(BatchMessage.from_json(message), self.request.id).to_json()
+    except MessageError as exc:
+        logger.error("refused message %s: %s", self.request.id, exc)
+        raise Reject(str(exc), requeue=False) from exc
 
 
 @app.task(
     name=ANALYZE_SEGMENT_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, SoftTimeLimitExceeded),
+    autoretry_for=(*DB_RETRY_ERRORS, SoftTimeLimitExceeded),
     retry_backoff=1,
     retry_backoff_max=30,
     retry_jitter=True,
@@ -40,4 +51,5 @@ def analyze_segment(message: dict) -> dict:
     """Sample, analyse and store one time segment of a video (ids only on the wire)."""
     from worker.segments import process_segment
 
-    return process_segment(SegmentMessage.from_json(message)).to_json()
+    with reconnect_on_database_error(f"segment {message.get('segment_no')} of video {message.get('video_id')}"):
+        return process_segment(SegmentMessage.from_json(message)).to_json()
