@@ -120,7 +120,7 @@ def test_queries_over_more_ids_than_sqlite_variables(sessions) -> None:
         assert len(pending_attempts(s, ids, job)) == 40_000
         claim = claim_attempt(s, ids, max_attempts=3, job_id=job, owner="t1", lease_seconds=60)
         assert len(claim.live) == 40_000
-        assert reusable(s, [f"{i:064x}" for i in range(40_000)], "cnn", "v") == {}
+        assert reusable(s, [f"{i:064x}" for i in range(40_000)], KEY) == {}
         assert fail_images(s, ids, "test") == 40_000
         assert job_progress(s, job).failed == 40_000
 
@@ -170,11 +170,11 @@ def test_a_changed_file_is_stored_under_the_hash_of_what_was_analysed(sessions) 
         ids[2]: ImageResult("c", faces=(_face("sad"),), sha256=submitted[ids[2]]),
     }
     with sessions() as s:
-        assert store_results(s, results, "cnn", "v", submitted=submitted) == 3
+        assert store_results(s, results, KEY, submitted=submitted) == 3
         a, b, c = (s.get(Image, i) for i in ids)
         assert (a.sha256, a.submitted_sha256, a.status) == (new, submitted[ids[0]], "no_face")
         assert b.status == "failed" and "changed after submit" in b.error and b.face_count == 0
         assert (c.sha256, c.submitted_sha256, c.status) == (submitted[ids[2]], None, "done")
         # Reuse follows what was analysed: the old content of `a` has no stored result.
-        assert submitted[ids[0]] not in reusable(s, [submitted[ids[0]], new], "cnn", "v")
-        assert reusable(s, [new], "cnn", "v")[new].id == ids[0]
+        assert submitted[ids[0]] not in reusable(s, [submitted[ids[0]], new], KEY)
+        assert reusable(s, [new], KEY)[new].id == ids[0]
