@@ -132,12 +132,16 @@ def test_resume_while_a_job_is_in_flight_leaves_busy_images_alone(system: System
     _assert_clean(probe)
 
 
-def test_unreachable_database_is_said_clearly(system: System, tmp_path: Path) -> None:
+def test_unreachable_database_is_said_clearly(system: System, tmp_path: Path, photos_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}"
-    status = system.producer("status", "1", DATABASE_URL=url)
-    assert status.returncode != 0
-    assert status.stderr.strip().count("\n") == 0, status.stderr  # one line, no traceback
-    assert "cannot use the database" in status.stderr and "does not exist" in status.stderr
+    (tmp_path / "photos").mkdir()
+    shutil.copy(photos_dir / "img12.jpg", tmp_path / "photos")
+    for args in (("submit", str(tmp_path / "photos")), ("status", "1")):
+        result = system.producer(*args, DATABASE_URL=url)
+        assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+        assert sum(line.startswith("Error: ") for line in result.stderr.splitlines()) == 1, result.stderr
+    submit = system.producer("submit", str(tmp_path / "photos"), DATABASE_URL=url)
+    assert "cannot use the database" in submit.stderr and "does not exist" in submit.stderr, submit.stderr
     system.worker(DATABASE_URL=url)
     assert wait_until(lambda: "cannot reach its database" in system.logs(), 180), system.logs()[-3000:]
     assert "does not exist" in system.logs()
