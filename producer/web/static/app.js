@@ -4,7 +4,7 @@
 function setText(id, value) { const el = document.getElementById(id); if (el) el.textContent = value; }
 
 function showProgress(p) {
-  setText("pct", p.percent + "%");
+  setText("pct", p.percent.toFixed(1) + "%");
   setText("finished", p.finished); setText("total", p.total);
   setText("rate", p.images_per_second);
   setText("eta", p.eta_seconds === null ? "-" : Math.round(p.eta_seconds) + " s");

@@ -1,0 +1,134 @@
+"""The pages in a real browser: `producer serve` in its own process (real redis-server,
+SQLite file, a real Celery worker started while the page is open), headless Chromium
+(Debian's, driven by Playwright). The browser signs in with the token, watches the job
+page reach 100%, opens the gallery, filters by an emotion and sees only those faces.
+
+With WEB_SCREENSHOTS=DIR the screenshots are also copied there (the README's come from
+`WEB_SCREENSHOTS=docs pytest tests/test_web_browser.py`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image, ImageStat
+
+from emotion_batch.config import REPO_ROOT
+from emotion_batch.local import LocalWorker, free_port
+from tests.conftest import need
+
+pytestmark = pytest.mark.integration
+CHROMIUM = Path("/usr/bin/chromium")
+TOKEN = "browser-test-token"
+
+
+@pytest.fixture
+def server(tmp_path: Path, redis_server, worker_env: dict[str, str]):
+    port = free_port()
+    env = {**os.environ, **worker_env, "REDIS_URL": redis_server.url, "WEB_TOKEN": TOKEN,
+           "UPLOAD_ROOT": str(tmp_path / "uploads"), "ALLOWED_ROOTS": f'["{tmp_path / "library"}"]'}
+    log = open(tmp_path / "serve.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "producer.serve", "--port", str(port)], env=env,
+                               cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        raise AssertionError((tmp_path / "serve.log").read_text())
+    yield url, env
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _not_blank(path: Path) -> None:
+    image = Image.open(path).convert("RGB")
+    assert image.width >= 800 and image.height >= 500
+    assert max(ImageStat.Stat(image).stddev) > 20, f"{path} looks blank"
+    assert len(image.getcolors(maxcolors=1 << 20) or []) > 200, f"{path} has too few colours"
+
+
+def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_path: Path) -> None:
+    need(CHROMIUM.exists(), "Debian's chromium (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    url, env = server
+    library = tmp_path / "library"
+    photos = sorted(photos_dir.glob("*.jpg"))
+    for folder, chosen in (("family", photos[::2]), ("friends", photos[1::2])):
+        (library / folder).mkdir(parents=True)
+        for photo in chosen:
+            shutil.copy(photo, library / folder / photo.name)
+    api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+    created = api.post("/api/jobs", json={"paths": [str(library)], "name": "holiday photos", "batch_size": 4})
+    assert created.status_code == 201, created.text
+    job = created.json()["job"]
+    shots = tmp_path / "shots"
+    shots.mkdir()
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.goto(f"{url}/jobs/{job}")
+        assert "/login" in page.url  # the token is required
+        page.fill("input[name=token]", TOKEN)
+        page.click("button")
+        page.wait_for_url(f"{url}/jobs/{job}")
+        assert page.inner_text("#state") == "running" and page.inner_text("#pct") != "100.0%"
+
+        worker_env = {k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "YUNET_MODEL", "DEEPFACE_HOME",
+                                           "WORKER_BACKENDS", "TF_CPP_MIN_LOG_LEVEL")}
+        with LocalWorker(worker_env, concurrency=1, name=f"browser-{tmp_path.name}", log_file=tmp_path / "worker.log"):
+            page.wait_for_function("document.getElementById('state').textContent === 'finished'", timeout=400_000)
+            assert page.inner_text("#pct") == "100.0%"
+            page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(1500)  # the page reloads once finished, with the final tables and charts
+        page.wait_for_load_state("networkidle")
+        assert page.inner_text("#pct") == "100.0%" and page.inner_text("#c-pending") == "0"
+        assert page.locator("table.groups").first.inner_text().count("family") == 1
+        page.screenshot(path=shots / "web-job.png", full_page=True)
+
+        report = api.get(f"/api/jobs/{job}/report").json()
+        present = sorted((n, e) for e, n in report["dominant"].items() if n)
+        assert len(present) >= 2, report["dominant"]
+        emotion = present[0][1]  # the rarest emotion found: a filter that removes most faces
+
+        page.goto(f"{url}/jobs/{job}/faces")
+        page.wait_for_load_state("networkidle")
+        assert page.locator(".face").count() == min(48, report["faces"])
+        page.screenshot(path=shots / "web-gallery.png", full_page=False)
+        page.click(f"label.chip:has(input[value={emotion}])")
+        page.wait_for_url(f"**emotion={emotion}**")
+        page.wait_for_load_state("networkidle")
+        shown = page.locator(".face").evaluate_all("els => els.map(e => e.dataset.emotion)")
+        assert shown and set(shown) == {emotion} and len(shown) == min(48, report["dominant"][emotion])
+        labels = page.locator(".face .label").all_inner_texts()
+        assert all(label.startswith(emotion) for label in labels)
+        loaded = page.locator(".face img").evaluate_all("els => els.every(e => e.complete && e.naturalWidth > 0)")
+        assert loaded
+        page.screenshot(path=shots / "web-gallery-filtered.png", full_page=False)
+
+        page.click(".face >> nth=0")
+        page.wait_for_load_state("networkidle")
+        assert page.locator("img.photo").evaluate("e => e.naturalWidth") > 0
+        assert emotion in page.inner_text("table.faces-table")
+        page.screenshot(path=shots / "web-photo.png", full_page=False)
+        browser.close()
+
+    for shot in sorted(shots.iterdir()):
+        _not_blank(shot)
+    if os.environ.get("WEB_SCREENSHOTS"):
+        target = Path(os.environ["WEB_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        for shot in shots.iterdir():
+            shutil.copy(shot, target / shot.name)
