@@ -16,7 +16,8 @@ from emotion_batch.config import REPO_ROOT
 from tests.conftest import need
 
 SECRETS = {"REDIS_PASSWORD": "r3dis-secret", "POSTGRES_PASSWORD": "pg-secret",
-           "FLOWER_USER": "admin", "FLOWER_PASSWORD": "flower-secret", "PHOTOS_DIR": "/srv/photos"}
+           "FLOWER_USER": "admin", "FLOWER_PASSWORD": "flower-secret", "PHOTOS_DIR": "/srv/photos",
+           "WEB_TOKEN": "web-secret"}
 
 
 def _compose_command() -> list[str] | None:
@@ -56,12 +57,12 @@ def services(tmp_path: Path) -> dict:
 
 
 def test_compose_is_valid_and_secure(services: dict) -> None:
-    assert {"redis", "postgres", "worker", "flower", "producer"} <= set(services)
+    assert {"redis", "postgres", "worker", "flower", "producer", "web"} <= set(services)
     redis = services["redis"]
     assert "ports" not in redis and "ports" not in services["postgres"]
     command = " ".join(map(str, redis["command"]))
     assert "--appendonly yes" in command and "--requirepass r3dis-secret" in command
-    assert all("healthcheck" in services[s] for s in ("redis", "postgres", "worker", "flower"))
+    assert all("healthcheck" in services[s] for s in ("redis", "postgres", "worker", "flower", "web"))
     assert _volume_targets(redis["volumes"]) == ["/data"]
     assert services["postgres"]["volumes"]
 
@@ -86,8 +87,8 @@ def _photo_mount(service: dict) -> dict:
 def test_photos_are_read_only_at_the_same_path_in_producer_and_workers(services: dict) -> None:
     worker, producer = _photo_mount(services["worker"]), _photo_mount(services["producer"])
     assert worker == producer and worker["read_only"] is True and worker["source"] == "/srv/photos"
-    for name in ("worker", "producer"):
-        assert services[name]["environment"]["ALLOWED_ROOTS"] == '["/photos"]'
+    for name in ("worker", "producer", "web"):
+        assert services[name]["environment"]["ALLOWED_ROOTS"] == '["/photos", "/uploads"]'
     assert services["producer"]["profiles"] == ["tools"]
 
 
@@ -118,3 +119,29 @@ def test_dockerfile_has_the_targets_compose_builds() -> None:
     targets = set(re.findall(r"^FROM \S+ AS (\w+)", text, flags=re.MULTILINE))
     assert {"cpu", "gpu"} <= targets
     assert "tensorflow[and-cuda]" in text
+
+
+def test_web_serves_with_its_token_on_the_configured_bind(tmp_path: Path, services: dict) -> None:
+    web = services["web"]
+    assert web["command"][:2] == ["producer", "serve"] and "0.0.0.0" in web["command"]
+    assert web["environment"]["WEB_TOKEN"] == "web-secret" and web["environment"]["UPLOAD_ROOT"] == "/uploads"
+    assert "/healthz" in " ".join(map(str, web["healthcheck"]["test"]))
+    assert web["environment"]["DATABASE_URL"] == services["worker"]["environment"]["DATABASE_URL"]
+    assert web["environment"]["REDIS_URL"] == services["worker"]["environment"]["REDIS_URL"]
+    assert set(web["depends_on"]) == {"redis", "postgres"}
+    published = web["ports"][0]
+    assert _port_targets(web["ports"]) == [8000]
+    assert (published["host_ip"] if isinstance(published, dict) else str(published)).startswith("127.0.0.1")
+    uploads = [v for v in services["worker"]["volumes"] if isinstance(v, dict) and v.get("target") == "/uploads"]
+    assert uploads and uploads[0]["read_only"] is True  # workers read what the web service stored
+    assert "/uploads" in _volume_targets(web["volumes"])
+
+    elsewhere = _config(tmp_path, {**SECRETS, "WEB_BIND": "10.0.0.7", "WEB_PORT": "8443"})
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    port = yaml.safe_load(elsewhere.stdout)["services"]["web"]["ports"][0]
+    assert (port["host_ip"], str(port["published"])) == ("10.0.0.7", "8443") if isinstance(port, dict) else "10.0.0.7:8443" in port
+
+
+def test_web_token_is_required(tmp_path: Path) -> None:
+    result = _config(tmp_path, {k: v for k, v in SECRETS.items() if k != "WEB_TOKEN"})
+    assert result.returncode != 0 and "WEB_TOKEN" in result.stderr
