@@ -300,11 +300,14 @@ def wait_for_job(
         time.sleep(interval)
 
 
-def retry_failed(sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str) -> tuple[int, int]:
-    """Put a job's failed images back to pending and enqueue them: (images reset, batches)."""
+def retry_failed(
+    sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str, settings: Settings | None = None
+) -> tuple[int, int]:
+    """Put a job's failed images back to pending and enqueue them (finishing an interrupted
+    scan too, as `resume_job`): (images reset, batches sent). The CLI and the web call it."""
     from db.jobs import reset_failed
 
     check_broker(client)
     with sessions() as session:
         count = reset_failed(session, job_id)
-    return count, resume(sessions, client, job_id, queue)
+    return count, resume_job(sessions, client, job_id, queue, settings=settings).batches

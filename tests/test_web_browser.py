@@ -3,7 +3,7 @@ SQLite file, a real Celery worker started while the page is open), headless Chro
 (Debian's, driven by Playwright). The browser signs in with the token, watches the job
 page reach 100%, opens the gallery, filters by an emotion and sees only those faces.
 
-With WEB_SCREENSHOTS=DIR the screenshots are also copied there (the README's come from
+With WEB_SCREENSHOTS=DIR the README's two screenshots are also copied there (the README's come from
 `WEB_SCREENSHOTS=docs pytest tests/test_web_browser.py`)."""
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import pytest
 from PIL import Image, ImageStat
 
 from emotion_batch.config import REPO_ROOT
-from emotion_batch.local import LocalWorker, free_port
+from producer.local import LocalWorker, free_port
 from tests.conftest import need
 
 pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "browser-test-token"
+README_SHOTS = ("web-job.png", "web-gallery.jpg")
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def server(tmp_path: Path, redis_server, worker_env: dict[str, str]):
     env = {**os.environ, **worker_env, "REDIS_URL": redis_server.url, "WEB_TOKEN": TOKEN,
            "UPLOAD_ROOT": str(tmp_path / "uploads"), "ALLOWED_ROOTS": f'["{tmp_path / "library"}"]'}
     log = open(tmp_path / "serve.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "producer.serve", "--port", str(port)], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "producer.cli", "serve", "--port", str(port)], env=env,
                                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -106,7 +107,7 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
         page.goto(f"{url}/jobs/{job}/faces")
         page.wait_for_load_state("networkidle")
         assert page.locator(".face").count() == min(48, report["faces"])
-        page.screenshot(path=shots / "web-gallery.png", full_page=False)
+        page.screenshot(path=shots / "web-gallery.jpg", quality=82, full_page=False)
         page.click(f"label.chip:has(input[value={emotion}])")
         page.wait_for_url(f"**emotion={emotion}**")
         page.wait_for_load_state("networkidle")
@@ -116,13 +117,13 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
         assert all(label.startswith(emotion) for label in labels)
         loaded = page.locator(".face img").evaluate_all("els => els.every(e => e.complete && e.naturalWidth > 0)")
         assert loaded
-        page.screenshot(path=shots / "web-gallery-filtered.png", full_page=False)
+        page.screenshot(path=shots / "web-gallery-filtered.jpg", quality=82, full_page=False)
 
         page.click(".face >> nth=0")
         page.wait_for_load_state("networkidle")
         assert page.locator("img.photo").evaluate("e => e.naturalWidth") > 0
         assert emotion in page.inner_text("table.faces-table")
-        page.screenshot(path=shots / "web-photo.png", full_page=False)
+        page.screenshot(path=shots / "web-photo.jpg", quality=82, full_page=False)
         browser.close()
 
     for shot in sorted(shots.iterdir()):
@@ -130,5 +131,5 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
     if os.environ.get("WEB_SCREENSHOTS"):
         target = Path(os.environ["WEB_SCREENSHOTS"])
         target.mkdir(parents=True, exist_ok=True)
-        for shot in shots.iterdir():
-            shutil.copy(shot, target / shot.name)
+        for name in README_SHOTS:
+            shutil.copy(shots / name, target / name)

@@ -114,6 +114,8 @@ def test_paths_outside_the_roots(client: TestClient, settings: Settings, tmp_pat
         response = client.post("/api/jobs", json={"paths": [raw]})
         assert response.status_code == 403, (raw, response.text)
         assert "error" in response.json()
+    missing = client.post("/api/jobs", json={"paths": [str(settings.allowed_roots[0] / "missing")]})
+    assert missing.status_code == 404 and "not found" in missing.json()["error"]
     assert client.post("/api/jobs", json={"paths": ["\x00"]}).status_code == 400
     assert client.post("/api/jobs", json={"paths": []}).status_code == 422
     _assert_nothing_recorded(client, settings)
@@ -161,7 +163,7 @@ def test_token_required_when_set(tmp_path: Path, database_url: str) -> None:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_serve_refuses_to_listen_beyond_loopback_without_token(database_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "WEB_TOKEN"}
-    result = subprocess.run([sys.executable, "-m", "producer.serve", "--host", "0.0.0.0", "--port", "1"],
+    result = subprocess.run([sys.executable, "-m", "producer.cli", "serve", "--host", "0.0.0.0", "--port", "1"],
                             env={**env, "DATABASE_URL": database_url}, capture_output=True, text=True,
                             cwd=REPO_ROOT, timeout=120)
     assert result.returncode != 0 and "WEB_TOKEN" in result.stderr and "Traceback" not in result.stderr

@@ -2,7 +2,8 @@
 
 One click group, its commands split by concern (rq's CLI is the model): jobs.py creates,
 follows and re-queues jobs; reports.py reads results into reports, charts and copies;
-run.py is the embedded default; models.py fetches model files. Every command takes the shared options of
+run.py is the embedded default; models.py fetches model files; serve.py starts the web
+service (producer/web). Every command takes the shared options of
 `context.shared_options` and gets a lazily built `CliContext`.
 """
 
@@ -15,7 +16,7 @@ from producer.cli.jobs import migrate, resume_cmd, retry_failed, status, submit_
 from producer.cli.models import models
 from producer.cli.reports import annotate, chart, report
 from producer.cli.run import run
-from producer.serve import serve
+from producer.cli.serve import serve
 
 __all__ = ["main"]
 

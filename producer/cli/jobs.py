@@ -8,13 +8,14 @@ from pathlib import Path
 
 import click
 
-from db.jobs import job_progress, reset_failed
+from db.jobs import job_progress
 from emotion_batch.classify import BACKENDS
 from emotion_batch.errors import PathNotFoundError
 from producer import render
 from producer.cli.context import CliContext, console, existing_job, out, progress_bar, shared_options
 from producer.cli.follow import follow, print_failures
 from producer.submit import SubmitProgress, SubmitResult, check_batch_size, resume_job, submit
+from producer.submit import retry_failed as retry_failed_images
 
 backend_option = click.option(
     "--backend", type=click.Choice(list(BACKENDS)), default=None,
@@ -131,9 +132,8 @@ def retry_failed(c: CliContext, job: int) -> None:
     """Set JOB's failed images back to pending in the database and enqueue them again."""
     with c.sessions() as session:
         existing_job(session, job)
-        count = reset_failed(session, job)
-    resumed = resume_job(c.sessions, c.client, job, c.settings.queue, settings=c.settings)
-    console.print(f"job {job}: {count} failed images re-queued in {resumed.batches} batches")
+    count, batches = retry_failed_images(c.sessions, c.client, job, c.settings.queue, settings=c.settings)
+    console.print(f"job {job}: {count} failed images re-queued in {batches} batches")
 
 
 @click.command()

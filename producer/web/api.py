@@ -21,17 +21,18 @@ from db.jobs import failed_images, job_progress, list_jobs
 from db.videos import pending_segment_count
 from db.reports import job_report
 from db.schema import Job
-from emotion_batch.errors import JobNotFoundError
+from emotion_batch.classify import BACKENDS
+from emotion_batch.errors import JobNotFoundError, PathNotFoundError
 from models.labels import EMOTIONS
 from producer import render
-from producer.submit import SubmitResult, resume, retry_failed, submit
+from producer.submit import SubmitResult, resume_job, retry_failed, submit
 from producer.videos import VideoOptions
 from producer.web.app import WebState
 from producer.web.security import allowed_path
 from producer.web.uploads import Limits, Upload, store_upload
 
 router = APIRouter(prefix="/api", tags=["jobs"])
-Backend = Literal["cnn", "deepface"]
+Backend = Literal[tuple(BACKENDS)]  # type: ignore[valid-type]  # the one backend registry
 Emotion = Literal[tuple(EMOTIONS)]  # type: ignore[valid-type]
 JPEG_QUALITY = 88
 
@@ -101,6 +102,9 @@ def _submit(web: WebState, paths: list[Path], backend: str | None, batch_size: i
 def create_job_from_paths(job: PathJob, web: State) -> JSONResponse:
     roots = [*web.settings.allowed_roots, web.settings.upload_root.absolute()]
     paths = [allowed_path(raw, roots) for raw in job.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise PathNotFoundError(missing)  # as `producer submit`: nothing scanned, queued or recorded
     return _submitted(_submit(web, paths, job.backend, job.batch_size, job.name, job.force))
 
 
@@ -264,11 +268,12 @@ def chart(job_id: int, name: Literal["emotions-by-folder", "share-over-time"], w
 
 @router.post("/jobs/{job_id}/resume", summary="Re-enqueue the job's pending images (`producer resume`)")
 def resume_job(job_id: int, web: State) -> dict:
-    return {"job": job_id, "batches": resume(web.sessions, web.client, job_id, web.settings.queue)}
+    resumed = resume_job(web.sessions, web.client, job_id, web.settings.queue, settings=web.settings)
+    return {"job": job_id, "batches": resumed.batches}
 
 
 @router.post("/jobs/{job_id}/retry-failed", summary="Failed images back to pending, enqueued (`producer retry-failed`)")
 def retry_job(job_id: int, web: State) -> dict:
     require_job(web, job_id)
-    count, batches = retry_failed(web.sessions, web.client, job_id, web.settings.queue)
+    count, batches = retry_failed(web.sessions, web.client, job_id, web.settings.queue, settings=web.settings)
     return {"job": job_id, "reset": count, "batches": batches}

@@ -22,7 +22,13 @@ from db.migrate import upgrade
 from db.session import make_session_factory
 from emotion_batch.broker import make_client
 from emotion_batch.config import Settings
-from emotion_batch.errors import BrokerUnavailableError, EmotionBatchError, JobNotFoundError, RequestRefusedError
+from emotion_batch.errors import (
+    BrokerUnavailableError,
+    EmotionBatchError,
+    JobNotFoundError,
+    PathNotFoundError,
+    RequestRefusedError,
+)
 from producer.web.security import COOKIE, request_token, token_matches
 
 HERE = Path(__file__).parent
@@ -116,8 +122,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def refused(_request: Request, exc: RequestRefusedError) -> JSONResponse:
         return error(exc.status, str(exc))
 
-    @app.exception_handler(LookupError)
-    @app.exception_handler(JobNotFoundError)  # before EmotionBatchError in its MRO
+    @app.exception_handler(JobNotFoundError)  # before EmotionBatchError in their MRO
+    @app.exception_handler(PathNotFoundError)
+    @app.exception_handler(LookupError)  # JobNotFoundError and PathNotFoundError are ours too: named first
     async def not_found(_request: Request, exc: LookupError) -> JSONResponse:
         return error(404, str(exc).strip("'\""))
 

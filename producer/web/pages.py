@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from db.faces import face_page, image_faces
 from db.jobs import list_jobs
 from db.reports import job_report
+from emotion_batch.classify import BACKENDS
 from models.labels import EMOTIONS
 from producer.charts import COLOURS
 from producer.web.api import Emotion, State, job_state, require_job
@@ -49,7 +50,7 @@ def job_list(request: Request, web: State, page: Annotated[int, Query(ge=1)] = 1
 @router.get("/jobs/new", response_class=HTMLResponse)
 def new_job(request: Request, web: State) -> HTMLResponse:
     s = web.settings
-    return _page(request, "submit.html", roots=[str(r) for r in s.allowed_roots], backend=s.backend,
+    return _page(request, "submit.html", backends=list(BACKENDS), roots=[str(r) for r in s.allowed_roots], backend=s.backend,
                  batch_size=s.batch_size, max_upload_mb=s.max_upload_bytes // 1_000_000)
 
 
