@@ -124,7 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(JobNotFoundError)  # before EmotionBatchError in their MRO
     @app.exception_handler(PathNotFoundError)
-    @app.exception_handler(LookupError)  # JobNotFoundError and PathNotFoundError are ours too: named first
+    @app.exception_handler(LookupError)
     async def not_found(_request: Request, exc: LookupError) -> JSONResponse:
         return error(404, str(exc).strip("'\""))
 
