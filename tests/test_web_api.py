@@ -137,7 +137,7 @@ def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Pa
     with client.stream("GET", f"/api/jobs/{job}/events") as stream:
         text = "".join(stream.iter_text())
     assert "event: progress" in text and "event: done" in text and '"percent": 100.0' in text
-    assert client.post(f"/api/jobs/{job}/resume").json() == {"job": job, "batches": 0}
+    assert client.post(f"/api/jobs/{job}/resume").json() == {"job": job, "requeued": 0, "batches": 0}
 
     # retry-failed: the broken file goes back to pending, is analysed again, fails again
     retried = client.post(f"/api/jobs/{job}/retry-failed").json()

@@ -267,13 +267,13 @@ def chart(job_id: int, name: Literal["emotions-by-folder", "share-over-time"], w
 
 
 @router.post("/jobs/{job_id}/resume", summary="Re-enqueue the job's pending images (`producer resume`)")
-def resume_job(job_id: int, web: State) -> dict:
+def resume_route(job_id: int, web: State) -> dict:
     resumed = resume_job(web.sessions, web.client, job_id, web.settings.queue, settings=web.settings)
-    return {"job": job_id, "batches": resumed.batches}
+    return {"job": job_id, "requeued": resumed.requeued, "batches": resumed.batches}
 
 
 @router.post("/jobs/{job_id}/retry-failed", summary="Failed images back to pending, enqueued (`producer retry-failed`)")
-def retry_job(job_id: int, web: State) -> dict:
+def retry_route(job_id: int, web: State) -> dict:
     require_job(web, job_id)
     count, batches = retry_failed(web.sessions, web.client, job_id, web.settings.queue, settings=web.settings)
     return {"job": job_id, "reset": count, "batches": batches}
