@@ -90,9 +90,10 @@ def run_step(name: str, args: list[str], env: dict[str, str], redis_url: str, qu
     return Step(name, seconds, usage.ru_maxrss / 1024, found[0] if found else None, files, process.returncode)
 
 
-def mark_analysed(database_url: str, job_id: int) -> float:
+def mark_analysed(database_url: str, job_id: int, key) -> float:  # noqa: ANN001 (a ResultKey)
     """Every pending image of the job done with one face (every fifth: no face), in bulk SQL
-    through the same tables and triggers a worker writes; returns the seconds it took."""
+    through the same tables and triggers a worker writes, under the result key a worker
+    with these settings would store; returns the seconds it took."""
     from sqlalchemy import case, func, insert, literal, select, update
 
     from db.schema import Face, Image
@@ -101,20 +102,21 @@ def mark_analysed(database_url: str, job_id: int) -> float:
 
     started = time.monotonic()
     sessions = make_session_factory(database_url)
-    version = "bench-scale"
+    version = key.model_version
     with sessions() as session:
         has_face = (Image.id % 5) != 0
         session.execute(
             update(Image).where(Image.job_id == job_id, Image.status == "pending").values(
                 status=case((has_face, "done"), else_="no_face"), face_count=case((has_face, 1), else_=0),
-                width=64, height=64, backend="cnn", model_version=version, processed_at=func.now(), attempts=1)
+                width=64, height=64, backend=key.backend, model_version=version, detector=key.detector,
+                processed_at=func.now(), attempts=1)
         )
         dominant = case(*((Image.id % 7 == i, e) for i, e in enumerate(EMOTIONS)))
         percents = [case((Image.id % 7 == i, 70.0), else_=5.0).label(e) for i, e in enumerate(EMOTIONS)]
         columns = ["image_id", "face_index", "x", "y", "w", "h", "confidence", *EMOTIONS, "dominant", "backend",
-                   "model_version"]
+                   "model_version", "detector"]
         source = select(Image.id, literal(0), literal(8), literal(8), literal(40), literal(40), literal(0.9),
-                        *percents, dominant, literal("cnn"), literal(version)).where(
+                        *percents, dominant, literal(key.backend), literal(version), literal(key.detector)).where(
             Image.job_id == job_id, Image.status == "done")
         session.execute(insert(Face).from_select(columns, source))
         session.commit()
@@ -175,13 +177,21 @@ def main(files: int, folder: Path | None, per_folder: int, work: Path | None, da
     count = sum(1 for _ in root.rglob("*.jpg")) if folder else files
     console.print(f"{count:,} files under {root}; database {database_url.split('@')[-1]}")
     steps: list[Step] = []
+    from emotion_batch.config import Settings
+    from producer.submit import reuse_key
+
+    env = {**os.environ, "DATABASE_URL": database_url, "QUEUE": queue}
+    key = reuse_key("cnn", Settings(), force=False)
+    if key is None:  # no YuNet file here: the bench's workers would use Haar (its file ships with OpenCV)
+        env["DETECTOR"] = "haar"
+        key = reuse_key("cnn", Settings(detector="haar"), force=False)
     with LocalRedis(run_dir / "redis") as redis_server:
-        env = {**os.environ, "REDIS_URL": redis_server.url, "DATABASE_URL": database_url, "QUEUE": queue}
+        env["REDIS_URL"] = redis_server.url
         url = redis_server.url
         steps.append(run_step("submit (first)", ["submit", str(root), "--name", "first"], env, url, queue, count))
         db_first = _db_mb(database_url)
         steps.append(run_step("resume", ["resume", "1"], env, url, queue, count))
-        fill = mark_analysed(database_url, 1)
+        fill = mark_analysed(database_url, 1, key)
         console.print(f"marked job 1 analysed in bulk in {fill:.1f} s")
         db_analysed = _db_mb(database_url)
         steps.append(run_step("submit (second)", ["submit", str(root), "--name", "second"], env, url, queue, count))

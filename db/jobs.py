@@ -6,15 +6,18 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from db.results import ResultKey, reusable
 from db.schema import Image, ImageStatus, Job, JobCounts, utcnow
 from emotion_batch.messages import ImageRef
 from emotion_batch.paths import to_db
 from emotion_batch.scan import Candidate, ScannedFile
+
+if TYPE_CHECKING:
+    from db.results import ResultKey
 
 INSERT_CHUNK = 500
 
@@ -50,6 +53,9 @@ def _image_row(job_id: int, scanned: ScannedFile) -> dict:
         "status": ImageStatus.FAILED.value if failed else ImageStatus.PENDING.value,
         "error": scanned.error,
         "processed_at": utcnow() if failed else None,
+        # every key, so the rows of one executemany agree (a reused result fills them)
+        "width": None, "height": None, "taken_at": None, "face_count": 0, "backend": None,
+        "model_version": None, "detector": None, "reused_from": None,
     }
 
 
@@ -164,6 +170,8 @@ def register_chunk(
                 duplicates += 1
     sources = {}
     if reuse and first:
+        from db.results import reusable  # the worker's rule (imports the pipeline: only when reusing)
+
         sources = reusable(session, [sha for sha, f in first.items() if f.error is None], reuse)
     rows = []
     for sha256, scanned_file in first.items():
@@ -171,7 +179,9 @@ def register_chunk(
         rows.append(_reused_row(row, sources[sha256]) if sha256 in sources else row)
     pending: list[ImageRef] = []
     if rows:
-        session.execute(insert(Image), rows)  # executemany: RETURNING would go row by row on SQLite
+        # Core executemany on the table: no ORM bookkeeping per row, and RETURNING would go
+        # row by row on SQLite
+        session.execute(insert(Image.__table__), rows)
         pending = [ImageRef(i, path) for i, path in session.execute(
             select(Image.id, Image.path)
             .where(Image.job_id == job_id, Image.sha256.in_([r["sha256"] for r in rows]),
