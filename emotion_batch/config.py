@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     decode_max_side: int | None = Field(
         defaults.DECODE_MAX_SIDE, ge=64, description="Decode big JPEGs at 1/2-1/8 scale, long side still >= this (None: full)."
     )
+    face_margin: float = Field(
+        defaults.FACE_MARGIN, ge=0.5, le=3.0,
+        description="Face crop side = detector box's longer side x this.",
+    )
+    face_align: bool = Field(defaults.FACE_ALIGN, description="Rotate faces so the eyes are level (YuNet).")
     min_face: int = Field(defaults.MIN_FACE, ge=8, description="Smallest face side kept, in original pixels.")
     face_score: float = Field(defaults.FACE_SCORE, ge=0.0, le=1.0, description="YuNet score threshold.")
     max_pixels: int = Field(defaults.MAX_PIXELS, ge=1, description="Decompression-bomb guard (pixels).")

@@ -37,6 +37,10 @@ DEEPFACE_HOME = Path.home()
 
 DETECT_MAX_SIDE = 640
 DECODE_MAX_SIDE = 800
+# Face crops: chosen on FER2013 test faces pasted into scenes and run through the real
+# detect -> crop -> classify path (`python -m bench.pasted`, table in models/README.md).
+FACE_MARGIN = 1.0
+FACE_ALIGN = True
 MIN_FACE = 24
 FACE_SCORE = 0.7
 MAX_PIXELS = 40_000_000

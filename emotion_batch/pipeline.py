@@ -20,10 +20,10 @@ import numpy as np
 
 from emotion_batch.classify import EmotionClassifier, normalise
 from emotion_batch.config import Settings
+from emotion_batch.crop import face_crop
 from emotion_batch.detect import FaceBox, FaceDetector
 from emotion_batch.errors import CorruptImageError, ImageError, PathNotAllowedError
 from emotion_batch.imaging import LoadedImage, decode_image, read_file
-from models.preprocess import preprocess_face
 
 logger = logging.getLogger(__name__)
 
@@ -77,14 +77,6 @@ class _Detected:
     crops: tuple[np.ndarray, ...] = ()
     sha256: str | None = None
     known: bool = False
-
-
-def square_crop(gray: np.ndarray, box: FaceBox) -> np.ndarray:
-    """The square around a face box (side = its longer side), clipped to the image."""
-    side = max(box.w, box.h)
-    cx, cy = box.x + box.w / 2, box.y + box.h / 2
-    x0, y0 = max(0, int(round(cx - side / 2))), max(0, int(round(cy - side / 2)))
-    return gray[y0 : y0 + side, x0 : x0 + side]
 
 
 def unscale(box: FaceBox, scale: float, width: int, height: int) -> FaceBox:
@@ -176,7 +168,8 @@ class Analyzer:
         try:
             boxes = tuple(self._detector().detect(image.rgb))
             gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY) if boxes else None
-            crops = tuple(preprocess_face(square_crop(gray, b)) for b in boxes)
+            crops = tuple(face_crop(gray, b, self.settings.face_margin, self.settings.face_align)
+                          for b in boxes)
         except cv2.error as exc:  # an OpenCV failure on one image must not fail the batch
             logger.exception("face detection failed on %s", path)
             return _Detected(path, error=f"face detection failed: {exc}"[:300], sha256=image.sha256)

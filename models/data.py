@@ -143,7 +143,7 @@ def class_weights(y: np.ndarray, n_classes: int, power: float = 0.5) -> dict[int
 
 
 def augmenter(seed: int) -> "tf.keras.Sequential":
-    """Random rotation, flip, shift, zoom, brightness and contrast on 0-255 float images."""
+    """Random flip, rotation, shift, zoom, brightness, contrast and erasing on 0-255 floats."""
     import keras
 
     return keras.Sequential(
@@ -154,6 +154,8 @@ def augmenter(seed: int) -> "tf.keras.Sequential":
             keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 3),
             keras.layers.RandomBrightness(0.2, value_range=(0.0, 255.0), seed=seed + 4),
             keras.layers.RandomContrast(0.3, value_range=(0.0, 255.0), seed=seed + 5),
+            keras.layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), fill_value=0.0,
+                                       value_range=(0.0, 255.0), seed=seed + 6),
         ],
         name="augment",
     )
@@ -165,10 +167,15 @@ def make_dataset(
     training: bool,
     seed: int = 0,
     weights: dict[int, float] | None = None,
+    one_hot: bool = False,
 ) -> "tf.data.Dataset":
-    """Batched tf.data pipeline; when training: shuffled, augmented, with per-sample weights."""
+    """Batched tf.data pipeline; when training: shuffled, augmented, with per-sample weights.
+
+    `one_hot` yields (N, classes) float labels, as label smoothing needs.
+    """
     import tensorflow as tf
 
+    n_classes = len(split.classes)
     ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
     if training:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
@@ -181,4 +188,6 @@ def make_dataset(
     if weights is not None:
         table = tf.constant([weights[i] for i in range(len(weights))], dtype=tf.float32)
         ds = ds.map(lambda x, y: (x, y, tf.gather(table, y)))
+    if one_hot:
+        ds = ds.map(lambda x, y, *w: (x, tf.one_hot(y, n_classes), *w))
     return ds.prefetch(tf.data.AUTOTUNE)

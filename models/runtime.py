@@ -141,14 +141,31 @@ def _load(path: Path, runtime: str, threads: int | None = None) -> ClassifierFn:
     raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES} or 'auto'")
 
 
-def export_tflite(keras_path: Path, out_path: Path | None = None) -> Path:
-    """Convert the .keras model (uint8 input, cast inside) to .tflite next to it."""
+def export_tflite(keras_path: Path, out_path: Path | None = None,
+                  representative: np.ndarray | None = None, samples: int = 300) -> Path:
+    """Convert the .keras model (uint8 input, cast inside) to .tflite next to it.
+
+    With `representative` faces ((N, 48, 48, 1) uint8, e.g. training images) the weights and
+    activations are quantized to int8 (about 4x faster on CPU, accuracy within a fraction of
+    a point: see models/README.md); without, the export stays float32.
+    """
     import tensorflow as tf
 
     model = load_keras(keras_path)
     forward = tf_classifier(model).forward  # type: ignore[attr-defined]
     concrete = forward.get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], forward)
+    if representative is not None:
+        rng = np.random.default_rng(0)
+        picks = rng.choice(len(representative), min(samples, len(representative)),
+                           replace=False)
+
+        def calibration():  # type: ignore[no-untyped-def]
+            for i in picks:
+                yield [np.ascontiguousarray(representative[i:i + 1], dtype=np.uint8)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = calibration
     out_path = out_path or Path(keras_path).with_suffix(".tflite")
     out_path.write_bytes(converter.convert())
     return out_path

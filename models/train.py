@@ -1,8 +1,12 @@
 """Train the emotion CNN on FER2013: `python -m models.train --help`.
 
-Best checkpoint on validation accuracy, early stopping, warm-up + cosine learning rate
-(which also follows a wall-clock budget, see `BudgetCosine`), fixed seeds, resumable
-runs, a `--max-minutes` budget that stops at an epoch boundary and keeps the best model.
+One long schedule (warm-up + cosine over `--epochs`) that several invocations complete:
+each stops at an epoch boundary within its `--max-minutes` and `--resume` continues where
+the last one stopped, from the run folder or, on a fresh clone, from the resume point
+committed next to the model. Mixed precision (bf16 on CPUs that have it, float16 on GPUs),
+AdamW with an exponential moving average of the weights (validation, the best checkpoint
+and the export use the average), label smoothing, augmentation with random erasing, no
+class weights unless asked; best checkpoint on validation accuracy, fixed seeds.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from models.architecture import build_model, count_macs
 from models.labels import EMOTIONS
 from models.sidecar import sha256_of, write_sidecar
 
-DEFAULT_RUN_DIR = data.cache_dir() / "runs" / "emotion_cnn"
+DEFAULT_RUN_DIR = data.cache_dir() / "runs" / "emotion_cnn_resnet"
 DEFAULT_MODEL = Path(__file__).resolve().parent / "emotion_cnn.keras"
 
 
@@ -34,42 +38,41 @@ class TrainConfig:
 
     data_dir: str
     classes: tuple[str, ...] = EMOTIONS
-    epochs: int = 60
+    epochs: int = 100
     batch_size: int = 64
     lr: float = 2e-3
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 2
+    weight_decay: float = 0.01
+    warmup_epochs: int = 3
     max_minutes: float = 0.0
-    patience: int = 15
+    patience: int = 0
     val_fraction: float = 0.1
     subset: int = 0
     seed: int = 1234
-    widths: tuple[int, ...] = (16, 32, 64, 128)
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    blocks: tuple[int, ...] = (2, 2, 2)
     dropout: float = 0.4
-    class_weight_power: float = 0.5
+    class_weight_power: float = 0.0
+    label_smoothing: float = 0.1
+    ema_momentum: float = 0.999
+    precision: str = "auto"
     extra: dict = field(default_factory=dict)
 
 
-class BudgetCosine(keras.callbacks.Callback):
-    """Linear warm-up then cosine decay; progress = max(epoch share, wall-clock share).
+class CosineSchedule(keras.callbacks.Callback):
+    """Linear warm-up, then cosine decay to 0 at `cfg.epochs`: one schedule for the whole
+    planned run, however many invocations (`--resume`) it takes to get there."""
 
-    When a `--max-minutes` budget binds, the rate still reaches ~0 by the end of the
-    budget instead of being cut off half-way down the cosine.
-    """
-
-    def __init__(self, cfg: TrainConfig, elapsed_before: float = 0.0) -> None:
+    def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.start = time.monotonic() - elapsed_before
 
     def rate(self, epoch: int) -> float:
         """Learning rate for `epoch` (0-based)."""
         if epoch < self.cfg.warmup_epochs:
             return self.cfg.lr * (epoch + 1) / (self.cfg.warmup_epochs + 1)
-        progress = epoch / self.cfg.epochs
-        if self.cfg.max_minutes > 0:
-            progress = max(progress, (time.monotonic() - self.start) / (60 * self.cfg.max_minutes))
-        return 0.5 * self.cfg.lr * (1 + math.cos(math.pi * min(progress, 1.0)))
+        span = max(self.cfg.epochs - self.cfg.warmup_epochs, 1)
+        progress = min((epoch - self.cfg.warmup_epochs) / span, 1.0)
+        return 0.5 * self.cfg.lr * (1 + math.cos(math.pi * progress))
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.model.optimizer.learning_rate.assign(self.rate(epoch))
@@ -80,12 +83,12 @@ class BudgetCosine(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stop at an epoch boundary when another epoch would overrun the budget."""
+    """Stop at an epoch boundary when another epoch would overrun this invocation's budget."""
 
-    def __init__(self, minutes: float, elapsed_before: float = 0.0) -> None:
+    def __init__(self, minutes: float) -> None:
         super().__init__()
         self.budget = 60 * minutes
-        self.start = time.monotonic() - elapsed_before
+        self.start = time.monotonic()
         self.epoch_start = time.monotonic()
         self.stopped = False
 
@@ -100,7 +103,11 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class RunState(keras.callbacks.Callback):
-    """After each epoch: save last.keras and state.json (epoch, elapsed) for --resume."""
+    """After each epoch: last.keras (raw weights + optimizer, EMA included) and state.json.
+
+    Placed before `SwapEMAWeights` in the callback list, so it saves the raw weights while
+    the epoch's validation figures (in `logs`) were computed with the EMA weights.
+    """
 
     def __init__(self, run_dir: Path, elapsed_before: float = 0.0, best: float = 0.0) -> None:
         super().__init__()
@@ -111,7 +118,7 @@ class RunState(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.model.save(self.run_dir / "last.keras")
         self.best = max(self.best, float((logs or {}).get("val_accuracy", 0.0)))
-        state = {"epoch": epoch + 1, "elapsed_s": time.monotonic() - self.start,
+        state = {"epoch": epoch + 1, "elapsed_s": round(time.monotonic() - self.start, 1),
                  "best": self.best}
         (self.run_dir / "state.json").write_text(json.dumps(state))
 
@@ -126,26 +133,58 @@ def load_data(cfg: TrainConfig) -> tuple[data.Split, data.Split]:
     return train, val
 
 
+def build_for(cfg: TrainConfig) -> keras.Model:
+    """The configured architecture under the current dtype policy (uncompiled)."""
+    return build_model(len(cfg.classes), widths=tuple(cfg.widths), blocks=tuple(cfg.blocks),
+                       dropout=cfg.dropout)
+
+
 def make_model(cfg: TrainConfig) -> keras.Model:
-    """A freshly compiled model for the config."""
-    model = build_model(len(cfg.classes), widths=tuple(cfg.widths), dropout=cfg.dropout)
-    optimizer = keras.optimizers.AdamW(learning_rate=cfg.lr, weight_decay=cfg.weight_decay)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], weighted_metrics=[])
+    """A freshly compiled model for the config: AdamW (+ EMA of the weights), label smoothing."""
+    model = build_for(cfg)
+    compile_model(model, cfg)
     return model
 
 
-def setup_device(device: str) -> str:
-    """Pick CPU or GPU; mixed precision on GPU. Returns a short hardware description."""
+def compile_model(model: keras.Model, cfg: TrainConfig) -> None:
+    """Compile with the run's optimizer and loss (one-hot labels, see `data.make_dataset`)."""
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=cfg.lr, weight_decay=cfg.weight_decay, use_ema=cfg.ema_momentum > 0,
+        ema_momentum=cfg.ema_momentum or 0.99)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], weighted_metrics=[])
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU executes bfloat16 natively (AVX-512 BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def setup_device(device: str, precision: str = "auto") -> str:
+    """Pick CPU or GPU and the dtype policy; returns a short hardware description.
+
+    precision "auto": mixed_float16 on a GPU, mixed_bfloat16 on a CPU with native bf16
+    (measured 2x faster training here), else float32. Weights stay float32 either way.
+    """
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    if device == "cpu" or not gpus:
-        if gpus:
-            tf.config.set_visible_devices([], "GPU")
-        return f"CPU only: {platform.processor() or platform.machine()}, {_cpu_count()} cores"
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    return f"GPU: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU')}"
+    on_gpu = device != "cpu" and bool(gpus)
+    if gpus and not on_gpu:
+        tf.config.set_visible_devices([], "GPU")
+    if precision == "auto":
+        precision = ("mixed_float16" if on_gpu else
+                     "mixed_bfloat16" if cpu_has_bf16() else "float32")
+    keras.mixed_precision.set_global_policy(precision)
+    if on_gpu:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        return f"GPU: {name}, {precision}"
+    return (f"CPU only: {platform.processor() or platform.machine()}, {_cpu_count()} cores, "
+            f"{precision}")
 
 
 def _cpu_count() -> int:
@@ -154,45 +193,79 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def resume_model(cfg: TrainConfig, run_dir: Path, committed: Path) -> tuple[keras.Model, dict]:
+    """The model to continue and its state: run_dir's last.keras (with the optimizer) when
+    there is one, else the committed resume point next to the model (`<model>.resume.npz`:
+    last epoch's averaged weights; the optimizer's moments start afresh)."""
+    if (run_dir / "last.keras").exists():
+        state = json.loads((run_dir / "state.json").read_text())
+        return keras.models.load_model(run_dir / "last.keras"), state
+    point = resume_point_paths(committed)
+    if not point["weights"].exists():
+        raise FileNotFoundError(f"nothing to resume: no {run_dir / 'last.keras'} and no "
+                                f"{point['weights']}")
+    state = json.loads(point["state"].read_text())
+    model = make_model(cfg)
+    with np.load(point["weights"]) as npz:
+        model.set_weights([npz[f"w{i}"] for i in range(len(npz.files))])
+    return model, state
+
+
+def resume_point_paths(model_out: Path) -> dict[str, Path]:
+    """Committed resume files next to the exported model."""
+    return {"weights": model_out.with_suffix(".resume.npz"),
+            "state": model_out.with_suffix(".resume.json")}
+
+
 def run_training(cfg: TrainConfig, run_dir: Path, resume: bool = False,
-                 verbose: int = 2) -> dict:
+                 verbose: int = 2, committed: Path | None = None) -> dict:
     """Train (or resume) into run_dir; return a summary (best val accuracy, epochs, time)."""
     keras.utils.set_random_seed(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     train, val = load_data(cfg)
-    state = json.loads((run_dir / "state.json").read_text()) if resume else {}
+    if resume:
+        model, state = resume_model(cfg, run_dir, committed or DEFAULT_MODEL)
+        keras.utils.set_random_seed(cfg.seed + state.get("epoch", 0))  # fresh shuffles
+    else:
+        model, state = make_model(cfg), {}
     initial_epoch, elapsed = state.get("epoch", 0), state.get("elapsed_s", 0.0)
-    model = keras.models.load_model(run_dir / "last.keras") if resume else make_model(cfg)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    weights = data.class_weights(train.y, len(cfg.classes), cfg.class_weight_power)
-    train_ds = data.make_dataset(train, cfg.batch_size, True, cfg.seed, weights)
-    val_ds = data.make_dataset(val, 256, False)
-    budget = TimeBudget(cfg.max_minutes, elapsed)
-    callbacks = [
-        BudgetCosine(cfg, elapsed), budget, RunState(run_dir, elapsed, state.get("best", 0.0)),
+    weights = (data.class_weights(train.y, len(cfg.classes), cfg.class_weight_power)
+               if cfg.class_weight_power > 0 else None)
+    train_ds = data.make_dataset(train, cfg.batch_size, True, cfg.seed, weights, one_hot=True)
+    val_ds = data.make_dataset(val, 256, False, one_hot=True)
+    budget = TimeBudget(cfg.max_minutes)
+    callbacks: list[keras.callbacks.Callback] = [
+        CosineSchedule(cfg), budget, RunState(run_dir, elapsed, state.get("best", 0.0))]
+    if cfg.ema_momentum > 0:  # validation and best.keras use the averaged weights
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [
         keras.callbacks.ModelCheckpoint(run_dir / "best.keras", monitor="val_accuracy",
                                         save_best_only=True, mode="max",
                                         initial_value_threshold=state.get("best")),
-        keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience, mode="max"),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
     ]
+    if cfg.patience:
+        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience,
+                                                       mode="max"))
     start = time.monotonic()
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
-              callbacks=callbacks, verbose=verbose)
+    if initial_epoch < cfg.epochs:
+        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs,
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
     return summarise(run_dir, len(train), len(val), elapsed + time.monotonic() - start,
-                     budget.stopped, model)
+                     budget.stopped, model, cfg)
 
 
 def summarise(run_dir: Path, n_train: int, n_val: int, seconds: float, budget_hit: bool,
-              model: keras.Model) -> dict:
+              model: keras.Model, cfg: TrainConfig) -> dict:
     """Write history.json + summary.json from history.csv; return the summary."""
     history = read_history(run_dir / "history.csv")
     (run_dir / "history.json").write_text(json.dumps(history, indent=1))
     best = int(np.argmax(history["val_accuracy"]))
     summary = {
-        "epochs_run": len(history["epoch"]), "best_epoch": best + 1,
-        "best_val_accuracy": history["val_accuracy"][best], "train_images": n_train,
-        "val_images": n_val, "training_seconds": round(seconds, 1),
+        "epochs_run": len(history["epoch"]), "epochs_planned": cfg.epochs,
+        "best_epoch": best + 1, "best_val_accuracy": history["val_accuracy"][best],
+        "train_images": n_train, "val_images": n_val, "training_seconds": round(seconds, 1),
         "stopped_by_time_budget": budget_hit, "params": model.count_params(),
         "macs_per_face": count_macs(model),
     }
@@ -212,6 +285,10 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return {k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(w) for w in text.split(",") if w.strip())
+
+
 @click.command()
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="FER2013 folder (default: $FER2013_DIR or ../shared/data/fer2013).")
@@ -219,64 +296,137 @@ def read_history(path: Path) -> dict[str, list[float]]:
               show_default=True, help="Checkpoints, history and state for --resume.")
 @click.option("--model-out", type=click.Path(path_type=Path), default=DEFAULT_MODEL,
               show_default=True, help="Where the best model (+ .json sidecar) is exported.")
-@click.option("--epochs", default=60, show_default=True)
-@click.option("--max-minutes", default=0.0, show_default=True, help="Time budget, 0 = none.")
+@click.option("--epochs", default=100, show_default=True,
+              help="Length of the whole planned schedule (warm-up + cosine), across resumes.")
+@click.option("--max-minutes", default=0.0, show_default=True,
+              help="Budget of this invocation, 0 = none; stops at an epoch boundary.")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--lr", default=2e-3, show_default=True)
+@click.option("--weight-decay", default=0.01, show_default=True)
+@click.option("--label-smoothing", default=0.1, show_default=True)
+@click.option("--ema", "ema_momentum", default=0.999, show_default=True,
+              help="Momentum of the weight average used for validation and export; 0 = off.")
+@click.option("--class-weight-power", default=0.0, show_default=True,
+              help="Inverse-frequency class weights ^ power (0 = none, 1 = balanced).")
 @click.option("--classes", default=",".join(EMOTIONS), show_default=True,
               help="Comma-separated subset, e.g. happy,sad,neutral.")
 @click.option("--subset", default=0, show_default=True, help="Use ~N training images (quick runs).")
-@click.option("--widths", default="16,32,64,128", show_default=True)
+@click.option("--widths", default="32,64,128,256", show_default=True)
+@click.option("--blocks", default="2,2,2", show_default=True, help="Residual blocks per stage.")
+@click.option("--dropout", default=0.4, show_default=True)
 @click.option("--seed", default=1234, show_default=True)
-@click.option("--patience", default=15, show_default=True)
+@click.option("--patience", default=0, show_default=True, help="Early stopping, 0 = off.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
               show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from last.keras.")
+@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16",
+                                                "mixed_float16"]),
+              default="auto", show_default=True,
+              help="auto: bf16 on a CPU that has it, float16 on a GPU.")
+@click.option("--resume", is_flag=True,
+              help="Continue the schedule: --run-dir's last.keras, else the committed "
+                   "<model-out>.resume.npz.")
 @click.option("--export-only", is_flag=True,
               help="Only export --run-dir's best.keras (+ .tflite, sidecar) to --model-out.")
 def main(data_dir: Path | None, run_dir: Path, model_out: Path, epochs: int,
-         max_minutes: float, batch_size: int, lr: float, classes: str, subset: int,
-         widths: str, seed: int, patience: int, device: str, resume: bool,
-         export_only: bool) -> None:
+         max_minutes: float, batch_size: int, lr: float, weight_decay: float,
+         label_smoothing: float, ema_momentum: float, class_weight_power: float, classes: str,
+         subset: int, widths: str, blocks: str, dropout: float, seed: int, patience: int,
+         device: str, precision: str, resume: bool, export_only: bool) -> None:
     """Train the emotion CNN on FER2013 and export the best checkpoint."""
-    hardware = setup_device(device)
     cfg = TrainConfig(
         data_dir=str(data_dir or data.default_data_dir()), epochs=epochs, batch_size=batch_size,
-        lr=lr, classes=tuple(c.strip() for c in classes.split(",") if c.strip()), subset=subset,
-        widths=tuple(int(w) for w in widths.split(",")), seed=seed, patience=patience,
-        max_minutes=max_minutes)
+        lr=lr, weight_decay=weight_decay, label_smoothing=label_smoothing,
+        ema_momentum=ema_momentum, class_weight_power=class_weight_power,
+        classes=tuple(c.strip() for c in classes.split(",") if c.strip()), subset=subset,
+        widths=_ints(widths), blocks=_ints(blocks), dropout=dropout, seed=seed,
+        patience=patience, max_minutes=max_minutes, precision=precision)
     if resume or export_only:
-        saved = json.loads((run_dir / "config.json").read_text())
-        overrides = {} if export_only else {"epochs": epochs, "max_minutes": max_minutes}
-        cfg = TrainConfig(**{**saved, **overrides})
+        cfg = resumed_config(cfg, run_dir, model_out, export_only)
+    hardware = setup_device(device, cfg.precision)
     if export_only:
         summary = json.loads((run_dir / "summary.json").read_text())
     else:
-        summary = run_training(cfg, run_dir, resume)
-    summary.setdefault("hardware", hardware)
+        summary = run_training(cfg, run_dir, resume, committed=model_out)
+        summary["hardware"] = hardware
     export(run_dir, model_out, cfg, summary)
     click.echo(json.dumps(summary, indent=1))
 
 
+def resumed_config(cfg: TrainConfig, run_dir: Path, model_out: Path,
+                   export_only: bool) -> TrainConfig:
+    """The saved run's config (run_dir, else the committed resume point), with this
+    invocation's data folder and budget (and, for --resume, a new planned length)."""
+    saved_file = run_dir / "config.json"
+    if not saved_file.exists():
+        saved_file = resume_point_paths(model_out)["state"]
+    saved = json.loads(saved_file.read_text())
+    saved = saved.get("config", saved)
+    for key in ("classes", "widths", "blocks"):
+        saved[key] = tuple(saved[key])
+    overrides = {"data_dir": cfg.data_dir, "max_minutes": cfg.max_minutes}
+    if not export_only:
+        overrides["epochs"] = cfg.epochs
+    return TrainConfig(**{**saved, **overrides})
+
+
+def float32_copy(model: keras.Model, cfg: TrainConfig) -> keras.Model:
+    """The same architecture built under float32 with the weights copied (cast): a model
+    trained under a mixed policy serves (and converts to TFLite) in float32."""
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        plain = build_for(cfg)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    plain.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
+    return plain
+
+
 def export(run_dir: Path, model_out: Path, cfg: TrainConfig, summary: dict) -> None:
-    """Copy best.keras and its history next to model_out, export .tflite, write the sidecar."""
+    """Export best.keras (float32) + its history + .tflite + sidecar next to model_out, and
+    the resume point (last epoch's averaged weights, float16, + state) for `--resume`."""
     from models.runtime import export_tflite
 
     model_out.parent.mkdir(parents=True, exist_ok=True)
     best = keras.models.load_model(run_dir / "best.keras", compile=False)
-    best.save(model_out)  # without the optimizer state: a third of the size
+    float32_copy(best, cfg).save(model_out)  # without the optimizer state
     shutil.copyfile(run_dir / "history.json", model_out.with_suffix(".history.json"))
-    tflite = export_tflite(model_out)
+    train_split, _ = load_data(cfg)
+    tflite = export_tflite(model_out, representative=train_split.x)
+    write_resume_point(run_dir, model_out, cfg, summary)
+    config = {**asdict(cfg), "data_dir": Path(cfg.data_dir).name}  # no machine's absolute path
     write_sidecar(model_out, {
         "labels": list(cfg.classes), "runtime": "tflite", "tflite": tflite.name,
-        "tflite_sha256": sha256_of(tflite),
-        "training_data": {"dataset": f"FER2013 train/ ({cfg.data_dir})",
+        "tflite_sha256": sha256_of(tflite), "tflite_quantization": "int8",
+        "training_data": {"dataset": "FER2013 train/",
                           "validation": f"{cfg.val_fraction:.0%} of train/, stratified, "
                                         f"seed {cfg.seed}",
                           "train_images": summary["train_images"],
                           "val_images": summary["val_images"], "subset": cfg.subset},
-        "training": {**summary, "config": asdict(cfg)},
+        "training": {**summary, "config": config},
     })
+
+
+def write_resume_point(run_dir: Path, model_out: Path, cfg: TrainConfig, summary: dict) -> None:
+    """`<model>.resume.npz`: the last epoch's weights (EMA when on) in float16, a few MB;
+    `<model>.resume.json`: epoch reached, elapsed time, best, the config."""
+    last_path = run_dir / "last.keras"
+    if not last_path.exists():
+        return
+    last = keras.models.load_model(last_path)
+    weights = last.get_weights()
+    if cfg.ema_momentum > 0:
+        averages = {id(v): a for v, a in zip(last.optimizer._trainable_variables,
+                                            last.optimizer._model_variables_moving_average)}
+        weights = [np.asarray(averages[id(v)]) if id(v) in averages else np.asarray(v)
+                   for v in last.weights]
+    paths = resume_point_paths(model_out)
+    np.savez_compressed(paths["weights"], **{f"w{i}": np.asarray(w, dtype=np.float16)
+                                             for i, w in enumerate(weights)})
+    state = json.loads((run_dir / "state.json").read_text())
+    state.update(config={**asdict(cfg), "data_dir": Path(cfg.data_dir).name},
+                 epochs_planned=cfg.epochs, best_epoch=summary.get("best_epoch"))
+    paths["state"].write_text(json.dumps(state, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -48,12 +48,19 @@ def test_accuracy_on_a_fixed_sample_is_within_3_points_of_the_card(sidecar, samp
     assert abs(accuracy - sidecar["test_metrics"]["accuracy"]) <= 0.03, accuracy
 
 
-def test_runtimes_agree(sample):
-    x = sample[0][:256]
+def test_runtimes_agree(sidecar, sample):
+    """The served .tflite is the .keras model quantized to int8 (see the card): the same
+    answer for nearly every face and probabilities close to the float32 model's."""
+    x = sample[0][:512]
     via_tf = load_classifier_fn(DEFAULT_MODEL, "tf")(x)
     via_tflite = load_classifier_fn(DEFAULT_MODEL, "tflite")(x)
-    np.testing.assert_allclose(via_tflite, via_tf, atol=1e-4)
     np.testing.assert_allclose(via_tf.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(via_tflite.sum(axis=1), 1.0, atol=1e-2)
+    if sidecar.get("tflite_quantization") == "int8":
+        assert (via_tflite.argmax(axis=1) == via_tf.argmax(axis=1)).mean() >= 0.95
+        assert float(np.abs(via_tflite - via_tf).mean()) < 0.02
+    else:
+        np.testing.assert_allclose(via_tflite, via_tf, atol=1e-4)
 
 
 def test_runtime_validates_its_input():

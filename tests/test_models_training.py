@@ -26,7 +26,7 @@ def tiny_run(tmp_path_factory):
                             warmup_epochs=0, lr=3e-3, patience=5)
     keras.utils.set_random_seed(cfg.seed)
     train_split, _ = train.load_data(cfg)
-    plain = data.make_dataset(train_split, 128, training=False)
+    plain = data.make_dataset(train_split, 128, training=False, one_hot=True)
     before = train.make_model(cfg).evaluate(plain, verbose=0, return_dict=True)["loss"]
     summary = train.run_training(cfg, run_dir, verbose=0)
     model = keras.models.load_model(run_dir / "last.keras")
@@ -87,3 +87,54 @@ def test_evaluate_writes_its_artefacts(tiny_run, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert abs(metrics["ours"]["plain"]["n"] - 150) <= 7  # stratified: rounded per class
     assert "macro avg" in (out / "report.md").read_text()
+
+
+def test_export_writes_a_resume_point_a_fresh_clone_can_continue(tiny_run, tmp_path):
+    """No run folder (a fresh clone): --resume continues the schedule from the committed
+    <model>.resume.npz + .resume.json at the epoch reached."""
+    run_dir, cfg, summary, *_ = tiny_run
+    model_out = tmp_path / "model" / "emotion_cnn.keras"
+    train.export(run_dir, model_out, cfg, {**summary, "hardware": "test"})
+    point = train.resume_point_paths(model_out)
+    state = json.loads(point["state"].read_text())
+    assert state["epoch"] == 3 and state["epochs_planned"] == 3
+    assert point["weights"].stat().st_size < 2_000_000
+    assert read_sidecar_of(model_out)["tflite_quantization"] == "int8"
+    fresh = tmp_path / "fresh-run"
+    cfg5 = train.resumed_config(train.TrainConfig(data_dir=cfg.data_dir, epochs=5), fresh,
+                                model_out, export_only=False)
+    assert cfg5.widths == cfg.widths and cfg5.epochs == 5
+    train.run_training(cfg5, fresh, resume=True, verbose=0, committed=model_out)
+    assert json.loads((fresh / "state.json").read_text())["epoch"] == 5
+    assert len(train.read_history(fresh / "history.csv")["epoch"]) == 2
+
+
+def test_a_bf16_model_serves_as_a_float32_copy():
+    import keras
+
+    cfg = train.TrainConfig(data_dir="unused", widths=TINY, blocks=(1, 1, 1))
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = train.build_for(cfg)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    plain = train.float32_copy(mixed, cfg)
+    assert all(w.dtype == "float32" for w in plain.weights)
+    assert plain.layers[-2].compute_dtype == "float32"
+    x = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(plain(x).numpy(), mixed(x).numpy().astype(np.float32),
+                               atol=0.03)
+
+
+def test_the_schedule_warms_up_then_decays_to_zero_at_the_planned_end():
+    cfg = train.TrainConfig(data_dir="unused", epochs=10, warmup_epochs=2, lr=1e-3)
+    rates = [train.CosineSchedule(cfg).rate(e) for e in range(11)]
+    assert rates[0] < rates[1] < rates[2] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[2:], rates[3:]))
+    assert rates[10] == pytest.approx(0.0, abs=1e-12)
+
+
+def read_sidecar_of(path):
+    from models.sidecar import read_sidecar
+
+    return read_sidecar(path)

@@ -16,13 +16,18 @@ from emotion_batch.hashing import sha256_file
 
 @dataclass(frozen=True)
 class FaceBox:
-    """A face region in original-image pixels, with the detector's confidence (0-1)."""
+    """A face region in original-image pixels, with the detector's confidence (0-1).
+
+    `landmarks`, when the detector gives them (YuNet): the (x, y) points of the right eye,
+    left eye, nose tip, right and left mouth corners, in the same pixels as the box.
+    """
 
     x: int
     y: int
     w: int
     h: int
     confidence: float
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
 
 @runtime_checkable
@@ -60,9 +65,11 @@ def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 
 def to_original(
-    boxes: np.ndarray, scores: np.ndarray, scale: float, shape: tuple[int, ...], min_face: int
+    boxes: np.ndarray, scores: np.ndarray, scale: float, shape: tuple[int, ...], min_face: int,
+    landmarks: np.ndarray | None = None,
 ) -> list[FaceBox]:
-    """Map (N, 4) x/y/w/h boxes found at `scale` back to the original image, clipped to it."""
+    """Map (N, 4) x/y/w/h boxes (and (N, 2k) landmark x/y pairs) found at `scale` back to
+    the original image, boxes clipped to it."""
     if len(boxes) == 0:
         return []
     height, width = shape[:2]
@@ -72,5 +79,10 @@ def to_original(
     x1 = np.clip(xywh[:, 0] + xywh[:, 2], 0, width)
     y1 = np.clip(xywh[:, 1] + xywh[:, 3], 0, height)
     keep = np.minimum(x1 - x0, y1 - y0) >= min_face
-    rows = zip(x0[keep], y0[keep], (x1 - x0)[keep], (y1 - y0)[keep], np.asarray(scores)[keep])
-    return [FaceBox(int(a), int(b), int(c), int(d), float(s)) for a, b, c, d, s in rows]
+    points: list[tuple[tuple[float, float], ...] | None] = [None] * int(keep.sum())
+    if landmarks is not None:
+        pairs = np.asarray(landmarks, dtype=np.float64)[keep].reshape(int(keep.sum()), -1, 2)
+        points = [tuple((float(px), float(py)) for px, py in face / scale) for face in pairs]
+    rows = zip(x0[keep], y0[keep], (x1 - x0)[keep], (y1 - y0)[keep], np.asarray(scores)[keep],
+               points)
+    return [FaceBox(int(a), int(b), int(c), int(d), float(s), p) for a, b, c, d, s, p in rows]

@@ -38,4 +38,5 @@ class YuNetDetector:
         _, found = self._net.detect(bgr)
         if found is None:
             return []
-        return to_original(found[:, :4], found[:, 14], scale, rgb.shape, self.min_face)
+        return to_original(found[:, :4], found[:, 14], scale, rgb.shape, self.min_face,
+                           landmarks=found[:, 4:14])
