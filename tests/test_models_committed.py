@@ -78,3 +78,17 @@ def test_flip_tta_averages_the_face_and_its_mirror(sample):
     tta = load_classifier_fn(DEFAULT_MODEL, "tf", flip_tta=True)(x)
     expected = 0.5 * (plain(x) + plain(np.ascontiguousarray(x[:, :, ::-1, :])))
     np.testing.assert_allclose(tta, expected, atol=1e-6)
+
+
+def test_ten_view_tta_averages_shifted_and_mirrored_views(sample):
+    from models.runtime import shifted, with_ten_view_tta
+
+    x = sample[0][:8]
+    moved = shifted(x, 3, -2)
+    assert moved[0, 10, 13, 0] == x[0, 12, 10, 0]  # content moved right 3, up 2
+    assert (moved[:, :, :3, :] == moved[:, :, 3:4, :]).all()  # uncovered edge repeats
+    plain = load_classifier_fn(DEFAULT_MODEL, "tf")
+    views = [x, shifted(x, 3, 0), shifted(x, -3, 0), shifted(x, 0, 3), shifted(x, 0, -3)]
+    views += [np.ascontiguousarray(v[:, :, ::-1, :]) for v in views]
+    expected = np.mean([plain(v) for v in views], axis=0)
+    np.testing.assert_allclose(with_ten_view_tta(plain)(x), expected, atol=1e-6)
