@@ -27,7 +27,7 @@ import numpy as np
 from models import data
 
 SCENES = ("coffee", "rocket", "hubble_deep_field", "brick", "grass", "gravel", "coins", "moon",
-          "immunohistochemistry", "page", "chelsea", "horse")
+          "immunohistochemistry", "page", "chelsea", "horse", "clock", "astronaut-suit")
 
 
 @dataclass(frozen=True)
@@ -41,19 +41,17 @@ class Pasted:
     size: float
 
 
-def scene_pool(rng: np.random.Generator) -> list[np.ndarray]:
+def scene_pool() -> list[np.ndarray]:
     """640x480 RGB scenes from scikit-image's sample data (none shows a human face)."""
-    from skimage import data as skdata
+    from bench.detect import _skimage
 
     scenes = []
     for name in SCENES:
-        image = np.asarray(getattr(skdata, name)())
+        image = _skimage(name)
         if image.dtype != np.uint8:
             image = cv2.normalize(image.astype(np.float32), None, 0, 255,
                                   cv2.NORM_MINMAX).astype(np.uint8)
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-        scenes.append(cv2.resize(image[..., :3], (640, 480), interpolation=cv2.INTER_AREA))
+        scenes.append(cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA))
     return scenes
 
 
@@ -73,18 +71,20 @@ def paste(scene: np.ndarray, face: np.ndarray, size: int, angle: float, cx: floa
     return out
 
 
-def build_set(test: data.Split, out: Path, seed: int) -> list[Pasted]:
-    """Write one JPEG per test face into `out`; return what was pasted where."""
+def build_set(test: data.Split, out: Path, seed: int, max_angle: float = 20.0,
+              sizes: tuple[int, int] = (80, 260)) -> list[Pasted]:
+    """Write one JPEG per test face into `out` (size drawn from `sizes`, turned by up to
+    +-`max_angle` degrees); return what was pasted where."""
     rng = np.random.default_rng(seed)
-    scenes = scene_pool(rng)
+    scenes = scene_pool()
     out.mkdir(parents=True, exist_ok=True)
     items = []
     for i, (face, label) in enumerate(zip(test.x[..., 0], test.y)):
-        size = int(rng.uniform(80, 260))
-        half = size * 0.75
+        size = int(rng.uniform(*sizes))
+        half = size * (0.75 if max_angle else 0.5)
         cx, cy = rng.uniform(half, 640 - half), rng.uniform(half, 480 - half)
         image = paste(scenes[int(rng.integers(len(scenes)))], face, size,
-                      float(rng.uniform(-20, 20)), cx, cy)
+                      float(rng.uniform(-max_angle, max_angle)), cx, cy)
         path = out / f"{i:05d}.jpg"
         cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -107,28 +107,35 @@ def answers(results: list, items: list[Pasted], labels: tuple[str, ...]) -> np.n
     return predicted
 
 
+def run_pipeline(items: list[Pasted], analyzer: object, labels: tuple[str, ...],
+                 batch: int = 32) -> dict:
+    """Run the pasted photos through an `Analyzer`; faces found and accuracy."""
+    results = []
+    for i in range(0, len(items), batch):
+        results += analyzer.analyze([it.path for it in items[i:i + batch]])  # type: ignore[attr-defined]
+    predicted = answers(results, items, labels)
+    truth = np.array([it.label for it in items])
+    found = predicted >= 0
+    return {"found": float(found.mean()), "accuracy_all": float((predicted == truth).mean()),
+            "accuracy_found": float((predicted[found] == truth[found]).mean())
+            if found.any() else 0.0}
+
+
 def run_config(items: list[Pasted], classifier: object, yunet: Path, margin: float,
-               align: bool, batch: int = 32) -> dict:
-    """Detect -> crop -> classify every pasted photo with one crop configuration."""
+               align: bool) -> dict:
+    """Detect (YuNet) -> crop -> classify every pasted photo with one crop configuration."""
     from emotion_batch.config import Settings
     from emotion_batch.detect import make_detector
     from emotion_batch.pipeline import Analyzer
 
-    settings = Settings(detector="yunet", yunet_model=yunet, face_margin=margin,
-                        face_align=align, decode_max_side=None)
+    settings = Settings(_env_file=None, detector="yunet", yunet_model=yunet,
+                        face_margin=margin, face_align=align, decode_max_side=None)
     analyzer = Analyzer(lambda: make_detector(settings), classifier, settings)  # type: ignore[arg-type]
     try:
-        results = []
-        for i in range(0, len(items), batch):
-            results += analyzer.analyze([it.path for it in items[i:i + batch]])
+        scores = run_pipeline(items, analyzer, classifier.labels)  # type: ignore[attr-defined]
     finally:
         analyzer.close()
-    predicted = answers(results, items, classifier.labels)  # type: ignore[attr-defined]
-    truth = np.array([it.label for it in items])
-    found = predicted >= 0
-    return {"margin": margin, "align": align, "found": float(found.mean()),
-            "accuracy_all": float((predicted == truth).mean()),
-            "accuracy_found": float((predicted[found] == truth[found]).mean())}
+    return {"margin": margin, "align": align, **scores}
 
 
 @click.command()
