@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, case, func, select
@@ -125,18 +126,14 @@ def summarise(session: Session, job_id: int, by: GroupBy = "job") -> dict[str, S
 
 
 def job_report(
-    session: Session, job_id: int, by_folder: bool = False, by: GroupBy | None = None
+    session: Session, job_id: int, by: GroupBy | Sequence[GroupBy] = "job"
 ) -> dict[str, Any]:
-    """The report as one JSON-ready dict: job fields, overall summary, and with `by`
-    "folder" or "date" (or `by_folder`) a `folders` or `dates` object of summaries."""
-    by = by or ("folder" if by_folder else "job")
-    return grouped_report(session, job_id, [by] if by in GROUP_KEYS else [])
-
-
-def grouped_report(session: Session, job_id: int, groupings: Sequence[GroupBy]) -> dict[str, Any]:
-    """The job report with one object per grouping ("folder" -> `folders`, "date" ->
-    `dates`), each aggregated once; the overall figures are combined from the first
-    grouping (one aggregation of the job only when there is no grouping)."""
+    """The report model: one JSON-ready dict of the job's fields, its overall summary, and
+    for each of `by` that is "folder" or "date" a `folders` or `dates` object of summaries
+    (`by=("folder", "date")` gives both), each grouping aggregated once; the overall
+    figures are combined from the first grouping (the job is aggregated on its own only
+    without one). `report_rows` flattens it."""
+    groupings = [g for g in ((by,) if isinstance(by, str) else by) if g in GROUP_KEYS]
     job = session.get(Job, job_id)
     if job is None:
         raise JobNotFoundError(job_id)
@@ -154,3 +151,31 @@ def grouped_report(session: Session, job_id: int, groupings: Sequence[GroupBy]) 
     for by, groups in grouped.items():
         report[GROUP_KEYS[by]] = {name: asdict(s) for name, s in sorted(groups.items())}
     return report
+
+
+COUNTS = ("images", "no_face", "failed", "pending", "faces")
+REPORT_COLUMNS = (
+    "job", "by", "group", *COUNTS,
+    *(f"{stat}_{e}" for stat in ("dominant", "share", "mean") for e in EMOTIONS),
+)
+"""The columns of every tabular report (CSV, Parquet, the table), in this order."""
+ALL = "(all)"
+PERCENT_DECIMALS = 2
+
+
+def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The one flattening of a report: a row for the whole job (`by` "job", `group`
+    "(all)"), then one per folder and per date it holds; counts as ints, shares and mean
+    percentages rounded to two decimals. CSV, Parquet and the table all use it."""
+    def row(by: str, group: str, data: dict[str, Any]) -> dict[str, Any]:
+        flat: dict[str, Any] = {"job": report["job"], "by": by, "group": group}
+        flat.update({k: int(data[k]) for k in COUNTS})
+        flat.update({f"dominant_{e}": int(data["dominant"][e]) for e in EMOTIONS})
+        for stat in ("share", "mean"):
+            flat.update({f"{stat}_{e}": round(float(data[stat][e]), PERCENT_DECIMALS) for e in EMOTIONS})
+        return flat
+
+    rows = [row("job", ALL, report)]
+    for grouping, key in GROUP_KEYS.items():
+        rows += [row(grouping, name, data) for name, data in report.get(key, {}).items()]
+    return rows

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from db.faces import faces_per_image, top_faces
-from db.reports import grouped_report
+from db.reports import job_report
 from emotion_batch.config import Settings
 from producer.annotate import annotate_images
 from producer.charts import job_charts
@@ -18,7 +18,7 @@ from producer.thumbnails import face_thumbnails
 
 def full_report(session: Session, job_id: int) -> dict:
     """The job report with both `folders` and `dates` (each aggregated once)."""
-    return grouped_report(session, job_id, ["folder", "date"])
+    return job_report(session, job_id, by=("folder", "date"))
 
 
 def charts_for(session: Session, job_id: int) -> dict[str, bytes]:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from db.jobs import Progress
+from db.reports import COUNTS, REPORT_COLUMNS, report_rows
 from models.labels import EMOTIONS
 
 
@@ -21,29 +22,12 @@ def report_json(report: dict[str, Any]) -> str:
     return json.dumps(report, default=str, sort_keys=False)
 
 
-def _rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    rows = [("(all)", report)]
-    rows += list(report.get("folders", {}).items())
-    rows += list(report.get("dates", {}).items())
-    return rows
-
-
 def report_csv(report: dict[str, Any]) -> str:
-    """One CSV row per group: counts, dominant counts, shares and mean percentages."""
+    """`db.reports.report_rows` as CSV: one row per group, columns `REPORT_COLUMNS`."""
     out = io.StringIO()
-    fields = ["job", "group", "images", "no_face", "failed", "pending", "faces"]
-    fields += [f"dominant_{e}" for e in EMOTIONS] + [f"share_{e}" for e in EMOTIONS]
-    fields += [f"mean_{e}" for e in EMOTIONS]
-    writer = csv.DictWriter(out, fieldnames=fields)
+    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for group, data in _rows(report):
-        row = {"job": report["job"], "group": group}
-        row.update({k: data[k] for k in ("images", "no_face", "failed", "pending", "faces")})
-        for e in EMOTIONS:
-            row[f"dominant_{e}"] = data["dominant"][e]
-            row[f"share_{e}"] = round(data["share"][e], 2)
-            row[f"mean_{e}"] = round(data["mean"][e], 2)
-        writer.writerow(row)
+    writer.writerows(report_rows(report))
     return out.getvalue()
 
 
@@ -66,23 +50,22 @@ def report_table(report: dict[str, Any], console: Console, max_rows: int = TABLE
     the share of faces per dominant emotion as columns, so it reads in any terminal
     whatever the number of groups. Past `max_rows` groups the biggest are shown, in their
     order, with a note of how many are left out (the file formats keep them all)."""
-    rows = _rows(report)
+    rows = report_rows(report)
     groups = rows[1:]
     if len(groups) > max_rows:
-        kept = set(sorted(range(len(groups)), key=lambda i: (-groups[i][1]["images"], i))[:max_rows])
+        kept = set(sorted(range(len(groups)), key=lambda i: (-groups[i]["images"], i))[:max_rows])
         groups = [g for i, g in enumerate(groups) if i in kept]
-    names = _short_names([group for group, _ in [rows[0], *groups]])
+    shown = [rows[0], *groups]
+    names = _short_names([r["group"] for r in shown])
     table = Table(title=f"Job {report['job']} ({report['name']}, backend {report['backend']}): "
                         "share of faces per dominant emotion, %", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
-    shown = [rows[0], *groups]
-    counts = [k for k in ("images", "no_face", "failed", "pending", "faces")
-              if k in ("images", "faces") or any(d[k] for _, d in shown)]  # all-zero columns left out
+    counts = [k for k in COUNTS if k in ("images", "faces") or any(r[k] for r in shown)]  # all-zero columns left out
     table.add_column("group", overflow="fold")
     for col in (*(k.replace("_", " ") for k in counts), *(SHORT[e] for e in EMOTIONS)):
         table.add_column(col, justify="right", no_wrap=True)
-    for index, (group, d) in enumerate(shown):
-        shares = [f"{d['share'][e]:.0f}" if d["faces"] else "-" for e in EMOTIONS]
-        table.add_row(names[group], *(str(d[k]) for k in counts), *shares, end_section=index == 0)
+    for index, r in enumerate(shown):
+        shares = [f"{r[f'share_{e}']:.0f}" if r["faces"] else "-" for e in EMOTIONS]
+        table.add_row(names[r["group"]], *(str(r[k]) for k in counts), *shares, end_section=index == 0)
     console.print(table)
     left_out = len(rows) - 1 - len(groups)
     if left_out:

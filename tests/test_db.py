@@ -52,7 +52,7 @@ def test_report_arithmetic(sessions) -> None:
     }
     with sessions() as s:
         assert store_results(s, results, ResultKey("cnn", "cnn-x", "yunet-x")) == 4
-        report = job_report(s, job, by_folder=True)
+        report = job_report(s, job, by="folder")
     assert (report["images"], report["faces"], report["no_face"], report["failed"]) == (4, 3, 1, 1)
     assert report["dominant"]["happy"] == 2 and report["dominant"]["sad"] == 1
     assert report["share"]["happy"] == pytest.approx(200 / 3)

@@ -85,7 +85,7 @@ def test_report_by_folder_and_job_keys_are_stable(database_url: str) -> None:
     upgrade(database_url)
     job = _job(database_url)
     with make_session_factory(database_url)() as s:
-        report = job_report(s, job, by_folder=True)
+        report = job_report(s, job, by="folder")
     assert {"job", "name", "backend", "images", "faces", "no_face", "failed", "pending",
             "dominant", "share", "mean", "model_versions", "folders"} == set(report)
     assert report["folders"]["/p/a"]["faces"] == 3 and report["folders"]["/p/b"]["faces"] == 0
@@ -122,3 +122,39 @@ def test_face_reads_for_pictures(database_url: str) -> None:
     assert [(Path(p).name, len(faces)) for p, faces in per_image] == [("1.jpg", 2), ("2.jpg", 1)]
     assert [Path(p).name for p, _ in first_only] == ["1.jpg"]
     assert (per_image[0][1][0].x, per_image[0][1][0].w) == (1, 30)
+
+
+def test_one_flattening_for_csv_parquet_and_table(database_url: str, tmp_path: Path) -> None:
+    """CSV and Parquet hold the same columns, in the same order, with the same values:
+    both are `report_rows` of the one report (`by` both folder and date in one call)."""
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from db.reports import REPORT_COLUMNS, report_rows
+    from producer.render import report_csv, report_table
+    from producer.report_files import write_parquet
+
+    upgrade(database_url)
+    job = _job(database_url)
+    with make_session_factory(database_url)() as s:
+        report = job_report(s, job, by=("folder", "date"))
+    rows = report_rows(report)
+    assert [(r["by"], r["group"]) for r in rows] == [
+        ("job", "(all)"), ("folder", "/p/a"), ("folder", "/p/b"),
+        ("date", "2019-05-17"), ("date", "2024-07-04"), ("date", "2024-08-01"), ("date", "unknown")]
+    everything = rows[0]
+    assert (everything["images"], everything["faces"], everything["no_face"], everything["failed"]) == (4, 3, 1, 1)
+    assert everything["dominant_happy"] == 2 and everything["share_happy"] == round(200 / 3, 2)
+    assert everything["mean_happy"] == round((80 + 5 + 60) / 3, 2)  # sad face: (100-70)/6 = 5 happy
+    write_parquet(report, tmp_path / "r.parquet")
+    from_parquet = pd.read_parquet(tmp_path / "r.parquet")
+    from_csv = pd.read_csv(io.StringIO(report_csv(report)), keep_default_na=False)
+    assert list(from_csv.columns) == list(from_parquet.columns) == list(REPORT_COLUMNS)
+    for column in REPORT_COLUMNS:
+        assert list(from_csv[column]) == list(from_parquet[column]) == [r[column] for r in rows], column
+    table = Console(file=io.StringIO(), width=200)
+    report_table(report, table)
+    text = table.file.getvalue()
+    assert "happy 48.3" in text and "unknown" in text  # the job's mean %, and the date groups

@@ -59,8 +59,8 @@ def job_page(request: Request, job_id: int, web: State) -> HTMLResponse:
     job = require_job(web, job_id)
     with web.sessions() as session:
         progress = job_state(session, job_id)
-        report = job_report(session, job_id, by="folder")
-        dates = job_report(session, job_id, by="date")["dates"]
+        report = job_report(session, job_id, by=("folder", "date"))
+    dates = report.pop("dates")
     folders = _short(report.pop("folders"))
     return _page(request, "job.html", job=job, progress=progress, report=report,
                  folders=folders[:GROUP_ROWS], folder_count=len(folders),
