@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 
@@ -26,10 +26,11 @@ from db.session import make_engine, make_session_factory
 from emotion_batch.config import Settings
 from emotion_batch.errors import MessageError
 from emotion_batch.messages import BatchMessage
-from emotion_batch.pipeline import ImageResult
+from emotion_batch.pipeline import Analyzer, ImageResult
 from worker import runtime
 
 logger = logging.getLogger(__name__)
+AnalyzerFor = Callable[[str], Analyzer]
 
 # Database busy, read-only, away or disconnected: the batch is retried, never dropped.
 DB_RETRY_ERRORS = (OperationalError, InterfaceError)
@@ -61,27 +62,33 @@ class BatchSummary:
         return asdict(self)
 
 
-def process_batch(message: BatchMessage, task_id: str | None = None) -> BatchSummary:
+def process_batch(
+    message: BatchMessage, task_id: str | None = None, settings: Settings | None = None,
+    analyzer_for: AnalyzerFor | None = None,
+) -> BatchSummary:
     """Analyse a batch: all images in one classifier call, or one by one after a crash.
 
     `task_id` (the Celery task's id) owns the leases on the images it claims. A database
     error is raised for the task to retry, after the engine's connections are dropped:
     one opened while the database was read-only or away would fail for ever.
+    `settings` and `analyzer_for` (backend -> Analyzer) default to this worker process's
+    (`worker.runtime`); tests pass their own to run a batch in process.
     """
-    settings = runtime.settings()
-    with reconnect_on_database_error(f"job {message.job_id} batch {message.batch_no}"):
-        return _process(message, task_id or message.task_id, settings, make_session_factory(settings.database_url))
+    settings = settings or runtime.settings()
+    sessions = make_session_factory(settings.database_url)
+    with reconnect_on_database_error(f"job {message.job_id} batch {message.batch_no}", settings.database_url):
+        return _process(message, task_id or message.task_id, settings, sessions, analyzer_for or runtime.analyzer)
 
 
 @contextmanager
-def reconnect_on_database_error(what: str) -> Iterator[None]:
+def reconnect_on_database_error(what: str, url: str | None = None) -> Iterator[None]:
     """On a database error, drop the engine's pooled connections, then let it propagate for
     the task to retry: a connection opened while the database was read-only or away would
     fail for ever (SQLite opens a file it cannot write read-only, and stays so)."""
     try:
         yield
     except DB_RETRY_ERRORS as exc:
-        make_engine(runtime.settings().database_url).dispose()
+        make_engine(url or runtime.settings().database_url).dispose()
         logger.warning("%s: database error, reconnecting before the retry: %s", what, str(exc).splitlines()[0][:300])
         raise
 
@@ -96,7 +103,9 @@ def _check_job(session: Session, message: BatchMessage) -> None:
                            f"{message.backend}; batch {message.batch_no} refused")
 
 
-def _process(message: BatchMessage, owner: str, settings: Settings, sessions: sessionmaker[Session]) -> BatchSummary:
+def _process(
+    message: BatchMessage, owner: str, settings: Settings, sessions: sessionmaker[Session], analyzer_for: AnalyzerFor
+) -> BatchSummary:
     started = time.perf_counter()
     lease = settings.hard_time_limit + LEASE_MARGIN_S
     ids = [ref.image_id for ref in message.images]
@@ -111,18 +120,19 @@ def _process(message: BatchMessage, owner: str, settings: Settings, sessions: se
         summary.exhausted += len(claim.exhausted)
         summary.busy += len(claim.busy)
         if claim.live:
-            _analyse_guarded(message, claim, summary, sessions)
+            _analyse_guarded(message, claim, summary, sessions, analyzer_for)
     summary.seconds = round(time.perf_counter() - started, 3)
     logger.info("job %s batch %s: %s", message.job_id, message.batch_no, summary)
     return summary
 
 
 def _analyse_guarded(
-    message: BatchMessage, claim: Claim, summary: BatchSummary, sessions: sessionmaker[Session]
+    message: BatchMessage, claim: Claim, summary: BatchSummary, sessions: sessionmaker[Session],
+    analyzer_for: AnalyzerFor,
 ) -> None:
     """Analyse claimed images; an unexpected error is recorded against them, never lost."""
     try:
-        _analyse_claimed(message, claim, summary, sessions)
+        _analyse_claimed(message, claim, summary, sessions, analyzer_for(message.backend))
     except (*DB_RETRY_ERRORS, SoftTimeLimitExceeded):
         raise  # database busy or away / out of time: the task is retried (worker.tasks)
     except Exception as exc:  # noqa: BLE001
@@ -133,11 +143,11 @@ def _analyse_guarded(
 
 
 def _analyse_claimed(
-    message: BatchMessage, claim: Claim, summary: BatchSummary, sessions: sessionmaker[Session]
+    message: BatchMessage, claim: Claim, summary: BatchSummary, sessions: sessionmaker[Session],
+    analyzer: Analyzer,
 ) -> None:
     """Read each file once; reuse an earlier result only for the content actually read,
     analyse the rest, and store everything under the hash of what was read."""
-    analyzer = runtime.analyzer(message.backend)
     key = ResultKey(message.backend, analyzer.classifier.model_version, analyzer.detector_version)
     submitted = {i: sha for i, (_, sha) in claim.live.items()}
     with sessions() as session:
