@@ -27,14 +27,15 @@ class BatchMessage:
     """One unit of work: a job's images, analysed together with one backend."""
 
     job_id: int
-    batch_no: int
+    batch_no: int  # the id of its first image (producer.submit.Enqueuer)
     backend: str
     images: tuple[ImageRef, ...]
     force: bool = False
 
     @property
     def task_id(self) -> str:
-        """Deterministic Celery task id: a job's batch is findable in Flower and Redis."""
+        """Deterministic Celery task id: a job's batch is findable in Flower and Redis, and
+        the same images sent again (`producer resume`) carry the same id."""
         return f"job{self.job_id}-batch{self.batch_no}"
 
     def to_json(self) -> dict[str, Any]:

@@ -79,10 +79,10 @@ def check_batch_size(batch_size: int) -> int:
 class Enqueuer:
     """Sends a job's pending images as full batches as they come, the rest on `flush`."""
 
-    def __init__(self, client: Celery, job: Job, queue: str, batch_size: int, first_batch: int = 0,
+    def __init__(self, client: Celery, job: Job, queue: str, batch_size: int,
                  on_batch: Callable[[int], None] | None = None) -> None:
         self.client, self.job, self.queue, self.batch_size = client, job, queue, batch_size
-        self.next_batch, self.on_batch = first_batch, on_batch
+        self.on_batch = on_batch
         self.buffer: list[ImageRef] = []
         self.batches = self.queued = 0
 
@@ -101,9 +101,10 @@ class Enqueuer:
             self.buffer = []
 
     def _send(self, refs: list[ImageRef], producer: object = None) -> None:
-        message = BatchMessage(self.job.id, self.next_batch, self.job.backend, tuple(refs), self.job.force)
+        # A batch is numbered by its first image's id: deterministic (the same images sent
+        # again by resume get the same task id) and never shared by two batches of one send.
+        message = BatchMessage(self.job.id, refs[0].image_id, self.job.backend, tuple(refs), self.job.force)
         send_batch(self.client, message, self.queue, producer)
-        self.next_batch += 1
         self.batches += 1
         self.queued += len(refs)
         if self.on_batch:
@@ -112,11 +113,11 @@ class Enqueuer:
 
 def enqueue(
     client: Celery, job_id: int, backend: str, refs: Sequence[ImageRef], batch_size: int,
-    force: bool, queue: str, first_batch: int = 0, on_batch: Callable[[int], None] | None = None,
+    force: bool, queue: str, on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """Send `refs` as batches of `batch_size`; return the number of batches sent."""
     job = Job(id=job_id, backend=backend, force=force)
-    sender = Enqueuer(client, job, queue, batch_size, first_batch, on_batch)
+    sender = Enqueuer(client, job, queue, batch_size, on_batch)
     sender.add(refs)
     sender.flush()
     return sender.batches
@@ -229,7 +230,7 @@ class Resumed:
 
 
 def resume_job(
-    sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str, batch_size: int | None = None,
+    sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str,
     settings: Settings | None = None, on_batch: Callable[[int], None] | None = None,
     on_progress: Callable[[SubmitProgress], None] | None = None, chunk: int = CHUNK,
 ) -> Resumed:
@@ -239,9 +240,8 @@ def resume_job(
         job = session.get(Job, job_id)
         if job is None:
             raise JobNotFoundError(job_id)
-    size = check_batch_size(batch_size or job.batch_size)
-    first = int(time.time() * 1000) % 10**9  # fresh task ids, distinct from earlier sends
-    sender = Enqueuer(client, job, queue, size, first, on_batch)
+    size = check_batch_size(job.batch_size)
+    sender = Enqueuer(client, job, queue, size, on_batch)
     for refs in pending_pages(sessions, job_id):
         sender.add(refs)
     sender.flush()
@@ -265,11 +265,9 @@ def resume_job(
     return resumed
 
 
-def resume(
-    sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str, batch_size: int | None = None
-) -> int:
+def resume(sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str) -> int:
     """Re-enqueue a job's pending images (and finish an interrupted scan); return batches sent."""
-    return resume_job(sessions, client, job_id, queue, batch_size).batches
+    return resume_job(sessions, client, job_id, queue).batches
 
 
 def wait_for_job(

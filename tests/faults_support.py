@@ -85,6 +85,14 @@ class JobProbe:
             return s.scalar(select(func.count()).where(
                 ImageRow.job_id == self.job_id, ImageRow.status == "pending", ImageRow.attempts > 0))
 
+    def attempts(self, all_images: bool = False) -> dict[int, int]:
+        """Deliveries counted per image id: of claimed images (attempts > 0), or of all."""
+        with self.sessions() as s:
+            query = select(ImageRow.id, ImageRow.attempts).where(ImageRow.job_id == self.job_id)
+            if not all_images:
+                query = query.where(ImageRow.attempts > 0)
+            return dict(s.execute(query).all())
+
     def image(self, name: str) -> ImageRow:
         with self.sessions() as s:
             return s.scalars(select(ImageRow).where(

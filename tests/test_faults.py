@@ -82,11 +82,14 @@ def test_sigkilled_worker_batch_is_redelivered_and_completed(system: System, pho
     worker = system.worker()
     probe = JobProbe(system.env["DATABASE_URL"], job)
     assert wait_until(lambda: probe.in_flight() > 0, 120, 0.01), system.logs()[-3000:]
-    assert kill_pool_children(worker.process.pid), "no pool process to kill"
+    killed = kill_pool_children(worker.process.pid)
+    assert killed, "no pool process to kill"
     assert wait_until(lambda: probe.finished() == 96, 180), system.logs()[-3000:]
     audit = _assert_clean(probe)
     assert probe.statuses().get("failed", 0) == 0
-    assert "WorkerLostError" in system.logs() or "Process" in system.logs()
+    # The killed batch was delivered again (its images claimed twice) to a new pool process.
+    assert max(probe.attempts().values()) >= 2
+    assert worker.alive() and not set(killed) & set(worker.pool_pids())
     assert audit["submitted"] == 96
 
 
@@ -117,11 +120,12 @@ def test_locked_database_batches_retry_with_backoff(system: System, photos_dir: 
     system.worker(DATABASE_URL=f"sqlite:///{system.db_path}?timeout=0.5")
     assert wait_until(lambda: "database is locked" in system.logs(), 120, 0.2), system.logs()[-3000:]
     time.sleep(4)  # locked for a few seconds more while batches back off
+    probe = JobProbe(system.env["DATABASE_URL"], job)
+    assert probe.finished() == 0  # WAL: readers still read; nothing could be written
     lock.rollback()
     lock.close()
-    probe = JobProbe(system.env["DATABASE_URL"], job)
     assert wait_until(lambda: probe.finished() == 48, 240), system.logs()[-3000:]
-    assert "Retry in" in system.logs()
+    assert probe.statuses().get("failed", 0) == 0  # the locked batches were retried, none failed
     _assert_clean(probe)
 
 
@@ -158,9 +162,10 @@ def test_batch_over_time_limit_is_retried_image_by_image(system: System, photos_
                   DECODE_MAX_SIDE="4000", DETECT_MAX_SIDE="2600")
     probe = JobProbe(system.env["DATABASE_URL"], job)
     assert wait_until(lambda: probe.finished() == 32, 300), system.logs()[-3000:]
-    logs = system.logs()
-    assert "SoftTimeLimitExceeded" in logs or "Hard time limit" in logs or "TimeLimitExceeded" in logs
-    assert "'isolated': True" in logs
+    # Out of time, the batch was delivered again and processed image by image: every image
+    # was claimed at least twice and finished on its own, none was given up.
+    assert min(probe.attempts(all_images=True).values()) >= 2
+    assert probe.statuses().get("failed", 0) == 0
     _assert_clean(probe)
 
 
