@@ -40,6 +40,19 @@ def test_sidecar_describes_the_file(sidecar):
     assert 0.0 < sidecar["test_metrics"]["accuracy"] <= 1.0
 
 
+def test_sidecar_records_no_machine_specific_path(sidecar):
+    """Paths in the card are relative to the repository, not the training machine's."""
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    assert sidecar["training"]["config"]["data_dir"] == "fer2013"
+    assert not [s for s in strings(sidecar) if s.startswith("/") or "(/" in s]
+
+
 def test_accuracy_on_a_fixed_sample_is_within_3_points_of_the_card(sidecar, sample):
     x, y = sample
     probs = load_classifier_fn(DEFAULT_MODEL)(x)

@@ -77,6 +77,7 @@ def test_evaluate_writes_its_artefacts(tiny_run, tmp_path):
     run_dir, cfg, summary, *_ = tiny_run
     model_out = tmp_path / "model" / "emotion_cnn.keras"
     train.export(run_dir, model_out, cfg, {**summary, "hardware": "test"})
+    assert not json.loads(model_out.with_suffix(".json").read_text())["training"]["config"]["data_dir"].startswith("/")
     out = tmp_path / "eval"
     result = CliRunner().invoke(evaluate.main, [
         "--model", str(model_out), "--out-dir", str(out), "--limit", "150", "--no-deepface",
