@@ -60,7 +60,8 @@ def report_table(report: dict[str, Any], console: Console, max_rows: int = TABLE
     table = Table(title=f"Job {report['job']} ({report['name']}, backend {report['backend']}): "
                         "share of faces per dominant emotion, %", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
     counts = [k for k in COUNTS if k in ("images", "faces") or any(r[k] for r in shown)]  # all-zero columns left out
-    table.add_column("group", overflow="fold")
+    widest = max(len(name) for name in names.values())
+    table.add_column("group", overflow="fold", min_width=min(widest, 24))  # never squeezed to nothing
     for col in (*(k.replace("_", " ") for k in counts), *(SHORT[e] for e in EMOTIONS)):
         table.add_column(col, justify="right", no_wrap=True)
     for index, r in enumerate(shown):

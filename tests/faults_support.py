@@ -93,6 +93,12 @@ class JobProbe:
                 query = query.where(ImageRow.attempts > 0)
             return dict(s.execute(query).all())
 
+    def errors(self) -> list[str]:
+        """The recorded reasons of the job's failed images."""
+        with self.sessions() as s:
+            return list(s.scalars(select(ImageRow.error).where(
+                ImageRow.job_id == self.job_id, ImageRow.status == "failed")))
+
     def image(self, name: str) -> ImageRow:
         with self.sessions() as s:
             return s.scalars(select(ImageRow).where(
