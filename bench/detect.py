@@ -128,9 +128,10 @@ def candidates(settings: Settings, yunet: Path | None) -> dict[str, Callable[[],
     found["haar minNeighbors=8 minSize=60"] = lambda: HaarDetector(
         settings.haar_cascade, max_side=settings.detect_max_side, min_face=60, min_neighbors=8)
     full, short = default_models()
-    found["blazeface"] = lambda: BlazeFaceDetector(min_face=settings.min_face)
-    found["blazeface full range only"] = lambda: BlazeFaceDetector((full,), min_face=settings.min_face)
-    found["blazeface short range only"] = lambda: BlazeFaceDetector(((short[0], 0.5),), min_face=settings.min_face)
+    found["blazeface"] = lambda: BlazeFaceDetector(**common)
+    found["blazeface without tiles"] = lambda: BlazeFaceDetector(tiles=False, **common)
+    found["blazeface full range only"] = lambda: BlazeFaceDetector((full,), **common)
+    found["blazeface short range only"] = lambda: BlazeFaceDetector(((short[0], 0.5),), **common)
     try:
         import mtcnn  # noqa: F401  (optional: `pip install mtcnn lz4 joblib`)
 

@@ -28,7 +28,8 @@ from emotion_batch.config import Settings
 @click.option("--yunet", type=click.Path(path_type=Path),
               default=Path(__file__).resolve().parents[2] / "shared" / "data" / "detectors"
               / "face_detection_yunet_2023mar.onnx", show_default=True)
-def main(n: int, seed: int, yunet: Path) -> None:
+@click.option("--only", default="", help="Comma-separated detector names (default: all but mtcnn).")
+def main(n: int, seed: int, yunet: Path, only: str) -> None:
     """Print the table."""
     from bench.detect import candidates
     from emotion_batch.classify import make_classifier, normalise
@@ -47,7 +48,8 @@ def main(n: int, seed: int, yunet: Path) -> None:
         click.echo("|---|---|---|")
         click.echo(f"| none (the 48x48 faces themselves) | - | {np.mean(plain == test.y):.1%} |")
         for name, make in candidates(settings, yunet).items():
-            if name == "mtcnn":
+            chosen = [c.strip() for c in only.split(",") if c.strip()]
+            if name == "mtcnn" or (chosen and name not in chosen):
                 continue
             analyzer = Analyzer(make, classifier, settings)
             try:

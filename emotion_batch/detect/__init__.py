@@ -121,7 +121,7 @@ def make_detector(settings: Settings) -> FaceDetector:
         return YuNetDetector(choice.model, score=settings.face_score, max_side=settings.detect_max_side, **common)
     if choice.name == "haar":
         return HaarDetector(choice.model, max_side=settings.detect_max_side, **common)
-    return DETECTORS[choice.name](choice.models, **common)
+    return DETECTORS[choice.name](choice.models, max_side=settings.detect_max_side, **common)
 
 
 def expected_detector_version(settings: Settings) -> str | None:

