@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from emotion_batch import defaults
@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         4 * 3600.0, gt=0, description="Longer videos are recorded as failed (too long), not analysed."
     )
 
-    web_token: str | None = Field(
+    web_token: SecretStr | None = Field(
         None, description="Token every request to `producer serve` must carry (Bearer header or the "
         "login cookie); required when it listens beyond loopback."
     )

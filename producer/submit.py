@@ -194,14 +194,18 @@ def submit(
     on_scan: Callable[[ScannedFile], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
     on_progress: Callable[[SubmitProgress], None] | None = None, video: VideoOptions | None = None,
+    on_job: Callable[[int], None] | None = None,
 ) -> SubmitResult:
     """Scan `paths` into a new job as a stream (see the module docstring); return the
-    summary. The job id is in the database from the first moment (`on_progress` sees
-    every committed chunk); `settings` enables submit-time reuse and the size limit."""
+    summary. The job id is in the database from the first moment (`on_job` gets it then,
+    `on_progress` sees every committed chunk); `settings` enables submit-time reuse and
+    the size limit."""
     check_batch_size(batch_size)
     check_broker(client)
     with sessions() as session:
         job = create_job(session, name, backend, batch_size, [str(p) for p in paths], force, scanning=True)
+    if on_job:
+        on_job(job.id)
     problems = ScanProblems([], [])
     progress = SubmitProgress()
     sender = Enqueuer(client, job, queue, batch_size, on_batch=on_batch)

@@ -72,7 +72,7 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
             shutil.copy(photo, library / folder / photo.name)
     api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
     created = api.post("/api/jobs", json={"paths": [str(library)], "name": "holiday photos", "batch_size": 4})
-    assert created.status_code == 201, created.text
+    assert created.status_code == 202, created.text
     job = created.json()["job"]
     shots = tmp_path / "shots"
     shots.mkdir()
@@ -124,6 +124,15 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
         assert page.locator("img.photo").evaluate("e => e.naturalWidth") > 0
         assert emotion in page.inner_text("table.faces-table")
         page.screenshot(path=shots / "web-photo.jpg", quality=82, full_page=False)
+
+        # the submit form: two photos uploaded from the browser become a job of their own
+        page.goto(f"{url}/jobs/new")
+        page.set_input_files("input[type=file]", [str(photos[0]), str(photos[1])])
+        page.fill("input[name=name]", "from the form")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{url}/jobs/{job + 1}")
+        uploaded = api.get(f"/api/jobs/{job + 1}").json()
+        assert uploaded["name"] == "from the form" and uploaded["total"] == 2
         browser.close()
 
     for shot in sorted(shots.iterdir()):

@@ -125,6 +125,9 @@ def test_broker_down_is_503_and_keeps_nothing(client: TestClient, settings: Sett
     """A valid upload while Redis is unreachable: one clear 503, no job, no stored file."""
     response = _upload(client, ("a.jpg", JPEG))
     assert response.status_code == 503 and "error" in response.json()
+    (settings.allowed_roots[0] / "a.jpg").write_bytes(JPEG)
+    response = client.post("/api/jobs", json={"paths": [str(settings.allowed_roots[0])]})
+    assert response.status_code == 503 and "error" in response.json()
     _assert_nothing_recorded(client, settings)
 
 
@@ -146,6 +149,7 @@ def test_token_required_when_set(tmp_path: Path, database_url: str) -> None:
                         upload_root=tmp_path / "uploads")
     with TestClient(create_app(settings)) as client:
         assert client.get("/healthz").json() == {"ok": True}
+        assert "s3cret-token" not in repr(settings)  # a SecretStr: never in logs or tracebacks
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             response = client.get("/api/jobs", headers=headers)
             assert response.status_code == 401 and "token" in response.json()["error"]

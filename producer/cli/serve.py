@@ -25,7 +25,7 @@ def serve(c: CliContext, host: str, port: int) -> None:
     from producer.web.app import create_app
     from producer.web.security import check_can_listen
 
-    check_can_listen(host, c.settings.web_token)
+    check_can_listen(host, c.settings.web_token is not None and bool(c.settings.web_token.get_secret_value()))
     app = create_app(c.settings)
     console.print(f"serving on http://{host}:{port}/ (API docs: /docs)")
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)

@@ -7,6 +7,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +36,7 @@ from producer.web.security import allowed_path
 from producer.web.uploads import Limits, Upload, store_upload
 
 router = APIRouter(prefix="/api", tags=["jobs"])
+log = logging.getLogger(__name__)
 Backend = Literal[tuple(BACKENDS)]  # type: ignore[valid-type]  # the one backend registry
 Emotion = Literal[tuple(EMOTIONS)]  # type: ignore[valid-type]
 JPEG_QUALITY = 88
@@ -63,6 +68,13 @@ def require_job(web: WebState, job_id: int) -> Job:
         return job
 
 
+def cached(web: WebState, session: Session, job_id: int, what: Hashable, make: Callable[[], Any]) -> Any:
+    """`make()` (a report or charts of the job), reused while the job has not changed."""
+    p = job_progress(session, job_id)
+    version = (p.total, p.pending, p.done, p.failed, p.faces, p.scan_complete, p.last_processed)
+    return web.cache.get((job_id, what, version), make)
+
+
 def job_state(session: Session, job_id: int) -> dict[str, Any]:
     """A job's status as JSON: counts, images/s and ETA (the CLI's `status` figures); it
     is complete, as for `submit --wait`, when no image and no video segment is pending."""
@@ -71,6 +83,7 @@ def job_state(session: Session, job_id: int) -> dict[str, Any]:
     return {
         "job": p.job_id, "total": p.total, "finished": p.finished, "pending": p.pending, "done": p.done,
         "no_face": p.no_face, "failed": p.failed, "faces": p.faces, "pending_video_segments": segments,
+        "scanning": not p.scan_complete,
         "complete": p.complete and not segments,
         "percent": round(100.0 * p.finished / p.total, 1) if p.total else 100.0,
         "images_per_second": round(p.rate, 2),
@@ -91,21 +104,40 @@ def _submitted(result: SubmitResult) -> JSONResponse:
 
 
 def _submit(web: WebState, paths: list[Path], backend: str | None, batch_size: int | None,
-            name: str | None, force: bool) -> SubmitResult:
+            name: str | None, force: bool, on_job: Callable[[int], None] | None = None) -> SubmitResult:
     s = web.settings
     return submit(web.sessions, web.client, paths, backend=backend or s.backend,
                   batch_size=batch_size or s.batch_size, name=name or str(paths[0]), force=force, queue=s.queue,
-                  settings=s, video=VideoOptions.from_settings(s))
+                  settings=s, video=VideoOptions.from_settings(s), on_job=on_job)
 
 
-@router.post("/jobs", status_code=201, summary="Create a job from server paths under the allowed roots")
+@router.post("/jobs", status_code=202, summary="Create a job from server paths under the allowed roots")
 def create_job_from_paths(job: PathJob, web: State) -> JSONResponse:
+    """Answers as soon as the job is recorded (202, its id); the scan goes on in the
+    background, queueing batches as it goes, and the job's status says `complete` only
+    once the scan has finished too. An interrupted scan is finished by resume."""
     roots = [*web.settings.allowed_roots, web.settings.upload_root.absolute()]
     paths = [allowed_path(raw, roots) for raw in job.paths]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise PathNotFoundError(missing)  # as `producer submit`: nothing scanned, queued or recorded
-    return _submitted(_submit(web, paths, job.backend, job.batch_size, job.name, job.force))
+    recorded: Future[int] = Future()
+
+    def scan() -> None:
+        try:
+            result = _submit(web, paths, job.backend, job.batch_size, job.name, job.force, recorded.set_result)
+            log.info("job %s: %s images queued, %s duplicates", result.job_id, result.queued, result.duplicates)
+        except BaseException as exc:
+            if recorded.done():
+                log.exception("scan of a submitted job failed (producer resume finishes it)")
+            else:
+                recorded.set_exception(exc)  # before the job was recorded: the request's error
+
+    threading.Thread(target=scan, name="web-submit", daemon=True).start()
+    job_id = recorded.result()
+    links = {"status": f"/api/jobs/{job_id}", "page": f"/jobs/{job_id}"}
+    return JSONResponse({"job": job_id, "scanning": True, "links": links}, status_code=202,
+                        headers={"Location": links["status"]})
 
 
 @router.post("/jobs/upload", status_code=201, summary="Create a job from uploaded images or one zip of images")
@@ -183,7 +215,7 @@ def report(
             from producer.outputs import html_for
 
             return Response(html_for(session, job_id, web.settings, faces_per_emotion), media_type="text/html")
-        data = job_report(session, job_id, by=by)
+        data = cached(web, session, job_id, ("report", by), lambda: job_report(session, job_id, by=by))
     if format == "json":
         return Response(render.report_json(data), media_type="application/json")
     filename = f"job{job_id}-{by}"
@@ -262,7 +294,7 @@ def chart(job_id: int, name: Literal["emotions-by-folder", "share-over-time"], w
 
     require_job(web, job_id)
     with web.sessions() as session:
-        png = charts_for(session, job_id)[f"{name}.png"]
+        png = cached(web, session, job_id, "charts", lambda: charts_for(session, job_id))[f"{name}.png"]
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 

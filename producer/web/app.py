@@ -5,9 +5,13 @@ pages, on the same settings, database and Redis as the CLI, through the same fun
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,12 +40,36 @@ OPEN_PATHS = ("/healthz", "/login", "/static/")
 log = logging.getLogger(__name__)
 
 
+class JobCache:
+    """Reports and charts of jobs, each kept while its job's counts and last result time
+    stay the same (a finished job's never change): a 100,000-image job's aggregates and
+    charts are computed once, not on every page view."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.size = size
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = make()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
 @dataclass
 class WebState:
     """What every request uses: settings, the session factory, the Celery client."""
 
     settings: Settings
     sessions: sessionmaker[Session] = field(init=False)
+    cache: JobCache = field(default_factory=JobCache)
 
     def __post_init__(self) -> None:
         upgrade(self.settings.database_url)
@@ -107,7 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.middleware("http")
     async def require_token(request: Request, call_next):  # noqa: ANN202
-        token = settings.web_token
+        token = settings.web_token.get_secret_value() if settings.web_token else None
         path = request.url.path
         if not token or any(path == p or (p.endswith("/") and path.startswith(p)) for p in OPEN_PATHS):
             return await call_next(request)

@@ -17,7 +17,7 @@ from db.reports import job_report
 from emotion_batch.classify import BACKENDS
 from models.labels import EMOTIONS
 from producer.charts import COLOURS
-from producer.web.api import Emotion, State, job_state, require_job
+from producer.web.api import Emotion, State, cached, job_state, require_job
 from producer.web.security import COOKIE, token_matches
 
 router = APIRouter(include_in_schema=False)
@@ -59,12 +59,14 @@ def job_page(request: Request, job_id: int, web: State) -> HTMLResponse:
     job = require_job(web, job_id)
     with web.sessions() as session:
         progress = job_state(session, job_id)
-        report = job_report(session, job_id, by=("folder", "date"))
+        report = dict(cached(web, session, job_id, ("report", "folder", "date"),
+                             lambda: job_report(session, job_id, by=("folder", "date"))))
     dates = report.pop("dates")
     folders = _short(report.pop("folders"))
     return _page(request, "job.html", job=job, progress=progress, report=report,
                  folders=folders[:GROUP_ROWS], folder_count=len(folders),
-                 dates=[(n, n, g) for n, g in list(dates.items())[:GROUP_ROWS]], date_count=len(dates), group_rows=GROUP_ROWS)
+                 dates=[(n, n, g) for n, g in list(dates.items())[:GROUP_ROWS]], date_count=len(dates),
+                 group_rows=GROUP_ROWS)
 
 
 @router.get("/jobs/{job_id}/faces", response_class=HTMLResponse)
@@ -107,7 +109,7 @@ def login_form(request: Request, next: str = "/") -> HTMLResponse:  # noqa: A002
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, web: State, token: Annotated[str, Form()], next: Annotated[str, Form()] = "/"):  # noqa: A002, ANN201
     target = next if next.startswith("/") and not next.startswith("//") else "/"
-    expected = web.settings.web_token
+    expected = web.settings.web_token.get_secret_value() if web.settings.web_token else None
     if expected and not token_matches(expected, token):
         response = _page(request, "login.html", next=target, wrong=True)
         response.status_code = 401

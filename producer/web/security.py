@@ -23,9 +23,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_can_listen(host: str, token: str | None) -> None:
+def check_can_listen(host: str, has_token: bool) -> None:
     """Refuse to start beyond loopback without a token."""
-    if not token and not is_loopback(host):
+    if not has_token and not is_loopback(host):
         raise ConfigurationError(
             f"refusing to listen on {host} without a token: set WEB_TOKEN (e.g. `openssl rand -hex 24`), "
             "or listen on 127.0.0.1"
