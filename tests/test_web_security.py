@@ -144,6 +144,17 @@ def test_unknown_things_are_404_and_bad_parameters_422(client: TestClient) -> No
     assert client.get("/static/../pyproject.toml").status_code == 404
 
 
+def test_cross_site_posts_are_refused(client: TestClient, settings: Settings) -> None:
+    """A page of another site cannot make a browser post an upload or a resume here."""
+    for origin in ("http://evil.example", "null", "http://127.0.0.1:9999"):
+        response = client.post("/api/jobs/upload", files=[("files", ("a.jpg", JPEG))], headers={"Origin": origin})
+        assert response.status_code == 403 and "cross-site" in response.json()["error"], origin
+        assert client.post("/api/jobs/1/resume", headers={"Origin": origin}).status_code == 403
+    _assert_nothing_recorded(client, settings)
+    same = client.post("/api/jobs", json={"paths": ["/etc"]}, headers={"Origin": "http://testserver"})
+    assert same.status_code == 403 and "allowed roots" in same.json()["error"]  # past the origin check
+
+
 def test_token_required_when_set(tmp_path: Path, database_url: str) -> None:
     settings = Settings(_env_file=None, database_url=database_url, web_token="s3cret-token",
                         upload_root=tmp_path / "uploads")

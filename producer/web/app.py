@@ -33,7 +33,7 @@ from emotion_batch.errors import (
     PathNotFoundError,
     RequestRefusedError,
 )
-from producer.web.security import COOKIE, request_token, token_matches
+from producer.web.security import COOKIE, request_token, same_origin, token_matches
 
 HERE = Path(__file__).parent
 OPEN_PATHS = ("/healthz", "/login", "/static/")
@@ -135,6 +135,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.middleware("http")
     async def require_token(request: Request, call_next):  # noqa: ANN202
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(
+                request.headers.get("origin"), request.headers.get("host")):
+            # Another site's page posting here (a form needs no CORS preflight): refused,
+            # even on loopback without a token.
+            return error(403, "cross-site request refused: Origin does not match Host")
         token = settings.web_token.get_secret_value() if settings.web_token else None
         path = request.url.path
         if not token or any(path == p or (p.endswith("/") and path.startswith(p)) for p in OPEN_PATHS):

@@ -7,6 +7,7 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from emotion_batch.errors import ConfigurationError, ForbiddenPathError, RequestRefusedError
 
@@ -42,6 +43,14 @@ def request_token(authorization: str | None, cookie: str | None) -> str | None:
     if authorization and authorization.lower().startswith("bearer "):
         return authorization[7:].strip()
     return cookie
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """True when a request has no Origin (not from a browser page) or comes from a page
+    of this very service (same host and port)."""
+    if not origin:
+        return True
+    return urlsplit(origin).netloc.lower() == (host or "").lower()
 
 
 def allowed_path(raw: str, roots: Sequence[Path]) -> Path:
