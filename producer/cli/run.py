@@ -25,9 +25,12 @@ def run(c: CliContext, photos: tuple[Path, ...], backend: str | None, workers: i
     REDIS_URL is set; data in .emotion-batch/redis) and WORKERS Celery worker processes
     (log in .emotion-batch/worker.log), stopped at the end; without PHOTOS writes sample
     photos to ./sample-photos; records the job in the database (DATABASE_URL)."""
+    from emotion_batch.detect import choose_detector
     from producer.embedded import embedded_system
 
     backend = backend or c.settings.backend
+    detector = choose_detector(c.settings)  # YuNet downloaded here, in sight, if it must be
+    console.print(f"face detector: {detector.name} ({detector.version})")
     with embedded_system(c.settings, backend, workers, console) as (live, photo_paths):
         lc = CliContext(live)
         paths = list(photos) or photo_paths
