@@ -62,6 +62,7 @@ def test_producer_run_analyses_the_sample_photos_end_to_end(worker_env: dict[str
     log = tmp_path / ".emotion-batch" / "worker.log"
     assert done.returncode == 0, done.stderr[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
     assert "started redis-server" in done.stderr and "wrote 9 sample photos" in done.stderr
+    assert "face detector: yunet (yunet-8f2383e4dd3cfbb4)" in done.stderr  # the configured shared/ file
     report = done.stdout
     compact = "".join(report.split())  # rich folds long cells at the terminal width
     assert "people" in compact and "other" in compact
