@@ -9,6 +9,7 @@ With WEB_SCREENSHOTS=DIR the README's two screenshots are also copied there (the
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from PIL import Image, ImageStat
 
 from emotion_batch.config import REPO_ROOT
@@ -142,3 +144,50 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
         target.mkdir(parents=True, exist_ok=True)
         for name in README_SHOTS:
             shutil.copy(shots / name, target / name)
+
+
+def test_serve_embedded_from_defaults(tmp_path: Path, worker_env: dict[str, str], photos_dir: Path) -> None:
+    """`producer serve --embedded`: its own redis-server and worker, the default SQLite
+    file in the working folder; an upload is analysed, and both stop with the server."""
+    need(shutil.which("redis-server") is not None, "redis-server")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "ALLOWED_ROOTS", "WEB_TOKEN")}
+    env.update({k: worker_env[k] for k in ("YUNET_MODEL", "DEEPFACE_HOME", "TF_CPP_MIN_LOG_LEVEL")})
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    log = open(tmp_path / "serve.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "producer.cli", "serve", "--embedded", "--port", str(port)],
+                               env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        else:
+            raise AssertionError((tmp_path / "serve.log").read_text())
+        photo = photos_dir / "couple.jpg"
+        created = httpx.post(f"{url}/api/jobs/upload", files=[("files", (photo.name, photo.read_bytes()))], timeout=60)
+        assert created.status_code == 201, created.text
+        job = created.json()["job"]
+        deadline = time.monotonic() + 300
+        while not (status := httpx.get(f"{url}/api/jobs/{job}", timeout=10).json())["complete"]:
+            assert time.monotonic() < deadline, (status, (tmp_path / ".emotion-batch" / "worker.log").read_text()[-2000:])
+            time.sleep(0.5)
+        assert status["done"] == 1 and status["faces"] == 2
+        samples = httpx.post(f"{url}/api/jobs", json={"paths": [str(tmp_path / "sample-photos")]}, timeout=60)
+        assert samples.status_code == 202, samples.text  # the sample photos are submittable by path
+        assert (tmp_path / "emotion-batch.db").exists() and (tmp_path / "emotion-batch-uploads").is_dir()
+    finally:
+        process.terminate()
+        process.wait(timeout=90)
+    text = (tmp_path / "serve.log").read_text()
+    assert "started redis-server" in text and "Traceback" not in text
+    assert process.returncode == 0
+    redis_url = re.search(r"started redis-server on (redis://\S+)", text).group(1)
+    with pytest.raises(redis.ConnectionError):  # stopped with the server
+        redis.Redis.from_url(redis_url, socket_timeout=2).ping()
+    log_file = tmp_path / ".emotion-batch" / "worker.log"
+    assert "Warm shutdown" in log_file.read_text() or "worker: Warm shutdown" in log_file.read_text()

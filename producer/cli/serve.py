@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+from contextlib import ExitStack
+
 import click
 
+from emotion_batch.config import Settings
 from producer.cli.context import CliContext, console, shared_options
 
 
@@ -11,8 +16,13 @@ from producer.cli.context import CliContext, console, shared_options
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; beyond loopback WEB_TOKEN is required.")
 @click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--embedded", is_flag=True,
+              help="Also start what `producer run` starts: a loopback redis-server (unless REDIS_URL is "
+              "set; data in .emotion-batch/redis) and worker processes, stopped with the server; writes "
+              "sample photos to ./sample-photos (submittable by path when ALLOWED_ROOTS is empty).")
+@click.option("--workers", type=int, default=1, show_default=True, help="With --embedded: worker processes.")
 @shared_options
-def serve(c: CliContext, host: str, port: int) -> None:
+def serve(c: CliContext, host: str, port: int, embedded: bool, workers: int) -> None:
     """Serve the JSON API and the pages (job list, live progress, reports, face gallery).
 
     Creates or upgrades the database schema, like submit; reads the same settings and
@@ -25,7 +35,28 @@ def serve(c: CliContext, host: str, port: int) -> None:
     from producer.web.app import create_app
     from producer.web.security import check_can_listen
 
-    check_can_listen(host, c.settings.web_token is not None and bool(c.settings.web_token.get_secret_value()))
-    app = create_app(c.settings)
-    console.print(f"serving on http://{host}:{port}/ (API docs: /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+    token = c.settings.web_token
+    check_can_listen(host, token is not None and bool(token.get_secret_value()))
+    with ExitStack() as stack:
+        if embedded:
+            # uvicorn re-raises the SIGTERM it caught once it has shut down: make that an
+            # exit that unwinds this stack, so the embedded worker and redis-server stop too.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        settings = stack.enter_context(_embedded(c.settings, workers)) if embedded else c.settings
+        app = create_app(settings)
+        console.print(f"serving on http://{host}:{port}/ (API docs: /docs)")
+        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+
+
+def _embedded(settings: Settings, workers: int):  # noqa: ANN202 (a context manager of Settings)
+    from contextlib import contextmanager
+
+    from producer.embedded import embedded_system
+
+    @contextmanager
+    def running():  # noqa: ANN202
+        with embedded_system(settings, settings.backend, workers, console) as (live, samples):
+            roots = live.allowed_roots or [p.resolve() for p in samples]
+            yield live.model_copy(update={"allowed_roots": roots})
+
+    return running()
