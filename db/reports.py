@@ -144,10 +144,9 @@ def job_report(
         overall = summarise(session, job_id).get(str(job_id), Summary().finish())
     report: dict[str, Any] = {"job": job.id, "name": job.name, "backend": job.backend}
     report.update(asdict(overall))
-    versions = session.scalars(
-        select(Image.model_version).where(Image.job_id == job_id, Image.model_version.is_not(None)).distinct()
-    ).all()
-    report["model_versions"] = sorted(versions)
+    for key, column in (("model_versions", Image.model_version), ("detectors", Image.detector)):
+        found = session.scalars(select(column).where(Image.job_id == job_id, column.is_not(None)).distinct())
+        report[key] = sorted(found.all())
     for by, groups in grouped.items():
         report[GROUP_KEYS[by]] = {name: asdict(s) for name, s in sorted(groups.items())}
     return report

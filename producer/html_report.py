@@ -86,11 +86,13 @@ def render_html(parts: HtmlParts) -> str:
     r = parts.report
     title = f"Job {r['job']}: {r['name']}"
     versions = ", ".join(r.get("model_versions") or []) or "-"
+    detectors = ", ".join(r.get("detectors") or []) or "-"
     groups = "".join(_group_table(f"Per {key[:-1]}", r[key], key) for key in GROUP_KEYS.values() if r.get(key))
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
         f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
-        f"<p class='muted'>backend {escape(r['backend'])}, model {escape(versions)}</p>"
+        f"<p class='muted'>backend {escape(r['backend'])}, model {escape(versions)}, "
+        f"face detector {escape(detectors)}</p>"
         f"{_cards(r)}<h2>Emotions</h2>{_emotion_table(r)}{_charts(parts.charts)}{groups}"
         f"{_faces(parts.thumbnails)}</body></html>"
     )

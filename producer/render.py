@@ -75,6 +75,8 @@ def report_table(report: dict[str, Any], console: Console, max_rows: int = TABLE
     console.print("mean % over the job's faces: " + ", ".join(f"{e} {report['mean'][e]:.1f}" for e in EMOTIONS))
     if report.get("model_versions"):
         console.print(f"model version(s): {', '.join(report['model_versions'])}")
+    if report.get("detectors"):
+        console.print(f"face detector(s): {', '.join(report['detectors'])}")
 
 
 def progress_line(p: Progress) -> str:
