@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_batch.defaults import CNN_MODEL
 from models.preprocess import FACE_SIZE
 from models.sidecar import read_sidecar
 
 ClassifierFn = Callable[[np.ndarray], np.ndarray]
-DEFAULT_MODEL = Path(__file__).resolve().parent / "emotion_cnn.keras"
+DEFAULT_MODEL = CNN_MODEL  # the one default path, emotion_batch.defaults (CNN_MODEL setting)
 RUNTIMES = ("tf", "tflite")
 
 

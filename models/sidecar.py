@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -18,12 +17,10 @@ def sidecar_path(model_path: Path) -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Hex sha256 of a file (the one helper, `emotion_batch.hashing.sha256_file`)."""
+    from emotion_batch.hashing import sha256_file
+
+    return sha256_file(path)
 
 
 def read_sidecar(model_path: Path) -> dict:

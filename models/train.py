@@ -26,10 +26,10 @@ import numpy as np
 from models import data
 from models.architecture import build_model, count_macs
 from models.labels import EMOTIONS
+from models.runtime import DEFAULT_MODEL
 from models.sidecar import sha256_of, write_sidecar
 
 DEFAULT_RUN_DIR = data.cache_dir() / "runs" / "emotion_cnn_resnet"
-DEFAULT_MODEL = Path(__file__).resolve().parent / "emotion_cnn.keras"
 
 
 @dataclass
