@@ -49,6 +49,7 @@ class Step:
     first_batch_s: float | None = None
     files: int | None = None
     exit_code: int = 0
+    cpu_s: float = 0.0  # the child's user + system CPU time: what it costs, whatever the load
 
     @property
     def files_per_s(self) -> float | None:
@@ -87,7 +88,8 @@ def run_step(name: str, args: list[str], env: dict[str, str], redis_url: str, qu
     if process.returncode:
         console.print(f"[red]{name} exited {process.returncode}:[/]\n{stderr[-2000:]}")
     redis.Redis.from_url(redis_url).delete(queue)
-    return Step(name, seconds, usage.ru_maxrss / 1024, found[0] if found else None, files, process.returncode)
+    return Step(name, seconds, usage.ru_maxrss / 1024, found[0] if found else None, files, process.returncode,
+                usage.ru_utime + usage.ru_stime)
 
 
 def mark_analysed(database_url: str, job_id: int, key) -> float:  # noqa: ANN001 (a ResultKey)
@@ -147,12 +149,12 @@ def _db_mb(database_url: str) -> float | None:
 
 def _table(steps: list[Step], title: str) -> Table:
     table = Table(title=title)
-    for col in ("step", "seconds", "files/s", "peak RSS MB", "first batch s"):
+    for col in ("step", "seconds", "files/s", "CPU s", "peak RSS MB", "first batch s"):
         table.add_column(col, justify="left" if col == "step" else "right")
     for s in steps:
         rate = f"{s.files_per_s:,.0f}" if s.files_per_s else "-"
         first = f"{s.first_batch_s:.2f}" if s.first_batch_s is not None else "none"
-        table.add_row(s.name, f"{s.seconds:.1f}", rate, f"{s.peak_mb:.0f}", first)
+        table.add_row(s.name, f"{s.seconds:.1f}", rate, f"{s.cpu_s:.1f}", f"{s.peak_mb:.0f}", first)
     return table
 
 
@@ -203,7 +205,8 @@ def main(files: int, folder: Path | None, per_folder: int, work: Path | None, da
         steps.append(run_step("chart", ["chart", "1", "--out", str(out)], env, url, queue))
         steps.append(run_step("html", ["report", "1", "--format", "html", "--out", str(out / "r.html")],
                               env, url, queue))
-    title = f"{count:,} files, {platform.machine()}, {os.cpu_count()} cores"
+    load = os.getloadavg()[0]
+    title = f"{count:,} files, {platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} at the end"
     console.print(_table(steps, title))
     first, second = steps[0], steps[2]
     console.print(f"status query (in process, median of 5): {status_ms:.1f} ms")

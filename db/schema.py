@@ -84,6 +84,7 @@ class Image(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "sha256", name="uq_images_job_sha256"),
         Index("ix_images_job_processed", "job_id", "processed_at"),
+        Index("ix_images_job_status", "job_id", "status", "id"),  # resume's pages, first failures
         Index("ix_images_path", "path"),
     )
 
