@@ -36,23 +36,27 @@ def server(tmp_path: Path, redis_server, worker_env: dict[str, str]):
     port = free_port()
     env = {**os.environ, **worker_env, "REDIS_URL": redis_server.url, "WEB_TOKEN": TOKEN,
            "UPLOAD_ROOT": str(tmp_path / "uploads"), "ALLOWED_ROOTS": f'["{tmp_path / "library"}"]'}
-    log = open(tmp_path / "serve.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "producer.cli", "serve", "--port", str(port)], env=env,
-                               cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        raise AssertionError((tmp_path / "serve.log").read_text())
+    process, url = start_serve(["--port", str(port)], env, REPO_ROOT, tmp_path / "serve.log", port)
     yield url, env
     process.terminate()
     process.wait(timeout=30)
+
+
+def start_serve(args: list[str], env: dict[str, str], cwd: Path, log: Path, port: int,
+                timeout: float = 120) -> tuple[subprocess.Popen, str]:
+    """`producer serve ARGS` in its own process, once it answers /healthz."""
+    process = subprocess.Popen([sys.executable, "-m", "producer.cli", "serve", *args], env=env, cwd=cwd,
+                               stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(log.read_text())
 
 
 def _not_blank(path: Path) -> None:
@@ -154,20 +158,8 @@ def test_serve_embedded_from_defaults(tmp_path: Path, worker_env: dict[str, str]
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "ALLOWED_ROOTS", "WEB_TOKEN")}
     env.update({k: worker_env[k] for k in ("YUNET_MODEL", "DEEPFACE_HOME", "TF_CPP_MIN_LOG_LEVEL")})
     env["PYTHONPATH"] = str(REPO_ROOT)
-    log = open(tmp_path / "serve.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "producer.cli", "serve", "--embedded", "--port", str(port)],
-                               env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_serve(["--embedded", "--port", str(port)], env, tmp_path, tmp_path / "serve.log", port)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError((tmp_path / "serve.log").read_text())
         photo = photos_dir / "couple.jpg"
         created = httpx.post(f"{url}/api/jobs/upload", files=[("files", (photo.name, photo.read_bytes()))], timeout=60)
         assert created.status_code == 201, created.text
