@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from db.schema import Face, Image, ImageStatus, Job, face_owner
+from db.video_reports import add_video_figures
 from emotion_batch.errors import JobNotFoundError
 from models.labels import EMOTIONS
 
@@ -64,7 +65,7 @@ def summary_of(data: dict[str, Any]) -> Summary:
                                            "share", "mean")})
 
 
-GroupBy = Literal["job", "folder", "date"]
+GroupBy = Literal["job", "folder", "date", "video"]
 GROUP_KEYS = {"folder": "folders", "date": "dates"}  # report key holding the groups
 UNKNOWN_DATE = "unknown"
 
@@ -132,8 +133,10 @@ def job_report(
     for each of `by` that is "folder" or "date" a `folders` or `dates` object of summaries
     (`by=("folder", "date")` gives both), each grouping aggregated once; the overall
     figures are combined from the first grouping (the job is aggregated on its own only
-    without one). `report_rows` flattens it."""
-    groupings = [g for g in ((by,) if isinstance(by, str) else by) if g in GROUP_KEYS]
+    without one). `report_rows` flattens it. The job's video figures are added by
+    `db.video_reports.add_video_figures` (with "video" in `by`: one summary per video)."""
+    requested = (by,) if isinstance(by, str) else tuple(by)
+    groupings = [g for g in requested if g in GROUP_KEYS]
     job = session.get(Job, job_id)
     if job is None:
         raise JobNotFoundError(job_id)
@@ -149,7 +152,7 @@ def job_report(
         report[key] = sorted(found.all())
     for by, groups in grouped.items():
         report[GROUP_KEYS[by]] = {name: asdict(s) for name, s in sorted(groups.items())}
-    return report
+    return add_video_figures(session, report, "video" if "video" in requested else None)
 
 
 COUNTS = ("images", "no_face", "failed", "pending", "faces")

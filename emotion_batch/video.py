@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,6 @@ _ISO_AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ")
 _IMAGE_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")
 _EBML = b"\x1a\x45\xdf\xa3"  # Matroska and WebM
 _ASF = b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"  # WMV
-# A gap of more native frames than this between two samples is crossed by seeking.
-SEEK_GAP_FRAMES = 50
 PROBE_TAIL_BYTES = 1 << 20
 
 
@@ -190,6 +189,28 @@ def probe(path: str | Path, max_seconds: float | None = None) -> VideoInfo:
     return info
 
 
+@dataclass
+class _Costs:
+    """Seconds a seek (to a sample) and a grab (per skipped frame) took so far."""
+
+    seek: float | None = None
+    grab: float | None = None
+
+    def prefer_seek(self, gap: int) -> bool:
+        if gap <= 1:
+            return False
+        if self.seek is None or self.grab is None:
+            return self.seek is None  # try each way once
+        return self.seek < self.grab * gap
+
+    def record(self, seek: bool, gap: int, seconds: float) -> None:
+        if seek:
+            self.seek = seconds if self.seek is None else 0.8 * self.seek + 0.2 * seconds
+        else:
+            per_frame = seconds / (gap + 1)
+            self.grab = per_frame if self.grab is None else 0.8 * self.grab + 0.2 * per_frame
+
+
 @dataclass(frozen=True)
 class Sample:
     """One sampled frame: its sample number, time and pixels (RGB), or why it is missing."""
@@ -201,13 +222,16 @@ class Sample:
 
 
 def read_samples(
-    path: str | Path, samples: list[int], fps: float, native_fps: float, seek_gap: int = SEEK_GAP_FRAMES
+    path: str | Path, samples: list[int], fps: float, native_fps: float, seek_gap: int | None = None
 ) -> Iterator[Sample]:
     """Decode only the frames of `samples` (ascending sample numbers), one at a time.
 
-    Frames between two samples are grabbed (no pixel conversion), or skipped with a seek
-    when more than `seek_gap` lie between. A sample that cannot be read is yielded with
-    its error, so every sample has exactly one outcome.
+    Frames between two samples are grabbed (decoded as the codec needs, never converted
+    to pixels) or skipped with a seek, whichever has been cheaper so far in this file (a
+    seek costs a decode from the previous keyframe, so it pays when keyframes are close
+    and samples far apart). `seek_gap` forces the choice: seek when more than that many
+    frames lie between. A sample that cannot be read is yielded with its error, so every
+    sample has exactly one outcome.
     """
     cap = _open(path)
     try:
@@ -216,17 +240,23 @@ def read_samples(
                 yield Sample(k, sample_frame(k, fps, native_fps) / native_fps, None,
                              f"{CorruptVideoError.reason}: cannot open the file any more")
             return
+        costs = _Costs()
         position = 0  # the native frame the next grab() returns
         lost = False  # after a failed read, the next sample is reached by seeking
         for k in samples:
             target = sample_frame(k, fps, native_fps)
             timestamp = target / native_fps
-            if lost or target - position > seek_gap:
+            gap = target - position
+            seek = lost or (gap > seek_gap if seek_gap is not None else costs.prefer_seek(gap))
+            started = time.perf_counter()
+            if seek and gap > 0:
                 cap.set(cv2.CAP_PROP_POS_FRAMES, target)
                 position = target
             while position < target and cap.grab():
                 position += 1
             lost = position < target or not cap.grab()
+            if not lost and gap > 0:
+                costs.record(seek, gap, time.perf_counter() - started)
             if lost:
                 yield Sample(k, timestamp, None, f"{CorruptVideoError.reason}: no frame at {timestamp:.2f} s")
                 continue

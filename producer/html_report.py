@@ -33,6 +33,7 @@ class HtmlParts:
     report: dict[str, Any]
     charts: dict[str, bytes]
     thumbnails: dict[str, list[Thumbnail]]
+    videos: str = ""  # the videos section (producer.video_outputs.video_html)
 
 
 def _cards(report: dict[str, Any]) -> str:
@@ -94,5 +95,5 @@ def render_html(parts: HtmlParts) -> str:
         f"<p class='muted'>backend {escape(r['backend'])}, model {escape(versions)}, "
         f"face detector {escape(detectors)}</p>"
         f"{_cards(r)}<h2>Emotions</h2>{_emotion_table(r)}{_charts(parts.charts)}{groups}"
-        f"{_faces(parts.thumbnails)}</body></html>"
+        f"{parts.videos}{_faces(parts.thumbnails)}</body></html>"
     )

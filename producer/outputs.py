@@ -14,17 +14,18 @@ from producer.annotate import annotate_images
 from producer.charts import job_charts
 from producer.html_report import HtmlParts, render_html
 from producer.thumbnails import face_thumbnails
+from producer.video_outputs import video_charts, video_html
 
 
 def full_report(session: Session, job_id: int) -> dict:
-    """The job report with both `folders` and `dates` (each aggregated once)."""
-    return job_report(session, job_id, by=("folder", "date"))
+    """The job report with `folders`, `dates` (each aggregated once) and `videos`."""
+    return job_report(session, job_id, by=("folder", "date", "video"))
 
 
 def charts_for(session: Session, job_id: int) -> dict[str, bytes]:
     """The job's PNG charts by file name."""
     report = full_report(session, job_id)
-    return job_charts(report, report)
+    return job_charts(report, report) | video_charts(report)
 
 
 def html_for(session: Session, job_id: int, settings: Settings, per_emotion: int = 6) -> str:
@@ -32,7 +33,8 @@ def html_for(session: Session, job_id: int, settings: Settings, per_emotion: int
     report = full_report(session, job_id)
     faces = top_faces(session, job_id, per_emotion)
     thumbnails = face_thumbnails(faces, settings.max_pixels, settings.max_file_bytes)
-    return render_html(HtmlParts(report, job_charts(report, report), thumbnails))
+    videos = video_html(report, video_charts(report))
+    return render_html(HtmlParts(report, job_charts(report, report), thumbnails, videos))
 
 
 def annotate_job(

@@ -15,6 +15,7 @@ from rich.table import Table
 from db.jobs import Progress
 from db.reports import COUNTS, REPORT_COLUMNS, report_rows
 from models.labels import EMOTIONS
+from producer.video_outputs import video_csv, video_table
 
 
 def report_json(report: dict[str, Any]) -> str:
@@ -23,7 +24,10 @@ def report_json(report: dict[str, Any]) -> str:
 
 
 def report_csv(report: dict[str, Any]) -> str:
-    """`db.reports.report_rows` as CSV: one row per group, columns `REPORT_COLUMNS`."""
+    """`db.reports.report_rows` as CSV: one row per group, columns `REPORT_COLUMNS`
+    (with `--by video`: one row per video, `producer.video_outputs.video_csv`)."""
+    if "videos" in report:
+        return video_csv(report)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -77,6 +81,7 @@ def report_table(report: dict[str, Any], console: Console, max_rows: int = TABLE
         console.print(f"model version(s): {', '.join(report['model_versions'])}")
     if report.get("detectors"):
         console.print(f"face detector(s): {', '.join(report['detectors'])}")
+    video_table(report, console)
 
 
 def progress_line(p: Progress) -> str:

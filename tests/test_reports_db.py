@@ -87,7 +87,7 @@ def test_report_by_folder_and_job_keys_are_stable(database_url: str) -> None:
     with make_session_factory(database_url)() as s:
         report = job_report(s, job, by="folder")
     assert {"job", "name", "backend", "images", "faces", "no_face", "failed", "pending",
-            "dominant", "share", "mean", "model_versions", "detectors", "folders"} == set(report)
+            "dominant", "share", "mean", "model_versions", "detectors", "folders", "video"} == set(report)
     assert report["folders"]["/p/a"]["faces"] == 3 and report["folders"]["/p/b"]["faces"] == 0
     assert report["model_versions"] == ["cnn-test"] and report["detectors"] == ["yunet-test"]
 

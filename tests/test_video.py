@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bench.videoclips import claim_longer, cut, frame_index_of, write_clip
+from db.reports import job_report
 from db.schema import Image
 from db.session import make_session_factory
 from db.video_schema import Frame, FrameFace, Video, VideoSegment
@@ -221,6 +222,53 @@ def test_videos_and_photos_through_worker_and_report(
             select(FrameFace.frame_id, FrameFace.face_index).group_by(FrameFace.frame_id, FrameFace.face_index)
             .having(func.count() > 1)).all()
         assert doubles == []
+    _check_reports(env, job, videos, tmp_path)
+
+
+def _check_reports(env: dict[str, str], job: int, videos: dict[str, Video], tmp_path: Path) -> None:
+    """The per-video report adds up to what the database holds; charts and page are made."""
+    url = env["DATABASE_URL"]
+    frames = {name: _frames(url, v.id) for name, v in videos.items()}
+    with make_session_factory(url)() as session:
+        report = job_report(session, job, by="video")
+        by_folder = job_report(session, job, by="folder")
+    assert report["images"] == 3 and report["no_face"] + report["failed"] <= 3  # photos only
+    totals = report["video"]
+    assert totals["videos"] == len(videos) and totals["failed"] == sum(v.status == "failed" for v in videos.values())
+    assert totals["frames"] == sum(len(f) for f in frames.values())
+    assert totals["faces"] == sum(len(fr.faces) for f in frames.values() for fr in f)
+    clips_folder = by_folder["folders"][str(Path(next(iter(videos.values())).path).parent)]
+    assert clips_folder["images"] == 0 and clips_folder["video"] == totals  # a folder of videos only
+    for path, data in report["videos"].items():
+        rows = frames[Path(path).name]
+        assert data["frames"] == len(rows) and data["faces"] == sum(len(r.faces) for r in rows)
+        assert sum(data["dominant"].values()) == data["faces"]
+        assert data["frames_no_face"] == sum(r.status == "no_face" for r in rows)
+        if data["faces"]:
+            assert sum(data["share"].values()) == pytest.approx(100.0)
+            assert sum(data["mean"].values()) == pytest.approx(100.0, abs=1e-3)
+            assert len(data["timeline"]) == sum(r.face_count > 0 for r in rows)
+            for emotion, moments in data["moments"].items():
+                assert len(moments) == min(3, len(data["timeline"]))
+                assert moments == sorted(moments, key=lambda m: -m["percent"])
+                assert all(0 <= m["t"] <= data["duration_s"] for m in moments)
+    walk = report["videos"][videos["walk.mp4"].path]
+    happiest = walk["moments"]["happy"][0]
+    best = max((r for r in frames["walk.mp4"] if r.faces),
+               key=lambda r: sum(f.happy for f in r.faces) / len(r.faces))
+    assert happiest["t"] == pytest.approx(best.timestamp_s)
+
+    cli = run_producer(env, "report", str(job), "--format", "json")
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["video"] == totals
+    page = tmp_path / "report.html"
+    assert run_producer(env, "report", str(job), "--format", "html", "--out", str(page)).returncode == 0
+    html = page.read_text()
+    assert "<h2>Videos</h2>" in html and "video-walk.mp4-over-time.png" in html and "claims 10800.0 s" in html
+    charts = run_producer(env, "chart", str(job), "--out", str(tmp_path / "charts"))
+    assert charts.returncode == 0, charts.stderr
+    for name in ("walk.mp4", "party.avi", "talk.mkv", "short.webm", "claims-hours.avi"):
+        assert (tmp_path / "charts" / f"video-{name}-over-time.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_worker_sigkilled_mid_video_loses_and_doubles_nothing(
