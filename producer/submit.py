@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.jobs import (
     Progress, create_job, finish_scan, job_progress, known_hashes, pending_pages, register_chunk,
 )
-from db.videos import pending_segment_count
 from db.results import ResultKey
 from db.schema import Job
+from db.videos import pending_segment_count
 from emotion_batch.broker import check_broker, send_batch
 from emotion_batch.config import BATCH_SIZE_MAX, BATCH_SIZE_MIN, Settings, get_settings
 from emotion_batch.errors import ConfigurationError, JobNotFoundError
