@@ -16,5 +16,12 @@ def report_frame(report: dict[str, Any]) -> pd.DataFrame:
 
 
 def write_parquet(report: dict[str, Any], path: Path | IO[bytes]) -> None:
-    """The report's groups as a Parquet file (pyarrow)."""
+    """The report's groups as a Parquet file (pyarrow); with `--by video`, one row per video."""
+    if "videos" in report:
+        import io
+
+        from producer.video_outputs import video_csv
+
+        pd.read_csv(io.StringIO(video_csv(report))).to_parquet(path, index=False)
+        return
     report_frame(report).to_parquet(path, index=False)

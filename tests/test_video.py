@@ -261,6 +261,14 @@ def _check_reports(env: dict[str, str], job: int, videos: dict[str, Video], tmp_
     cli = run_producer(env, "report", str(job), "--format", "json")
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["video"] == totals
+    cli = run_producer(env, "report", str(job), "--by", "video", "--format", "json")
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["videos"] == json.loads(json.dumps(report["videos"]))
+    rows = run_producer(env, "report", str(job), "--by", "video", "--format", "csv").stdout.strip().splitlines()
+    assert len(rows) == 1 + len(videos) and rows[0].startswith("job,video,status,reason")
+    table = run_producer(env, "report", str(job), "--by", "video")
+    assert table.returncode == 0 and "walk.mp4 strongest moments: happy" in table.stdout, table.stdout
+    assert f"videos: {len(videos)} ({totals['failed']} failed, 0 pending)" in table.stdout
     page = tmp_path / "report.html"
     assert run_producer(env, "report", str(job), "--format", "html", "--out", str(page)).returncode == 0
     html = page.read_text()
@@ -277,9 +285,10 @@ def test_worker_sigkilled_mid_video_loses_and_doubles_nothing(
     root = tmp_path / "film"
     root.mkdir()
     write_clip(root / "film.mp4", sorted(photos_dir.glob("img*.jpg"))[:12], 60)
-    env = _env(worker_env, redis, VIDEO_FPS="5", VIDEO_SEGMENT_SECONDS="6")
-    result = run_producer(env, "submit", str(root))
+    env = _env(worker_env, redis, VIDEO_SEGMENT_SECONDS="6")
+    result = run_producer(env, "submit", str(root), "--fps", "5")
     assert result.returncode == 0, result.stderr
+    assert "videos: 1 registered, 10 segments queued" in result.stderr
     job = int(result.stdout.strip().splitlines()[-1])
     url = env["DATABASE_URL"]
     sessions = make_session_factory(url)

@@ -16,6 +16,7 @@ from producer.cli.context import CliContext, console, existing_job, out, progres
 from producer.cli.follow import follow, print_failures
 from producer.submit import SubmitProgress, SubmitResult, check_batch_size, resume_job, submit
 from producer.submit import retry_failed as retry_failed_images
+from producer.videos import VideoOptions
 
 backend_option = click.option(
     "--backend", type=click.Choice(list(BACKENDS)), default=None,
@@ -33,9 +34,12 @@ backend_option = click.option(
 @click.option("--wait", is_flag=True, help="Block with a progress bar until the job is finished; "
               "re-enqueues pending images after STALL_RESUME_AFTER seconds without progress.")
 @click.option("--timeout", type=float, default=None, help="With --wait: give up after this many seconds.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True, max=120), default=None,
+              help="Video frames sampled per second (default: the VIDEO_FPS setting, 1).")
 @shared_options
 def submit_cmd(c: CliContext, paths: tuple[Path, ...], backend: str | None, batch_size: int | None,
-               name: str | None, force: bool, rehash: bool, wait: bool, timeout: float | None) -> None:
+               name: str | None, force: bool, rehash: bool, wait: bool, timeout: float | None,
+               fps: float | None) -> None:
     """Scan PATHS, record a job and its images in the database (creating or upgrading the
     schema) and enqueue batches on Redis as the scan goes. Prints the job id."""
     missing = [str(p) for p in paths if not p.exists()]
@@ -48,6 +52,7 @@ def submit_cmd(c: CliContext, paths: tuple[Path, ...], backend: str | None, batc
             c.sessions, c.client, paths, backend=backend or c.settings.backend,
             batch_size=c.settings.batch_size if batch_size is None else batch_size, name=name or str(paths[0]),
             force=force, queue=c.settings.queue, settings=c.settings, rehash=rehash, on_progress=show,
+            video=VideoOptions.from_settings(c.settings, fps),
         )
     _summary(result)
     out.print(result.job_id)
@@ -82,6 +87,11 @@ def _summary(result: SubmitResult) -> None:
         f"{result.duplicates} duplicates skipped, {result.failed_at_scan} unreadable or too large\n"
         f"follow it: producer watch {result.job_id}   report: producer report {result.job_id}"
     )
+    videos = result.videos
+    if videos.found:
+        console.print(f"videos: {videos.registered} registered, {videos.segments} segments queued, "
+                      f"{videos.failed} unusable, {videos.duplicates} duplicates skipped "
+                      f"(report: producer report {result.job_id} --by video)")
 
 
 @click.command()

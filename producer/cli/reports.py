@@ -15,8 +15,9 @@ from producer.cli.output import FORMATS, emit_report, emit_text
 
 @click.command()
 @click.argument("job", type=int, required=False)
-@click.option("--by", type=click.Choice(["job", "folder", "date"]), default="job",
-              help="Group by folder, or by date (EXIF capture date, else file date).")
+@click.option("--by", type=click.Choice(["job", "folder", "date", "video"]), default="job",
+              help="Group by folder, or by date (EXIF capture date, else file date); video: one "
+              "row per video with its strongest moments (json adds each video's emotion over time).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
               help="html: one self-contained page with charts and faces (grouped by folder and date).")
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write to this file.")
