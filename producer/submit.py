@@ -305,11 +305,14 @@ def wait_for_job(
 def retry_failed(
     sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str, settings: Settings | None = None
 ) -> tuple[int, int]:
-    """Put a job's failed images back to pending and enqueue them (finishing an interrupted
-    scan too, as `resume_job`): (images reset, batches sent). The CLI and the web call it."""
+    """Put a job's failed images (and failed video segments) back to pending and enqueue
+    them (finishing an interrupted scan too, as `resume_job`): (images and segments reset,
+    batches sent). The CLI and the web call it."""
     from db.jobs import reset_failed
+    from db.videos import reset_failed_segments
 
     check_broker(client)
     with sessions() as session:
         count = reset_failed(session, job_id)
+        count += reset_failed_segments(session, job_id)
     return count, resume_job(sessions, client, job_id, queue, settings=settings).batches

@@ -127,6 +127,30 @@ def test_segments_cover_the_video_without_overlap() -> None:
     assert samples == list(range(125))
 
 
+def test_failed_segment_back_to_pending_without_its_frames(tmp_path: Path, clips: dict[str, Path]) -> None:
+    from db.jobs import create_job
+    from db.migrate import upgrade
+    from db.videos import ProbedVideo, claim_segment, register_videos, reset_failed_segments
+    from emotion_batch.scan import scan_file
+
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    upgrade(url)
+    with make_session_factory(url)() as session:
+        job = create_job(session, "v", "cnn", 8, [str(clips["webm"])], False)
+        register_videos(session, job.id, [ProbedVideo(scan_file(clips["webm"]), probe(clips["webm"]))], 2.0, 60.0)
+        video = session.scalars(select(Video)).one()
+        for _ in range(4):  # three deliveries, then the fourth gives up on it
+            work = claim_segment(session, video.id, 0, max_attempts=3)
+        assert work is None
+        session.expire_all()
+        assert (video.status, video.segments[0].status) == ("failed", "failed")
+        assert len(_frames(url, video.id)) == 8 and all(f.status == "failed" for f in _frames(url, video.id))
+        assert reset_failed_segments(session, job.id) == 1
+        session.expire_all()
+        assert (video.status, video.segments[0].status, video.segments[0].attempts) == ("pending", "pending", 0)
+        assert _frames(url, video.id) == []
+
+
 # --- the whole system: producer CLI -> redis -> worker -> SQLite -> report -----------
 
 @pytest.fixture
