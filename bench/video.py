@@ -39,8 +39,8 @@ from db.session import make_session_factory
 from db.video_schema import Frame, Video, VideoSegment
 from emotion_batch.broker import make_client
 from emotion_batch.config import Settings
-from emotion_batch.local import LocalRedis, LocalWorker, memory_kb
 from emotion_batch.video import expected_samples, probe, read_samples
+from producer.local import LocalRedis, LocalWorker, memory_kb
 
 PYFEAT_CPU_FPS = (9.0, 13.0)  # py-feat's published CPU frames/s (context, not measured here)
 console = Console()
