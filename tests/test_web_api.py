@@ -148,6 +148,7 @@ def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Pa
     # pages render from the same data
     page = client.get(f"/jobs/{job}")
     assert page.status_code == 200 and f"Job {job}" in page.text and "couple.jpg" not in page.text
+    assert "broken.jpg" in page.text and "corrupt or truncated" in page.text  # the failed image and its reason
     gallery = client.get(f"/jobs/{job}/faces", params={"emotion": commonest})
     assert gallery.text.count(f'data-emotion="{commonest}"') == min(48, report["dominant"][commonest])
     assert client.get(f"/jobs/{job}/images/{couple['image_id']}").status_code == 200

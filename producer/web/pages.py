@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from db.faces import face_page, image_faces
-from db.jobs import list_jobs
+from db.jobs import failed_images, list_jobs
 from db.reports import job_report
 from emotion_batch.classify import BACKENDS
 from models.labels import EMOTIONS
@@ -23,6 +23,7 @@ from producer.web.security import COOKIE, token_matches
 router = APIRouter(include_in_schema=False)
 JOBS_PER_PAGE = 25
 FACES_PER_PAGE = 48
+FAILURES_SHOWN = 20
 GROUP_ROWS = 100  # rows per folder/date table on the page; the CSV has them all
 
 
@@ -61,9 +62,10 @@ def job_page(request: Request, job_id: int, web: State) -> HTMLResponse:
         progress = job_state(session, job_id)
         report = dict(cached(web, session, job_id, ("report", "folder", "date"),
                              lambda: job_report(session, job_id, by=("folder", "date"))))
+        failures = failed_images(session, job_id, limit=FAILURES_SHOWN)
     dates = report.pop("dates")
     folders = _short(report.pop("folders"))
-    return _page(request, "job.html", job=job, progress=progress, report=report,
+    return _page(request, "job.html", job=job, progress=progress, report=report, failures=failures,
                  folders=folders[:GROUP_ROWS], folder_count=len(folders),
                  dates=[(n, n, g) for n, g in list(dates.items())[:GROUP_ROWS]], date_count=len(dates),
                  group_rows=GROUP_ROWS)
