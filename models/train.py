@@ -27,7 +27,7 @@ from models import data
 from models.architecture import build_model, count_macs
 from models.labels import EMOTIONS
 from models.runtime import DEFAULT_MODEL
-from models.sidecar import sha256_of, write_sidecar
+from models.sidecar import read_sidecar, sha256_of, write_sidecar
 
 DEFAULT_RUN_DIR = data.cache_dir() / "runs" / "emotion_cnn_resnet"
 
@@ -282,6 +282,8 @@ def resume_model(cfg: TrainConfig, run_dir: Path,
         raise FileNotFoundError(f"nothing to resume: no {run_dir / 'last.keras'} and no "
                                 f"{point['weights']}")
     state = json.loads(point["state"].read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_history(run_dir / "history.csv", state.get("history", {}))
     model = make_model(cfg)
     with np.load(point["weights"]) as npz:
         weights = [npz[f"w{i}"].astype(np.float32) for i in range(len(npz.files))]
@@ -314,6 +316,8 @@ def run_training(cfg: TrainConfig, run_dir: Path, resume: bool = False,
     train_ds = data.make_dataset(train, cfg.batch_size, True, cfg.seed, weights, one_hot=True)
     val_ds = data.make_dataset(val, 256, False, one_hot=True)
     budget = TimeBudget(cfg.max_minutes)
+    if not (run_dir / "best.keras").exists():
+        state["best"] = 0.0  # a fresh run folder (resumed from the committed point) needs one
     average_cb = None
     callbacks: list[keras.callbacks.Callback] = [CosineSchedule(cfg), budget]
     if cfg.ema_momentum > 0:  # validation and best.keras use the averaged weights
@@ -367,6 +371,20 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return {k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}
 
 
+def write_history(path: Path, history: dict[str, list[float]]) -> None:
+    """The inverse of `read_history`: a CSVLogger file (nothing when history is empty)."""
+    import csv
+
+    if not history or not history.get("epoch"):
+        return
+    keys = list(history)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(keys)
+        for i in range(len(history["epoch"])):
+            writer.writerow([int(history[k][i]) if k == "epoch" else history[k][i] for k in keys])
+
+
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(w) for w in text.split(",") if w.strip())
 
@@ -409,11 +427,15 @@ def _ints(text: str) -> tuple[int, ...]:
                    "<model-out>.resume.npz.")
 @click.option("--export-only", is_flag=True,
               help="Only export --run-dir's best.keras (+ .tflite, sidecar) to --model-out.")
+@click.option("--force-export", is_flag=True,
+              help="Export even when the served model did better on the validation split "
+                   "(by default it is replaced only by a better one).")
 def main(data_dir: Path | None, run_dir: Path, model_out: Path, epochs: int,
          max_minutes: float, batch_size: int, lr: float, weight_decay: float,
          label_smoothing: float, ema_momentum: float, class_weight_power: float, classes: str,
          subset: int, widths: str, blocks: str, dropout: float, seed: int, patience: int,
-         device: str, precision: str, resume: bool, export_only: bool) -> None:
+         device: str, precision: str, resume: bool, export_only: bool,
+         force_export: bool) -> None:
     """Train the emotion CNN on FER2013 and export the best checkpoint."""
     cfg = TrainConfig(
         data_dir=str(data_dir or data.default_data_dir()), epochs=epochs, batch_size=batch_size,
@@ -430,7 +452,13 @@ def main(data_dir: Path | None, run_dir: Path, model_out: Path, epochs: int,
     else:
         summary = run_training(cfg, run_dir, resume, committed=model_out)
         summary["hardware"] = hardware
-    export(run_dir, model_out, cfg, summary)
+    served = read_sidecar(model_out).get("training", {}).get("best_val_accuracy", 0.0)
+    if export_only or force_export or summary["best_val_accuracy"] > served:
+        export(run_dir, model_out, cfg, summary)
+    else:  # the schedule goes on; the served model stays until a better one exists
+        write_resume_point(run_dir, model_out, cfg, summary)
+        click.echo(f"kept the served {model_out.name}: validation {served:.2%} >= this run's "
+                   f"best {summary['best_val_accuracy']:.2%}; resume point written")
     click.echo(json.dumps(summary, indent=1))
 
 
@@ -491,7 +519,7 @@ def export(run_dir: Path, model_out: Path, cfg: TrainConfig, summary: dict) -> N
 
 def write_resume_point(run_dir: Path, model_out: Path, cfg: TrainConfig, summary: dict) -> None:
     """`<model>.resume.npz`: the last epoch's weights (averaged when on) in float16, a few MB;
-    `<model>.resume.json`: epoch reached, elapsed time, best, the config."""
+    `<model>.resume.json`: epoch reached, elapsed time, best, the config, the history."""
     last_path = run_dir / "last.keras"
     if not last_path.exists():
         return
@@ -504,7 +532,8 @@ def write_resume_point(run_dir: Path, model_out: Path, cfg: TrainConfig, summary
                                              for i, w in enumerate(weights)})
     state = json.loads((run_dir / "state.json").read_text())
     state.update(config={**asdict(cfg), "data_dir": Path(cfg.data_dir).name},
-                 epochs_planned=cfg.epochs, best_epoch=summary.get("best_epoch"))
+                 epochs_planned=cfg.epochs, best_epoch=summary.get("best_epoch"),
+                 history=read_history(run_dir / "history.csv"))
     paths["state"].write_text(json.dumps(state, indent=1) + "\n")
 
 
