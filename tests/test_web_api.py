@@ -83,7 +83,7 @@ def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Pa
     assert listed["total"] == 1 and listed["jobs"][0]["failed"] == 1 and listed["jobs"][0]["done"] == 5
 
     # the report: the very JSON and CSV the CLI prints
-    for by in ("job", "folder", "date"):
+    for by in ("job", "folder", "date", "video"):
         api = client.get(f"/api/jobs/{job}/report", params={"by": by})
         cli = run_producer(env, "report", str(job), "--by", by, "--format", "json")
         assert cli.returncode == 0, cli.stderr

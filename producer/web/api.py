@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from db.faces import face_page, image_faces, job_face
 from db.jobs import failed_images, job_progress, list_jobs
 from db.videos import pending_segment_count
-from db.reports import job_report
+from db.reports import GroupBy, job_report
 from db.schema import Job
 from emotion_batch.classify import BACKENDS
 from emotion_batch.errors import JobNotFoundError, PathNotFoundError
@@ -206,7 +206,7 @@ async def events(job_id: int, request: Request, web: State,
 @router.get("/jobs/{job_id}/report", summary="The report: `producer report --format json|csv|parquet|html`")
 def report(
     job_id: int, web: State,
-    by: Literal["job", "folder", "date"] = "job",
+    by: GroupBy = "job",
     format: Literal["json", "csv", "parquet", "html"] = "json",  # noqa: A002 (the CLI's option name)
     faces_per_emotion: Annotated[int, Query(ge=0, le=50)] = 6,
 ) -> Response:
