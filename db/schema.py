@@ -118,14 +118,10 @@ class Image(Base):
     faces: Mapped[list[Face]] = relationship(back_populates="image", order_by="Face.face_index")
 
 
-class Face(Base):
-    """One face found in an image, with the seven emotion percentages (sum 100)."""
+class FaceColumns:
+    """What every stored face has, in a photo or a video frame: its box, the detector's
+    confidence, the seven emotion percentages (sum 100) and the dominant one."""
 
-    __tablename__ = "faces"
-    __table_args__ = (UniqueConstraint("image_id", "face_index", name="uq_faces_image_index"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     face_index: Mapped[int] = mapped_column(Integer)
     x: Mapped[int] = mapped_column(Integer)
     y: Mapped[int] = mapped_column(Integer)
@@ -140,6 +136,16 @@ class Face(Base):
     surprise: Mapped[float] = mapped_column(Float)
     neutral: Mapped[float] = mapped_column(Float)
     dominant: Mapped[str] = mapped_column(String(16), index=True)
+
+
+class Face(FaceColumns, Base):
+    """One face found in an image, with the seven emotion percentages (sum 100)."""
+
+    __tablename__ = "faces"
+    __table_args__ = (UniqueConstraint("image_id", "face_index", name="uq_faces_image_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     backend: Mapped[str] = mapped_column(String(32))
     model_version: Mapped[str] = mapped_column(String(80))
     detector: Mapped[str | None] = mapped_column(String(80))

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from db.schema import Base, utcnow
+from db.schema import Base, FaceColumns, utcnow
 
 
 class Video(Base):
@@ -89,7 +89,7 @@ class Frame(Base):
     faces: Mapped[list[FrameFace]] = relationship(back_populates="frame", order_by="FrameFace.face_index")
 
 
-class FrameFace(Base):
+class FrameFace(FaceColumns, Base):
     """One face in a sampled frame, with the seven emotion percentages (sum 100)."""
 
     __tablename__ = "frame_faces"
@@ -97,18 +97,4 @@ class FrameFace(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"), index=True)
-    face_index: Mapped[int] = mapped_column(Integer)
-    x: Mapped[int] = mapped_column(Integer)
-    y: Mapped[int] = mapped_column(Integer)
-    w: Mapped[int] = mapped_column(Integer)
-    h: Mapped[int] = mapped_column(Integer)
-    confidence: Mapped[float] = mapped_column(Float)
-    angry: Mapped[float] = mapped_column(Float)
-    disgust: Mapped[float] = mapped_column(Float)
-    fear: Mapped[float] = mapped_column(Float)
-    happy: Mapped[float] = mapped_column(Float)
-    sad: Mapped[float] = mapped_column(Float)
-    surprise: Mapped[float] = mapped_column(Float)
-    neutral: Mapped[float] = mapped_column(Float)
-    dominant: Mapped[str] = mapped_column(String(16), index=True)
     frame: Mapped[Frame] = relationship(back_populates="faces")

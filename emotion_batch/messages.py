@@ -91,8 +91,15 @@ class SegmentMessage:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SegmentMessage:
-        return cls(
-            job_id=int(data["job_id"]), video_id=int(data["video_id"]),
-            segment_no=int(data["segment_no"]), backend=str(data["backend"]),
-            batch_size=int(data["batch_size"]), force=bool(data.get("force", False)),
-        )
+        """Rebuild a message; `MessageError` when it is malformed."""
+        try:
+            message = cls(
+                job_id=int(data["job_id"]), video_id=int(data["video_id"]),
+                segment_no=int(data["segment_no"]), backend=str(data["backend"]),
+                batch_size=int(data["batch_size"]), force=bool(data.get("force", False)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MessageError(f"malformed segment message: {type(exc).__name__}: {exc}") from exc
+        if not 1 <= message.batch_size <= MAX_BATCH_SIZE:
+            raise MessageError(f"segment message: batch size {message.batch_size} outside 1..{MAX_BATCH_SIZE}")
+        return message

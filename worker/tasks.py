@@ -14,20 +14,22 @@ from worker.batch import DB_RETRY_ERRORS, process_batch, reconnect_on_database_e
 logger = logging.getLogger(__name__)
 
 
-@app.task(
-    bind=True,
-    name=ANALYZE_TASK,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    # Database busy, read-only or away, or out of time (retried image by image): try
-    # again later. No retry limit: a batch whose images are pending is never dropped
-    # (time-limit retries end anyway, as each image's attempts are counted).
-    autoretry_for=(*DB_RETRY_ERRORS, SoftTimeLimitExceeded),
-    retry_backoff=1,
-    retry_backoff_max=30,
-    retry_jitter=True,
-    max_retries=None,
-)
+# Acknowledged after the work, redelivered when the process dies. Database busy,
+# read-only or away, or out of time (retried image by image, or the segment again): try
+# again later. No retry limit: a task whose work is pending is never dropped (time-limit
+# retries end anyway, as each image's and each segment's attempts are counted).
+DELIVERY = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (*DB_RETRY_ERRORS, SoftTimeLimitExceeded),
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": None,
+}
+
+
+@app.task(bind=True, name=ANALYZE_TASK, **DELIVERY)
 def analyze_batch(self, message: dict) -> dict:  # noqa: ANN001 (the bound Celery task)
     """Analyse one batch of images (ids and paths; never pixels)."""
     try:
@@ -37,19 +39,15 @@ def analyze_batch(self, message: dict) -> dict:  # noqa: ANN001 (the bound Celer
         raise Reject(str(exc), requeue=False) from exc
 
 
-@app.task(
-    name=ANALYZE_SEGMENT_TASK,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(*DB_RETRY_ERRORS, SoftTimeLimitExceeded),
-    retry_backoff=1,
-    retry_backoff_max=30,
-    retry_jitter=True,
-    max_retries=20,
-)
-def analyze_segment(message: dict) -> dict:
+@app.task(bind=True, name=ANALYZE_SEGMENT_TASK, **DELIVERY)
+def analyze_segment(self, message: dict) -> dict:  # noqa: ANN001 (the bound Celery task)
     """Sample, analyse and store one time segment of a video (ids only on the wire)."""
     from worker.segments import process_segment
 
-    with reconnect_on_database_error(f"segment {message.get('segment_no')} of video {message.get('video_id')}"):
-        return process_segment(SegmentMessage.from_json(message)).to_json()
+    try:
+        segment = SegmentMessage.from_json(message)
+    except MessageError as exc:
+        logger.error("refused message %s: %s", self.request.id, exc)
+        raise Reject(str(exc), requeue=False) from exc
+    with reconnect_on_database_error(f"segment {segment.segment_no} of video {segment.video_id}"):
+        return process_segment(segment).to_json()
