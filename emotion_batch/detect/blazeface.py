@@ -10,7 +10,8 @@ below follow MediaPipe's `face_detection_{full,short}_range_common.pbtxt` and
 `ssd_anchors_calculator.cc`, as that package does.
 
 Both models run and their boxes are merged: full range finds the smaller faces (on the
-whole image and on tiles), short range the close-ups full range misses. Chosen by measurement over Haar, MTCNN and each
+whole image and on tiles), short range the close-ups full range misses (on the whole
+image, and on the tiles, where a small face becomes a close-up). Chosen by measurement over Haar, MTCNN and each
 model alone (bench/detect.py, bench/detect_emotion.py, bench/RESULTS.md).
 """
 
@@ -114,9 +115,9 @@ def default_models() -> tuple[tuple[Path, float], ...]:
 
 class BlazeFaceDetector:
     """BlazeFace on an image downscaled to `max_side`: full range and short range on the
-    whole of it (each letterboxed into its square input), and full range again on
-    overlapping tiles of half the long side (faces under about a sixth of the image are
-    too small for a 192 px input otherwise), all boxes merged by non-maximum suppression.
+    whole of it (each letterboxed into its square input), and both again on overlapping
+    tiles of half the long side (faces under about a sixth of the image are too small for
+    a 192 px input otherwise), all boxes merged by non-maximum suppression.
     `tiles=False` (or a single given model) runs the whole-image pass only."""
 
     name = "blazeface"
@@ -133,25 +134,27 @@ class BlazeFaceDetector:
         self.version = detector_version(self.name, *self.models)
         self.min_face, self.max_side = min_face, max_side
         self._heads = [_Head(Path(path), score) for path, score in chosen]
-        self._tile = _Head(self.models[0], TILE_SCORE) if tiles and len(chosen) > 1 else None
+        self._tile_heads = (
+            [_Head(self.models[0], TILE_SCORE), _Head(self.models[1], chosen[1][1])] if tiles and len(chosen) > 1 else []
+        )
 
     def _tiles(self, small: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        assert self._tile is not None
         height, width = small.shape[:2]
         side = max(height, width) // 2
         step = max(1, side // 2)
         found = []
         for y in range(0, max(1, height - side + step), step):
             for x in range(0, max(1, width - side + step), step):
-                boxes, scores = self._tile.candidates(small[y : y + side, x : x + side])
-                found.append((boxes + np.array([x, y, 0, 0], np.float32), scores))
+                for head in self._tile_heads:
+                    boxes, scores = head.candidates(small[y : y + side, x : x + side])
+                    found.append((boxes + np.array([x, y, 0, 0], np.float32), scores))
         return found
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         """Detect faces, in the original image's pixels."""
         small, scale = downscale(rgb, self.max_side)
         found = [head.candidates(small) for head in self._heads]
-        if self._tile is not None:
+        if self._tile_heads:
             found += self._tiles(small)
         boxes = np.concatenate([b for b, _ in found])
         scores = np.concatenate([s for _, s in found])
