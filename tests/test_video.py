@@ -1,5 +1,7 @@
 """Videos with real parts: clips written with cv2.VideoWriter from the face photos,
-broken ones, a real redis-server, real Celery worker processes and SQLite."""
+broken ones, a real redis-server, real Celery worker processes, SQLite and PostgreSQL
+(the end-to-end video test runs on both; PostgreSQL skipped locally without
+TEST_POSTGRES_URL, failing in CI)."""
 
 from __future__ import annotations
 
@@ -186,6 +188,8 @@ def _frames(url: str, video_id: int) -> list[Frame]:
         return list(frames)
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_videos_and_photos_through_worker_and_report(
     clips: dict[str, Path], photos_dir: Path, tmp_path: Path, redis: LocalRedis, worker_env: dict[str, str]
 ) -> None:
@@ -303,6 +307,8 @@ def _check_reports(env: dict[str, str], job: int, videos: dict[str, Video], tmp_
         assert (tmp_path / "charts" / f"video-{name}-over-time.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.integration
+@pytest.mark.faults
 def test_worker_sigkilled_mid_video_loses_and_doubles_nothing(
     photos_dir: Path, tmp_path: Path, redis: LocalRedis, worker_env: dict[str, str]
 ) -> None:
