@@ -9,7 +9,8 @@ is not used (its 0.6.0 fails to import on NumPy 2); the anchor layout and box de
 below follow MediaPipe's `face_detection_{full,short}_range_common.pbtxt` and
 `ssd_anchors_calculator.cc`, as that package does.
 
-Both models run and their boxes are merged: full range finds the smaller faces (on the
+Each face also carries BlazeFace's two eye keypoints, so the crop levels the eyes as it
+does with YuNet's landmarks. Both models run and their boxes are merged: full range finds the smaller faces (on the
 whole image and on tiles), short range the close-ups full range misses (on the whole
 image, and on the tiles, where a small face becomes a close-up). Chosen by measurement over Haar, MTCNN and each
 model alone (bench/detect.py, bench/detect_emotion.py, bench/RESULTS.md).
@@ -85,7 +86,8 @@ class _Head:
         self._outputs = self._net.getUnconnectedOutLayersNames()
 
     def candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (N, 4) x/y/w/h in `rgb`'s pixels, grown to YuNet's framing, and scores."""
+        """Rows (N, 8) in `rgb`'s pixels: box x/y/w/h grown to YuNet's framing, then the two
+        eyes' x/y, image-left eye first (as YuNet's right eye, then left); and scores."""
         height, width = rgb.shape[:2]
         scale = self.input / max(height, width)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -96,12 +98,15 @@ class _Head:
         scores_raw, boxes_raw = sorted(self._net.forward(self._outputs), key=lambda o: o.shape[-1])
         scores = 1.0 / (1.0 + np.exp(-np.clip(scores_raw.reshape(-1), -80, 80)))
         keep = np.flatnonzero(scores >= self.score)
-        raw = boxes_raw.reshape(-1, boxes_raw.shape[-1])[keep, :4] / self.input
-        centre = raw[:, :2] + self._anchors[keep]
+        raw = boxes_raw.reshape(-1, boxes_raw.shape[-1])[keep, :8] / self.input
+        anchors = self._anchors[keep]
+        centre = raw[:, :2] + anchors
         centre[:, 1] -= raw[:, 3] * self.shift_y
         wh = raw[:, 2:4] * self.grow
-        xywh = np.concatenate([centre - wh / 2, wh], axis=1) * (self.input / scale)
-        return xywh, scores[keep]
+        eyes = raw[:, 4:8].reshape(-1, 2, 2) + anchors[:, None, :]
+        eyes = np.take_along_axis(eyes, np.argsort(eyes[:, :, 0], axis=1)[:, :, None], axis=1)  # image left first
+        rows = np.concatenate([centre - wh / 2, wh, eyes.reshape(-1, 4)], axis=1) * (self.input / scale)
+        return rows, scores[keep]
 
 
 def default_models() -> tuple[tuple[Path, float], ...]:
@@ -147,7 +152,7 @@ class BlazeFaceDetector:
             for x in range(0, max(1, width - side + step), step):
                 for head in self._tile_heads:
                     boxes, scores = head.candidates(small[y : y + side, x : x + side])
-                    found.append((boxes + np.array([x, y, 0, 0], np.float32), scores))
+                    found.append((boxes + np.array([x, y, 0, 0, x, y, x, y], np.float32), scores))
         return found
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
@@ -160,5 +165,7 @@ class BlazeFaceDetector:
         scores = np.concatenate([s for _, s in found])
         if len(scores) == 0:
             return []
-        chosen = np.asarray(cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), 0.0, NMS_IOU), dtype=int).reshape(-1)
-        return to_original(boxes[chosen], scores[chosen], scale, rgb.shape, self.min_face)
+        chosen = np.asarray(cv2.dnn.NMSBoxes(boxes[:, :4].tolist(), scores.tolist(), 0.0, NMS_IOU), dtype=int)
+        chosen = chosen.reshape(-1)
+        return to_original(boxes[chosen, :4], scores[chosen], scale, rgb.shape, self.min_face,
+                           landmarks=boxes[chosen, 4:8])
