@@ -31,12 +31,16 @@ class BatchMessage:
     backend: str
     images: tuple[ImageRef, ...]
     force: bool = False
+    resend: int = 0  # 0: first send; else which `producer resume` sent it (its start, ms)
 
     @property
     def task_id(self) -> str:
-        """Deterministic Celery task id: a job's batch is findable in Flower and Redis, and
-        the same images sent again (`producer resume`) carry the same id."""
-        return f"job{self.job_id}-batch{self.batch_no}"
+        """Celery task id, findable in Flower and Redis: `job{J}-batch{first image id}`,
+        plus `-resend{N}` for a batch sent again by resume. A resend is a new delivery with
+        an id of its own, so the worker's leases (owned by task id) tell it apart from a
+        copy of the batch still in flight; Redis redelivering a message keeps its id."""
+        base = f"job{self.job_id}-batch{self.batch_no}"
+        return f"{base}-resend{self.resend}" if self.resend else base
 
     def to_json(self) -> dict[str, Any]:
         """A plain JSON-serialisable dict (Celery's json serializer)."""
@@ -62,6 +66,7 @@ class BatchMessage:
                 backend=str(data["backend"]),
                 images=images,
                 force=bool(data.get("force", False)),
+                resend=int(data.get("resend", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"malformed batch message ({type(exc).__name__}: {exc}); refused") from exc

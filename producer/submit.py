@@ -80,9 +80,9 @@ class Enqueuer:
     """Sends a job's pending images as full batches as they come, the rest on `flush`."""
 
     def __init__(self, client: Celery, job: Job, queue: str, batch_size: int,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None, resend: int = 0) -> None:
         self.client, self.job, self.queue, self.batch_size = client, job, queue, batch_size
-        self.on_batch = on_batch
+        self.on_batch, self.resend = on_batch, resend
         self.buffer: list[ImageRef] = []
         self.batches = self.queued = 0
 
@@ -101,9 +101,10 @@ class Enqueuer:
             self.buffer = []
 
     def _send(self, refs: list[ImageRef], producer: object = None) -> None:
-        # A batch is numbered by its first image's id: deterministic (the same images sent
-        # again by resume get the same task id) and never shared by two batches of one send.
-        message = BatchMessage(self.job.id, refs[0].image_id, self.job.backend, tuple(refs), self.job.force)
+        # A batch is numbered by its first image's id: deterministic, and never shared by
+        # two batches of one send (a resend adds its own tag, see BatchMessage.task_id).
+        message = BatchMessage(self.job.id, refs[0].image_id, self.job.backend, tuple(refs), self.job.force,
+                               self.resend)
         send_batch(self.client, message, self.queue, producer)
         self.batches += 1
         self.queued += len(refs)
@@ -245,7 +246,9 @@ def resume_job(
         if job is None:
             raise JobNotFoundError(job_id)
     size = check_batch_size(job.batch_size)
-    sender = Enqueuer(client, job, queue, size, on_batch)
+    # Tagged sends: a resumed batch must not share its task id with a copy in flight, or
+    # it would take over that copy's leases and count a second attempt on busy images.
+    sender = Enqueuer(client, job, queue, size, on_batch, resend=int(time.time() * 1000))
     for refs in pending_pages(sessions, job_id):
         sender.add(refs)
     sender.flush()

@@ -26,7 +26,7 @@ def queued_task_ids(url: str, queue: str) -> list[str]:
     return [json.loads(m)["headers"]["id"] for m in reversed(raw)]
 
 
-def test_submit_status_and_resume_use_deterministic_task_ids(redis_server, tmp_path: Path) -> None:
+def test_submit_status_and_resume_use_deterministic_batch_ids(redis_server, tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(1)
@@ -44,7 +44,8 @@ def test_submit_status_and_resume_use_deterministic_task_ids(redis_server, tmp_p
     redis.Redis.from_url(redis_server.url).delete(queue)  # the queue is lost
     resumed = run_producer(env, "resume", str(job))
     assert resumed.returncode == 0 and "5 pending images re-enqueued; 3 batches" in resumed.stderr, resumed.stderr
-    assert queued_task_ids(redis_server.url, queue) == first  # same images, same task ids
+    again = queued_task_ids(redis_server.url, queue)  # same batches, each tagged as a resend
+    assert [t.rsplit("-resend", 1)[0] for t in again] == first and len({t.rsplit("-", 1)[1] for t in again}) == 1
     redis.Redis.from_url(redis_server.url).delete(queue)
 
 
