@@ -47,7 +47,9 @@ def fer_loop(paths: Sequence[Path]) -> Timing:
     import cv2
     from fer.fer import FER
 
-    detector = FER(cascade_file=str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+    from emotion_batch.detect.haar import default_cascade
+
+    detector = FER(cascade_file=str(default_cascade()))
     detector.detect_emotions(cv2.imread(str(paths[0])))
     started = time.perf_counter()
     faces = sum(len(detector.detect_emotions(cv2.imread(str(path)))) for path in paths)

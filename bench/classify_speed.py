@@ -19,8 +19,7 @@ import click
 import numpy as np
 
 from models.evaluate import choose_deepface_home
-from models.runtime import (DEFAULT_MODEL, load_keras, tf_classifier, tflite_classifier,
-                            with_flip_tta)
+from models.runtime import DEFAULT_MODEL, load_keras, tf_classifier, tflite_classifier, with_flip_tta
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -46,8 +45,7 @@ def our_runtimes(model_path: Path) -> dict[str, Predict]:
         cores = len(os.sched_getaffinity(0))
         runtimes["ours: TFLite, 1 thread"] = tflite_classifier(tflite, threads=1)
         runtimes[f"ours: TFLite, {cores} threads"] = tflite_classifier(tflite, threads=cores)
-        runtimes[f"ours: TFLite, {cores} threads, flip TTA"] = with_flip_tta(
-            tflite_classifier(tflite, threads=cores))
+        runtimes[f"ours: TFLite, {cores} threads, flip TTA"] = with_flip_tta(tflite_classifier(tflite, threads=cores))
     return runtimes
 
 
@@ -64,21 +62,29 @@ def deepface_runtimes(home: Path) -> dict[str, Predict]:
         bgr = np.repeat(x.astype(np.float32) / 255.0, 3, axis=3)
         return client.predict(bgr if len(x) > 1 else bgr[0])
 
-    return {"DeepFace arch (stand-in): our deepface backend (predict_on_batch)": ours.predict,
-            "DeepFace arch (stand-in): client.predict (its preprocessing)": api}
+    return {
+        "DeepFace arch (stand-in): our deepface backend (predict_on_batch)": ours.predict,
+        "DeepFace arch (stand-in): client.predict (its preprocessing)": api,
+    }
 
 
 @click.command()
-@click.option("--model", "model_path", type=click.Path(path_type=Path, exists=True),
-              default=DEFAULT_MODEL, show_default=True)
+@click.option(
+    "--model", "model_path", type=click.Path(path_type=Path, exists=True), default=DEFAULT_MODEL, show_default=True
+)
 @click.option("--batches", default="1,32,64,256", show_default=True)
 @click.option("--seconds", default=1.5, show_default=True)
 @click.option("--repeats", default=3, show_default=True)
 @click.option("--deepface/--no-deepface", "with_deepface", default=True, show_default=True)
-@click.option("--deepface-home", type=click.Path(path_type=Path), default=None,
-              help="DEEPFACE_HOME (default: $DEEPFACE_HOME, else ../shared/data/deepface).")
-def main(model_path: Path, batches: str, seconds: float, repeats: int, with_deepface: bool,
-         deepface_home: Path | None) -> None:
+@click.option(
+    "--deepface-home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="DEEPFACE_HOME (default: $DEEPFACE_HOME, else ../shared/data/deepface).",
+)
+def main(
+    model_path: Path, batches: str, seconds: float, repeats: int, with_deepface: bool, deepface_home: Path | None
+) -> None:
     """Print a faces/s table: one row per runtime, one column per batch size."""
     sizes = [int(b) for b in batches.split(",")]
     runtimes = our_runtimes(model_path)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -103,8 +104,17 @@ def load_set(photos: Path | None, settings: Settings) -> list[Sample]:
     if photos and photos.is_dir():
         for name, entry in labels["photos"].items():
             image = load_image(photos / name, settings.max_pixels, settings.max_file_bytes, settings.decode_max_side)
-            samples.append(Sample(name, image.rgb, image.scale, image.width, image.height,
-                                  [tuple(f) for f in entry["faces"]], [tuple(f) for f in entry.get("ignore", [])]))
+            samples.append(
+                Sample(
+                    name,
+                    image.rgb,
+                    image.scale,
+                    image.width,
+                    image.height,
+                    [tuple(f) for f in entry["faces"]],
+                    [tuple(f) for f in entry.get("ignore", [])],
+                )
+            )
     made = {"astronaut.png": data.astronaut(), "astronaut-1024.png": _resized(data.astronaut(), 1024)}
     for name, entry in labels["generated"].items():
         rgb = made[name]
@@ -120,13 +130,14 @@ def candidates(settings: Settings, yunet: Path | None) -> dict[str, Callable[[],
     from emotion_batch.detect import BlazeFaceDetector, HaarDetector, YuNetDetector
     from emotion_batch.detect.blazeface import default_models
 
-    common = {"max_side": settings.detect_max_side, "min_face": settings.min_face}
+    common: dict[str, Any] = {"max_side": settings.detect_max_side, "min_face": settings.min_face}
     found: dict[str, Callable[[], FaceDetector]] = {}
     if yunet and yunet.is_file():
         found["yunet"] = lambda: YuNetDetector(yunet, score=settings.face_score, **common)
     found["haar"] = lambda: HaarDetector(settings.haar_cascade, **common)
     found["haar minNeighbors=8 minSize=60"] = lambda: HaarDetector(
-        settings.haar_cascade, max_side=settings.detect_max_side, min_face=60, min_neighbors=8)
+        settings.haar_cascade, max_side=settings.detect_max_side, min_face=60, min_neighbors=8
+    )
     full, short = default_models()
     found["blazeface"] = lambda: BlazeFaceDetector(**common)
     found["blazeface without tiles"] = lambda: BlazeFaceDetector(tiles=False, **common)
@@ -206,7 +217,8 @@ def table(rows: list[Row], samples: list[Sample]) -> str:
     """The markdown table printed and committed to bench/RESULTS.md."""
     empty = sum(not s.faces for s in samples)
     lines = [
-        f"| detector | precision | recall | face photos with a face found | false faces on {empty} face-less photos | ms/image (median) |",
+        "| detector | precision | recall | face photos with a face found "
+        f"| false faces on {empty} face-less photos | ms/image (median) |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -219,10 +231,19 @@ def table(rows: list[Row], samples: list[Sample]) -> str:
 
 
 @click.command()
-@click.option("--photos", type=click.Path(path_type=Path), default=SHARED_DATA_DIR / "photos",
-              show_default=True, help="The labelled photos (skipped when absent).")
-@click.option("--yunet", type=click.Path(path_type=Path),
-              default=SHARED_DATA_DIR / "detectors" / "face_detection_yunet_2023mar.onnx", show_default=True)
+@click.option(
+    "--photos",
+    type=click.Path(path_type=Path),
+    default=SHARED_DATA_DIR / "photos",
+    show_default=True,
+    help="The labelled photos (skipped when absent).",
+)
+@click.option(
+    "--yunet",
+    type=click.Path(path_type=Path),
+    default=SHARED_DATA_DIR / "detectors" / "face_detection_yunet_2023mar.onnx",
+    show_default=True,
+)
 @click.option("--only", default="", help="Comma-separated detector names (default: all).")
 def main(photos: Path, yunet: Path, only: str) -> None:
     """Print the detector table."""
@@ -239,9 +260,11 @@ def main(photos: Path, yunet: Path, only: str) -> None:
         rows.append(evaluate(name, make(), samples))
         click.echo(f"{name}: done", err=True)
     labelled = sum(len(s.faces) for s in samples)
-    click.echo(f"{sum(bool(s.faces) for s in samples)} face photos ({labelled} faces), "
-               f"{sum(not s.faces for s in samples)} face-less photos, IoU >= {IOU}, "
-               f"detect_max_side={settings.detect_max_side}, min_face={settings.min_face}, cv2 threads=1")
+    click.echo(
+        f"{sum(bool(s.faces) for s in samples)} face photos ({labelled} faces), "
+        f"{sum(not s.faces for s in samples)} face-less photos, IoU >= {IOU}, "
+        f"detect_max_side={settings.detect_max_side}, min_face={settings.min_face}, cv2 threads=1"
+    )
     click.echo(table(rows, samples))
 
 

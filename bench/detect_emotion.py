@@ -25,9 +25,12 @@ from emotion_batch.config import Settings
 @click.command()
 @click.option("--n", default=700, show_default=True, help="Faces (stratified over the 7 classes).")
 @click.option("--seed", default=7, show_default=True)
-@click.option("--yunet", type=click.Path(path_type=Path),
-              default=Path(__file__).resolve().parents[2] / "shared" / "data" / "detectors"
-              / "face_detection_yunet_2023mar.onnx", show_default=True)
+@click.option(
+    "--yunet",
+    type=click.Path(path_type=Path),
+    default=Path(__file__).resolve().parents[2] / "shared" / "data" / "detectors" / "face_detection_yunet_2023mar.onnx",
+    show_default=True,
+)
 @click.option("--only", default="", help="Comma-separated detector names (default: all but mtcnn).")
 def main(n: int, seed: int, yunet: Path, only: str) -> None:
     """Print the table."""
@@ -42,8 +45,10 @@ def main(n: int, seed: int, yunet: Path, only: str) -> None:
     plain = np.argmax(normalise(classifier.predict(test.x)), axis=1)
     with tempfile.TemporaryDirectory() as folder:
         items = build_set(test, Path(folder), seed, max_angle=0.0, sizes=(96, 240))
-        click.echo(f"{len(items)} FER2013 PublicTest faces pasted into 640x480 scenes "
-                   f"(96-240 px), seed {seed}; model {classifier.model_version}")
+        click.echo(
+            f"{len(items)} FER2013 PublicTest faces pasted into 640x480 scenes "
+            f"(96-240 px), seed {seed}; model {classifier.model_version}"
+        )
         click.echo("| detector | faces found | emotion accuracy (all faces) |")
         click.echo("|---|---|---|")
         click.echo(f"| none (the 48x48 faces themselves) | - | {np.mean(plain == test.y):.1%} |")

@@ -26,8 +26,22 @@ import numpy as np
 
 from models import data
 
-SCENES = ("coffee", "rocket", "hubble_deep_field", "brick", "grass", "gravel", "coins", "moon",
-          "immunohistochemistry", "page", "chelsea", "horse", "clock", "astronaut-suit")
+SCENES = (
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "brick",
+    "grass",
+    "gravel",
+    "coins",
+    "moon",
+    "immunohistochemistry",
+    "page",
+    "chelsea",
+    "horse",
+    "clock",
+    "astronaut-suit",
+)
 
 
 @dataclass(frozen=True)
@@ -49,14 +63,18 @@ def scene_pool() -> list[np.ndarray]:
     for name in SCENES:
         image = _skimage(name)
         if image.dtype != np.uint8:
-            image = cv2.normalize(image.astype(np.float32), None, 0, 255,
-                                  cv2.NORM_MINMAX).astype(np.uint8)
+            image = cv2.normalize(
+                image.astype(np.float32),
+                None,
+                0,
+                255,  # type: ignore[call-overload]
+                cv2.NORM_MINMAX,
+            ).astype(np.uint8)
         scenes.append(cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA))
     return scenes
 
 
-def paste(scene: np.ndarray, face: np.ndarray, size: int, angle: float, cx: float,
-          cy: float) -> np.ndarray:
+def paste(scene: np.ndarray, face: np.ndarray, size: int, angle: float, cx: float, cy: float) -> np.ndarray:
     """`face` (48x48 grey) scaled to `size`, turned by `angle` degrees about its centre and
     placed centred on (cx, cy) of a copy of `scene`."""
     scale = size / face.shape[0]
@@ -71,8 +89,9 @@ def paste(scene: np.ndarray, face: np.ndarray, size: int, angle: float, cx: floa
     return out
 
 
-def build_set(test: data.Split, out: Path, seed: int, max_angle: float = 20.0,
-              sizes: tuple[int, int] = (80, 260)) -> list[Pasted]:
+def build_set(
+    test: data.Split, out: Path, seed: int, max_angle: float = 20.0, sizes: tuple[int, int] = (80, 260)
+) -> list[Pasted]:
     """Write one JPEG per test face into `out` (size drawn from `sizes`, turned by up to
     +-`max_angle` degrees); return what was pasted where."""
     rng = np.random.default_rng(seed)
@@ -83,11 +102,11 @@ def build_set(test: data.Split, out: Path, seed: int, max_angle: float = 20.0,
         size = int(rng.uniform(*sizes))
         half = size * (0.75 if max_angle else 0.5)
         cx, cy = rng.uniform(half, 640 - half), rng.uniform(half, 480 - half)
-        image = paste(scenes[int(rng.integers(len(scenes)))], face, size,
-                      float(rng.uniform(-max_angle, max_angle)), cx, cy)
+        image = paste(
+            scenes[int(rng.integers(len(scenes)))], face, size, float(rng.uniform(-max_angle, max_angle)), cx, cy
+        )
         path = out / f"{i:05d}.jpg"
-        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
         items.append(Pasted(str(path), int(label), cx, cy, size))
     return items
 
@@ -107,29 +126,30 @@ def answers(results: list, items: list[Pasted], labels: tuple[str, ...]) -> np.n
     return predicted
 
 
-def run_pipeline(items: list[Pasted], analyzer: object, labels: tuple[str, ...],
-                 batch: int = 32) -> dict:
+def run_pipeline(items: list[Pasted], analyzer: object, labels: tuple[str, ...], batch: int = 32) -> dict:
     """Run the pasted photos through an `Analyzer`; faces found and accuracy."""
     results = []
     for i in range(0, len(items), batch):
-        results += analyzer.analyze([it.path for it in items[i:i + batch]])  # type: ignore[attr-defined]
+        results += analyzer.analyze([it.path for it in items[i : i + batch]])  # type: ignore[attr-defined]
     predicted = answers(results, items, labels)
     truth = np.array([it.label for it in items])
     found = predicted >= 0
-    return {"found": float(found.mean()), "accuracy_all": float((predicted == truth).mean()),
-            "accuracy_found": float((predicted[found] == truth[found]).mean())
-            if found.any() else 0.0}
+    return {
+        "found": float(found.mean()),
+        "accuracy_all": float((predicted == truth).mean()),
+        "accuracy_found": float((predicted[found] == truth[found]).mean()) if found.any() else 0.0,
+    }
 
 
-def run_config(items: list[Pasted], classifier: object, yunet: Path, margin: float,
-               align: bool) -> dict:
+def run_config(items: list[Pasted], classifier: object, yunet: Path, margin: float, align: bool) -> dict:
     """Detect (YuNet) -> crop -> classify every pasted photo with one crop configuration."""
     from emotion_batch.config import Settings
     from emotion_batch.detect import make_detector
     from emotion_batch.pipeline import Analyzer
 
-    settings = Settings(_env_file=None, detector="yunet", yunet_model=yunet,
-                        face_margin=margin, face_align=align, decode_max_side=None)
+    settings = Settings(
+        _env_file=None, detector="yunet", yunet_model=yunet, face_margin=margin, face_align=align, decode_max_side=None
+    )
     analyzer = Analyzer(lambda: make_detector(settings), classifier, settings)  # type: ignore[arg-type]
     try:
         scores = run_pipeline(items, analyzer, classifier.labels)  # type: ignore[attr-defined]
@@ -142,16 +162,25 @@ def run_config(items: list[Pasted], classifier: object, yunet: Path, margin: flo
 @click.option("--n", default=700, show_default=True, help="Test faces (stratified sample).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--margins", default="1.0,1.15,1.3", show_default=True)
-@click.option("--align", type=click.Choice(["off", "on", "both"]), default="both",
-              show_default=True)
-@click.option("--model", type=click.Path(path_type=Path, exists=True), default=None,
-              help="CNN .keras file (default: the CNN_MODEL setting).")
-@click.option("--yunet", type=click.Path(path_type=Path, exists=True), required=True,
-              envvar="YUNET_MODEL", help="YuNet ONNX file.")
+@click.option("--align", type=click.Choice(["off", "on", "both"]), default="both", show_default=True)
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="CNN .keras file (default: the CNN_MODEL setting).",
+)
+@click.option(
+    "--yunet",
+    type=click.Path(path_type=Path, exists=True),
+    required=True,
+    envvar="YUNET_MODEL",
+    help="YuNet ONNX file.",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
-def main(n: int, seed: int, margins: str, align: str, model: Path | None, yunet: Path,
-         data_dir: Path | None, as_json: bool) -> None:
+def main(
+    n: int, seed: int, margins: str, align: str, model: Path | None, yunet: Path, data_dir: Path | None, as_json: bool
+) -> None:
     """Print how each crop configuration does on FER2013 faces pasted into scenes."""
     from emotion_batch.classify.cnn import CnnClassifier
     from emotion_batch.config import get_settings
@@ -165,18 +194,26 @@ def main(n: int, seed: int, margins: str, align: str, model: Path | None, yunet:
         for margin in (float(m) for m in margins.split(",")):
             for flag in {"off": [False], "on": [True], "both": [False, True]}[align]:
                 rows.append(run_config(items, classifier, yunet, margin, flag))
-    report = {"faces": len(test), "model_version": classifier.model_version,
-              "plain_accuracy_48x48": plain, "configs": rows}
+    report = {
+        "faces": len(test),
+        "model_version": classifier.model_version,
+        "plain_accuracy_48x48": plain,
+        "configs": rows,
+    }
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
-    click.echo(f"{len(test)} FER2013 test faces pasted into scenes; {classifier.model_version}; "
-               f"plain 48x48 accuracy {plain:.1%}")
+    click.echo(
+        f"{len(test)} FER2013 test faces pasted into scenes; {classifier.model_version}; "
+        f"plain 48x48 accuracy {plain:.1%}"
+    )
     click.echo("| margin | align | faces found | accuracy, all faces | accuracy, found faces |")
     click.echo("|---|---|---|---|---|")
     for r in rows:
-        click.echo(f"| {r['margin']:.2f} | {'on' if r['align'] else 'off'} | {r['found']:.1%} "
-                   f"| {r['accuracy_all']:.1%} | {r['accuracy_found']:.1%} |")
+        click.echo(
+            f"| {r['margin']:.2f} | {'on' if r['align'] else 'off'} | {r['found']:.1%} "
+            f"| {r['accuracy_all']:.1%} | {r['accuracy_found']:.1%} |"
+        )
 
 
 if __name__ == "__main__":

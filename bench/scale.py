@@ -67,18 +67,25 @@ def _watch_queue(redis_url: str, queue: str, started: float, stop: threading.Eve
         time.sleep(0.05)
 
 
-def run_step(name: str, args: list[str], env: dict[str, str], redis_url: str, queue: str,
-             files: int | None = None) -> Step:
+def run_step(
+    name: str, args: list[str], env: dict[str, str], redis_url: str, queue: str, files: int | None = None
+) -> Step:
     """Run `producer ARGS` as a child; its wall time, peak RSS, first batch on the queue."""
     import redis
 
     redis.Redis.from_url(redis_url).delete(queue)
-    stop, found = threading.Event(), []
+    stop = threading.Event()
+    found: list[float] = []  # seconds to the first batch on the queue
     started = time.monotonic()
     watcher = threading.Thread(target=_watch_queue, args=(redis_url, queue, started, stop, found), daemon=True)
     watcher.start()
-    process = subprocess.Popen([sys.executable, "-m", "producer.cli", *args], env=env, cwd=REPO_ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "producer.cli", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.monotonic() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -88,8 +95,15 @@ def run_step(name: str, args: list[str], env: dict[str, str], redis_url: str, qu
     if process.returncode:
         console.print(f"[red]{name} exited {process.returncode}:[/]\n{stderr[-2000:]}")
     redis.Redis.from_url(redis_url).delete(queue)
-    return Step(name, seconds, usage.ru_maxrss / 1024, found[0] if found else None, files, process.returncode,
-                usage.ru_utime + usage.ru_stime)
+    return Step(
+        name,
+        seconds,
+        usage.ru_maxrss / 1024,
+        found[0] if found else None,
+        files,
+        process.returncode,
+        usage.ru_utime + usage.ru_stime,
+    )
 
 
 def mark_analysed(database_url: str, job_id: int, key) -> float:  # noqa: ANN001 (a ResultKey)
@@ -108,18 +122,50 @@ def mark_analysed(database_url: str, job_id: int, key) -> float:  # noqa: ANN001
     with sessions() as session:
         has_face = (Image.id % 5) != 0
         session.execute(
-            update(Image).where(Image.job_id == job_id, Image.status == "pending").values(
-                status=case((has_face, "done"), else_="no_face"), face_count=case((has_face, 1), else_=0),
-                width=64, height=64, backend=key.backend, model_version=version, detector=key.detector,
-                processed_at=func.now(), attempts=1)
+            update(Image)
+            .where(Image.job_id == job_id, Image.status == "pending")
+            .values(
+                status=case((has_face, "done"), else_="no_face"),
+                face_count=case((has_face, 1), else_=0),
+                width=64,
+                height=64,
+                backend=key.backend,
+                model_version=version,
+                detector=key.detector,
+                processed_at=func.now(),
+                attempts=1,
+            )
         )
         dominant = case(*((Image.id % 7 == i, e) for i, e in enumerate(EMOTIONS)))
         percents = [case((Image.id % 7 == i, 70.0), else_=5.0).label(e) for i, e in enumerate(EMOTIONS)]
-        columns = ["image_id", "face_index", "x", "y", "w", "h", "confidence", *EMOTIONS, "dominant", "backend",
-                   "model_version", "detector"]
-        source = select(Image.id, literal(0), literal(8), literal(8), literal(40), literal(40), literal(0.9),
-                        *percents, dominant, literal(key.backend), literal(version), literal(key.detector)).where(
-            Image.job_id == job_id, Image.status == "done")
+        columns = [
+            "image_id",
+            "face_index",
+            "x",
+            "y",
+            "w",
+            "h",
+            "confidence",
+            *EMOTIONS,
+            "dominant",
+            "backend",
+            "model_version",
+            "detector",
+        ]
+        source = select(
+            Image.id,
+            literal(0),
+            literal(8),
+            literal(8),
+            literal(40),
+            literal(40),
+            literal(0.9),
+            *percents,
+            dominant,
+            literal(key.backend),
+            literal(version),
+            literal(key.detector),
+        ).where(Image.job_id == job_id, Image.status == "done")
         session.execute(insert(Face).from_select(columns, source))
         session.commit()
     return time.monotonic() - started
@@ -160,14 +206,18 @@ def _table(steps: list[Step], title: str) -> Table:
 
 @click.command()
 @click.option("--files", type=int, default=100_000, show_default=True, help="Files to generate.")
-@click.option("--folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Use this folder instead of generating files.")
+@click.option(
+    "--folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Use this folder instead of generating files.",
+)
 @click.option("--per-folder", type=int, default=100, show_default=True, help="Generated files per folder.")
 @click.option("--work", type=click.Path(path_type=Path), help="Where the files and database go (default /tmp).")
 @click.option("--database-url", help="Database to use (default: a fresh SQLite file under --work).")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line.")
-def main(files: int, folder: Path | None, per_folder: int, work: Path | None, database_url: str | None,
-         as_json: bool) -> None:
+def main(
+    files: int, folder: Path | None, per_folder: int, work: Path | None, database_url: str | None, as_json: bool
+) -> None:
     """Measure the producer's steps at scale; see the module docstring."""
     from producer.local import LocalRedis
 
@@ -203,17 +253,20 @@ def main(files: int, folder: Path | None, per_folder: int, work: Path | None, da
         steps.append(run_step("report --by folder", ["report", "1", "--by", "folder"], env, url, queue))
         out = run_dir / "out"
         steps.append(run_step("chart", ["chart", "1", "--out", str(out)], env, url, queue))
-        steps.append(run_step("html", ["report", "1", "--format", "html", "--out", str(out / "r.html")],
-                              env, url, queue))
+        steps.append(
+            run_step("html", ["report", "1", "--format", "html", "--out", str(out / "r.html")], env, url, queue)
+        )
     load = os.getloadavg()[0]
     title = f"{count:,} files, {platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} at the end"
     console.print(_table(steps, title))
     first, second = steps[0], steps[2]
     console.print(f"status query (in process, median of 5): {status_ms:.1f} ms")
     console.print(f"second submit / first: {first.seconds / second.seconds:.1f}x faster")
-    if db_first:
-        console.print(f"SQLite size: {db_first:.0f} MB after the first submit, {db_analysed:.0f} MB analysed, "
-                      f"{db_second:.0f} MB after the second submit (+{db_second - db_analysed:.0f} MB)")
+    if db_first is not None and db_analysed is not None and db_second is not None:
+        console.print(
+            f"SQLite size: {db_first:.0f} MB after the first submit, {db_analysed:.0f} MB analysed, "
+            f"{db_second:.0f} MB after the second submit (+{db_second - db_analysed:.0f} MB)"
+        )
     charts = sorted(out.glob("*.png"))
     if charts:
         from PIL import Image
@@ -221,9 +274,17 @@ def main(files: int, folder: Path | None, per_folder: int, work: Path | None, da
         sizes = ", ".join(f"{p.name} {Image.open(p).size[0]}x{Image.open(p).size[1]}" for p in charts)
         console.print(f"charts: {sizes}; html {(out / 'r.html').stat().st_size / 1e6:.1f} MB")
     if as_json:
-        print(json.dumps({"files": count, "steps": [asdict(s) | {"files_per_s": s.files_per_s} for s in steps],
-                          "status_query_ms": status_ms, "second_speedup": first.seconds / second.seconds,
-                          "db_mb": [db_first, db_analysed, db_second]}))
+        print(
+            json.dumps(
+                {
+                    "files": count,
+                    "steps": [asdict(s) | {"files_per_s": s.files_per_s} for s in steps],
+                    "status_query_ms": status_ms,
+                    "second_speedup": first.seconds / second.seconds,
+                    "db_mb": [db_first, db_analysed, db_second],
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

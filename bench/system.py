@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 import numpy as np
+from sqlalchemy import func, select
 
 from bench.baselines import Timing
 from db.migrate import upgrade
@@ -106,16 +105,22 @@ def _pool_memory(worker: LocalWorker) -> tuple[float, float]:
     return rss, peak
 
 
-def _run_job(settings: Settings, folder: Path, backend: str, worker: LocalWorker,
-             samples: list[float]) -> int:
+def _run_job(settings: Settings, folder: Path, backend: str, worker: LocalWorker, samples: list[float]) -> int:
     from producer.submit import submit, wait_for_job
 
     sessions = make_session_factory(settings.database_url)
     client = make_client(settings)
-    result = submit(sessions, client, [folder], backend=backend, batch_size=settings.batch_size,
-                    name=f"bench {folder.name}", force=True, queue=settings.queue)
-    wait_for_job(sessions, result.job_id, interval=0.2,
-                 on_progress=lambda _p: samples.append(_pool_memory(worker)[0]))
+    result = submit(
+        sessions,
+        client,
+        [folder],
+        backend=backend,
+        batch_size=settings.batch_size,
+        name=f"bench {folder.name}",
+        force=True,
+        queue=settings.queue,
+    )
+    wait_for_job(sessions, result.job_id, interval=0.2, on_progress=lambda _p: samples.append(_pool_memory(worker)[0]))
     return result.job_id
 
 
@@ -126,8 +131,12 @@ def system(folder: Path, warmup: Path, settings: Settings, backend: str, concurr
         url = f"sqlite:///{tmp / 'bench.db'}"
         live = settings.model_copy(update={"redis_url": redis.url, "database_url": url})
         upgrade(url)
-        env = {"REDIS_URL": redis.url, "DATABASE_URL": url, "WORKER_BACKENDS": json.dumps([backend]),
-               "BATCH_SIZE": str(settings.batch_size)}
+        env = {
+            "REDIS_URL": redis.url,
+            "DATABASE_URL": url,
+            "WORKER_BACKENDS": json.dumps([backend]),
+            "BATCH_SIZE": str(settings.batch_size),
+        }
         with LocalWorker(env, concurrency=concurrency, name="bench", log_file=tmp / "worker.log") as worker:
             _run_job(live, warmup, backend, worker, [])
             samples: list[float] = []
@@ -139,6 +148,7 @@ def system(folder: Path, warmup: Path, settings: Settings, backend: str, concurr
         last = session.scalar(select(func.max(Image.processed_at)).where(Image.job_id == job))
         count = session.scalar(select(func.count(Image.id)).where(Image.job_id == job))
         faces = session.scalar(select(func.sum(Image.face_count)).where(Image.job_id == job))
+    assert last is not None and count is not None, "the job stored no image"
     last = last if last.tzinfo else last.replace(tzinfo=timezone.utc)
     seconds = (last - started).total_seconds()
     return SystemRun(Timing(int(count), int(faces or 0), seconds), peak, samples)

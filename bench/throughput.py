@@ -33,8 +33,14 @@ def _table(rows: dict[str, Timing], run: SystemRun | None) -> Table:
     for col in ("pipeline", "images", "faces", "seconds", "images/s", "faces/s"):
         table.add_column(col, justify="left" if col == "pipeline" else "right")
     for name, t in rows.items():
-        table.add_row(name, str(t.images), str(t.faces), f"{t.seconds:.1f}", f"{t.images_per_second:.1f}",
-                      f"{t.faces / t.seconds if t.seconds else 0:.1f}")
+        table.add_row(
+            name,
+            str(t.images),
+            str(t.faces),
+            f"{t.seconds:.1f}",
+            f"{t.images_per_second:.1f}",
+            f"{t.faces / t.seconds if t.seconds else 0:.1f}",
+        )
     return table
 
 
@@ -55,8 +61,9 @@ def _ratios(rows: dict[str, Timing]) -> dict[str, float]:
 @click.option("--workers", type=int, default=1, help="Worker processes (concurrency) for `system`.")
 @click.option("--skip", multiple=True, type=click.Choice(["deepface", "fer", "ceiling", "system"]))
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line.")
-def main(photos: Path, repeat: int, baseline_limit: int, backend: str, workers: int,
-         skip: tuple[str, ...], as_json: bool) -> None:
+def main(
+    photos: Path, repeat: int, baseline_limit: int, backend: str, workers: int, skip: tuple[str, ...], as_json: bool
+) -> None:
     """Measure and compare; see the module docstring."""
     settings = Settings()
     work = Path(tempfile.gettempdir()) / f"emotion-bench-{photos.resolve().name}-x{repeat}"
@@ -65,9 +72,11 @@ def main(photos: Path, repeat: int, baseline_limit: int, backend: str, workers: 
     console.print(f"{len(paths)} images from {photos} (x{repeat}); backend {backend}")
     rows: dict[str, Timing] = {}
     stages = Stages()
-    measures = {"deepface": lambda: deepface_loop(paths[:baseline_limit]),
-                "fer": lambda: fer_loop(paths[:baseline_limit]),
-                "ceiling": lambda: ceiling(paths, settings, backend, stages)}
+    measures = {
+        "deepface": lambda: deepface_loop(paths[:baseline_limit]),
+        "fer": lambda: fer_loop(paths[:baseline_limit]),
+        "ceiling": lambda: ceiling(paths, settings, backend, stages),
+    }
     for name, measure in measures.items():
         if name not in skip:
             rows[name] = measure()
@@ -79,21 +88,32 @@ def main(photos: Path, repeat: int, baseline_limit: int, backend: str, workers: 
     console.print(_table(rows, run))
     if "ceiling" in rows:
         c = rows["ceiling"]
-        console.print(f"ceiling split: decode+detect+crop {1000 * stages.detect_seconds / c.images:.1f} ms/image, "
-                      f"classify {1000 * stages.classify_seconds / max(1, c.faces):.2f} ms/face "
-                      f"({c.faces / stages.classify_seconds if stages.classify_seconds else 0:.0f} faces/s)")
+        console.print(
+            f"ceiling split: decode+detect+crop {1000 * stages.detect_seconds / c.images:.1f} ms/image, "
+            f"classify {1000 * stages.classify_seconds / max(1, c.faces):.2f} ms/face "
+            f"({c.faces / stages.classify_seconds if stages.classify_seconds else 0:.0f} faces/s)"
+        )
     for name, value in _ratios(rows).items():
         console.print(f"{name}: {value:.2f}x")
     if run:
-        console.print(f"worker peak memory {run.peak_mb:.0f} MB per process; RSS growth after warm-up "
-                      f"(10% of the job) to the end {100 * run.growth:+.1f}%; RSS MB at 0/10/25/50/75/100%: "
-                      f"{run.trajectory()}")
+        console.print(
+            f"worker peak memory {run.peak_mb:.0f} MB per process; RSS growth after warm-up "
+            f"(10% of the job) to the end {100 * run.growth:+.1f}%; RSS MB at 0/10/25/50/75/100%: "
+            f"{run.trajectory()}"
+        )
     if as_json:
-        print(json.dumps({"images": len(paths), "faces": rows["system"].faces if run else None,
-                          **{k: round(v.images_per_second, 2) for k, v in rows.items()},
-                          "ratios": {k: round(v, 2) for k, v in _ratios(rows).items()},
-                          "worker_peak_mb": round(run.peak_mb) if run else None,
-                          "worker_rss_growth": round(run.growth, 4) if run else None}))
+        print(
+            json.dumps(
+                {
+                    "images": len(paths),
+                    "faces": rows["system"].faces if run else None,
+                    **{k: round(v.images_per_second, 2) for k, v in rows.items()},
+                    "ratios": {k: round(v, 2) for k, v in _ratios(rows).items()},
+                    "worker_peak_mb": round(run.peak_mb) if run else None,
+                    "worker_rss_growth": round(run.growth, 4) if run else None,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 import cv2
@@ -106,11 +107,10 @@ def ceiling(path: Path, fps: float, settings: Settings, backend: str) -> tuple[i
 
 def _pool_rss_mb(worker: LocalWorker) -> tuple[float, float]:
     stats = [memory_kb(pid) for pid in worker.pool_pids()]
-    return (sum(s.get("VmRSS", 0) for s in stats) / 1024,
-            max((s.get("VmHWM", 0) for s in stats), default=0) / 1024)
+    return (sum(s.get("VmRSS", 0) for s in stats) / 1024, max((s.get("VmHWM", 0) for s in stats), default=0) / 1024)
 
 
-def system(path: Path, warmup: Path, fps: float, settings: Settings, backend: str) -> dict[str, float]:
+def system(path: Path, warmup: Path, fps: float, settings: Settings, backend: str) -> dict[str, Any]:
     """The clip through Redis, one warm worker and SQLite; memory sampled while it runs."""
     from producer.submit import submit, wait_for_job
     from producer.videos import VideoOptions
@@ -129,8 +129,17 @@ def system(path: Path, warmup: Path, fps: float, settings: Settings, backend: st
             for clip in (warmup, path):
                 rss.clear()
                 started = datetime.now(timezone.utc)
-                job = submit(sessions, client, [clip], backend=backend, batch_size=settings.batch_size,
-                             name=clip.name, force=True, queue=settings.queue, video=options).job_id
+                job = submit(
+                    sessions,
+                    client,
+                    [clip],
+                    backend=backend,
+                    batch_size=settings.batch_size,
+                    name=clip.name,
+                    force=True,
+                    queue=settings.queue,
+                    video=options,
+                ).job_id
                 wait_for_job(sessions, job, interval=0.25, on_progress=lambda _p: rss.append(_pool_rss_mb(worker)[0]))
             peak = _pool_rss_mb(worker)[1]
     with sessions() as session:
@@ -139,33 +148,47 @@ def system(path: Path, warmup: Path, fps: float, settings: Settings, backend: st
         frames = session.scalar(select(func.count(Frame.id)).where(Frame.video_id == video.id))
         faces = session.scalar(select(func.sum(Frame.face_count)).where(Frame.video_id == video.id))
         segments = len(video.segments)
+    assert last is not None and frames is not None, "the video stored no frame"
     last = last if last.tzinfo else last.replace(tzinfo=timezone.utc)
     seconds = (last - started).total_seconds()
     n = len(rss) - 1
     trajectory = [round(rss[int(n * f)]) for f in (0.1, 0.25, 0.5, 0.75, 1.0)] if rss else []
-    return {"frames": int(frames), "faces": int(faces or 0), "seconds": seconds, "segments": segments,
-            "peak_mb": round(peak), "rss_mb": trajectory}
+    return {
+        "frames": int(frames),
+        "faces": int(faces or 0),
+        "seconds": seconds,
+        "segments": segments,
+        "peak_mb": round(peak),
+        "rss_mb": trajectory,
+    }
 
 
 @click.command()
-@click.option("--photos", type=click.Path(path_type=Path, exists=True), default=None,
-              help="Face photos for the clip (default: ../shared/data/photos).")
+@click.option(
+    "--photos",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Face photos for the clip (default: ../shared/data/photos).",
+)
 @click.option("--minutes", type=float, default=10.0, show_default=True)
 @click.option("--size", default="1280x720", show_default=True)
 @click.option("--fps", type=float, default=1.0, show_default=True, help="Frames sampled per second.")
 @click.option("--backend", type=click.Choice(["cnn", "deepface"]), default="cnn", show_default=True)
 @click.option("--skip-system", is_flag=True, help="Only the in-process measurements.")
 @click.option("--cache", type=click.Path(path_type=Path), default=Path(tempfile.gettempdir()) / "emotion-bench-clips")
-def main(photos: Path | None, minutes: float, size: str, fps: float, backend: str, skip_system: bool,
-         cache: Path) -> None:
+def main(
+    photos: Path | None, minutes: float, size: str, fps: float, backend: str, skip_system: bool, cache: Path
+) -> None:
     settings = Settings()
     photos = photos or Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos"
     width, height = (int(v) for v in size.split("x"))
     clip = make_clip(photos, minutes, (width, height), cache)
     warmup = make_clip(photos, 0.25, (width, height), cache)
     seconds_of_video = probe(clip).duration_s
-    console.print(f"clip {clip.name}: {seconds_of_video:.0f} s of {width}x{height} at 25 fps, sampled at {fps:g} fps; "
-                  f"backend {backend}; {platform.machine()}, {os.cpu_count()} cores")
+    console.print(
+        f"clip {clip.name}: {seconds_of_video:.0f} s of {width}x{height} at 25 fps, sampled at {fps:g} fps; "
+        f"backend {backend}; {platform.machine()}, {os.cpu_count()} cores"
+    )
     rows: dict[str, tuple[int, int | None, float]] = {}
     kept, secs = decode_all(clip, fps)
     rows["decode all"] = (kept, None, secs)
@@ -182,25 +205,42 @@ def main(photos: Path | None, minutes: float, size: str, fps: float, backend: st
     result: dict[str, object] = {"video_s": seconds_of_video, "size": size, "sample_fps": fps}
     for name, (frames, faces, secs) in rows.items():
         rate = frames / secs if secs else 0.0
-        table.add_row(name, str(frames), "-" if faces is None else str(faces), f"{secs:.1f}", f"{rate:.1f}",
-                      f"{seconds_of_video / secs:.1f}")
-        result[name] = {"frames": frames, "faces": faces, "seconds": round(secs, 2), "frames_per_s": round(rate, 1),
-                        "realtime_x": round(seconds_of_video / secs, 1)}
+        table.add_row(
+            name,
+            str(frames),
+            "-" if faces is None else str(faces),
+            f"{secs:.1f}",
+            f"{rate:.1f}",
+            f"{seconds_of_video / secs:.1f}",
+        )
+        result[name] = {
+            "frames": frames,
+            "faces": faces,
+            "seconds": round(secs, 2),
+            "frames_per_s": round(rate, 1),
+            "realtime_x": round(seconds_of_video / secs, 1),
+        }
     console.print(table)
     best = rows.get("system", rows["ceiling"])
     rate = best[0] / best[2]
-    console.print(f"py-feat's published CPU figure: {PYFEAT_CPU_FPS[0]:g}-{PYFEAT_CPU_FPS[1]:g} frames/s "
-                  f"(context, other hardware): ours {rate:.1f} frames/s = "
-                  f"{rate / PYFEAT_CPU_FPS[1]:.1f}-{rate / PYFEAT_CPU_FPS[0]:.1f}x")
+    console.print(
+        f"py-feat's published CPU figure: {PYFEAT_CPU_FPS[0]:g}-{PYFEAT_CPU_FPS[1]:g} frames/s "
+        f"(context, other hardware): ours {rate:.1f} frames/s = "
+        f"{rate / PYFEAT_CPU_FPS[1]:.1f}-{rate / PYFEAT_CPU_FPS[0]:.1f}x"
+    )
     console.print(f"sampler vs decoding every frame: {rows['decode all'][2] / rows['sample'][2]:.1f}x faster")
     if run:
-        console.print(f"system: {run['segments']} segments; worker RSS MB at 10/25/50/75/100%: "
-                      f"{' -> '.join(str(v) for v in run['rss_mb'])}; peak {run['peak_mb']} MB")
+        console.print(
+            f"system: {run['segments']} segments; worker RSS MB at 10/25/50/75/100%: "
+            f"{' -> '.join(str(v) for v in run['rss_mb'])}; peak {run['peak_mb']} MB"
+        )
         result["system"]["segments"] = run["segments"]  # type: ignore[index]
         result["worker_rss_mb"], result["worker_peak_mb"] = run["rss_mb"], run["peak_mb"]
     target = seconds_of_video / best[2]
-    console.print(f"target: {seconds_of_video:.0f} s of video in < {seconds_of_video / 10:.0f} s (>= 10x real time): "
-                  f"{'met' if target >= 10 else 'NOT met'} ({target:.1f}x)")
+    console.print(
+        f"target: {seconds_of_video:.0f} s of video in < {seconds_of_video / 10:.0f} s (>= 10x real time): "
+        f"{'met' if target >= 10 else 'NOT met'} ({target:.1f}x)"
+    )
     console.print(json.dumps(result), soft_wrap=True)
 
 

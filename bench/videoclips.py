@@ -45,14 +45,18 @@ def frame_index_of(rgb: np.ndarray) -> int:
 
 
 def write_clip(
-    path: Path, photos: Sequence[Path], seconds: float, fps: float = 25.0, size: tuple[int, int] = (640, 360),
+    path: Path,
+    photos: Sequence[Path],
+    seconds: float,
+    fps: float = 25.0,
+    size: tuple[int, int] = (640, 360),
     change_every_s: float = 4.0,
 ) -> Path:
     """Write a clip of `seconds` at `fps`: one photo at a time sliding left and right,
     the next photo every `change_every_s` seconds. The codec follows the suffix."""
     width, height = size
     faces = load_faces(photos, int(height * 0.9))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*CODECS[path.suffix.lower()]), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*CODECS[path.suffix.lower()]), fps, size)
     if not writer.isOpened():
         raise RuntimeError(f"cv2.VideoWriter cannot write {path}")
     canvas = np.full((height, width, 3), 40, np.uint8)

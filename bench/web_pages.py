@@ -58,24 +58,48 @@ def fill(url: str, images: int, seed: int = 7) -> int:
             rows = []
             for i in range(chunk_start, chunk_start + count):
                 faces = rng.choice((0, 1, 1, 1, 2))
-                rows.append({
-                    "job_id": job_id, "path": f"/photos/f{i % 200:03d}/img{i:06d}.jpg", "folder": f"/photos/f{i % 200:03d}",
-                    "sha256": f"{i:064x}", "size_bytes": 200_000, "status": "done" if faces else "no_face",
-                    "file_mtime": start + timedelta(days=i % 400), "face_count": faces, "width": 1200, "height": 900,
-                    "backend": "cnn", "model_version": "bench", "processed_at": start,
-                })
+                rows.append(
+                    {
+                        "job_id": job_id,
+                        "path": f"/photos/f{i % 200:03d}/img{i:06d}.jpg",
+                        "folder": f"/photos/f{i % 200:03d}",
+                        "sha256": f"{i:064x}",
+                        "size_bytes": 200_000,
+                        "status": "done" if faces else "no_face",
+                        "file_mtime": start + timedelta(days=i % 400),
+                        "face_count": faces,
+                        "width": 1200,
+                        "height": 900,
+                        "backend": "cnn",
+                        "model_version": "bench",
+                        "processed_at": start,
+                    }
+                )
             session.execute(insert(Image), rows)
-            written = session.execute(select(Image.id, Image.face_count)
-                                      .where(Image.job_id == job_id, Image.id > first_id).order_by(Image.id)).all()
+            written = session.execute(
+                select(Image.id, Image.face_count).where(Image.job_id == job_id, Image.id > first_id).order_by(Image.id)
+            ).all()
             faces_rows = []
             for image_id, face_count in written:
                 for index in range(face_count):
                     weights = [rng.random() ** 3 for _ in EMOTIONS]
                     total = sum(weights)
                     pct = {e: 100 * w / total for e, w in zip(EMOTIONS, weights)}
-                    faces_rows.append({"image_id": image_id, "face_index": index, "x": 100, "y": 100, "w": 200, "h": 200,
-                                       "confidence": 0.9, **pct, "dominant": max(pct, key=pct.get), "backend": "cnn",
-                                       "model_version": "bench"})
+                    faces_rows.append(
+                        {
+                            "image_id": image_id,
+                            "face_index": index,
+                            "x": 100,
+                            "y": 100,
+                            "w": 200,
+                            "h": 200,
+                            "confidence": 0.9,
+                            **pct,
+                            "dominant": max(pct, key=lambda e: pct[e]),
+                            "backend": "cnn",
+                            "model_version": "bench",
+                        }
+                    )
             if faces_rows:
                 session.execute(insert(Face), faces_rows)
             first_id = written[-1][0]
@@ -122,8 +146,10 @@ def main() -> None:
     if args.json:
         print(json.dumps({"small": args.small, "large": args.large, "ms": results}, indent=1))
     print(f"\nmachine: {platform.processor() or platform.machine()}, {platform.python_version()}, SQLite")
-    print(f"{'ms: first request / later ones':32} {f'{args.small:,} images':>17} {f'{args.large:,} images':>19}"
-          "   ratio (first, later)")
+    print(
+        f"{'ms: first request / later ones':32} {f'{args.small:,} images':>17} {f'{args.large:,} images':>19}"
+        "   ratio (first, later)"
+    )
     for label, _ in REQUESTS:
         (s1, s2), (l1, l2) = small[label], large[label]
         print(f"{label:32} {s1:8.1f} / {s2:6.1f} {l1:9.1f} / {l2:7.1f}   {l1 / s1:6.1f}x {l2 / s2:6.1f}x")

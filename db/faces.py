@@ -41,8 +41,7 @@ def top_faces(session: Session, job_id: int, per_emotion: int = 4) -> list[FaceR
     percent = dominant_percent().label("percent")
     rank = func.row_number().over(partition_by=Face.dominant, order_by=(percent.desc(), Face.id)).label("rank")
     ranked = (
-        select(Image.id.label("image_id"), Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant, percent,
-               rank)
+        select(Image.id.label("image_id"), Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant, percent, rank)
         .join(Image, Face.image_id == face_owner())
         .where(Image.job_id == job_id)
         .subquery()
@@ -54,13 +53,25 @@ def top_faces(session: Session, job_id: int, per_emotion: int = 4) -> list[FaceR
 def faces_per_image(session: Session, job_id: int, limit: int | None = None) -> Iterator[tuple[str, list[FaceRow]]]:
     """(path, faces) of the job's images that have faces, in image id order."""
     image_ids = (
-        select(Image.id).where(Image.job_id == job_id, Image.status == ImageStatus.DONE.value, Image.face_count > 0)
-        .order_by(Image.id).limit(limit).scalar_subquery()
-        if limit else None
+        select(Image.id)
+        .where(Image.job_id == job_id, Image.status == ImageStatus.DONE.value, Image.face_count > 0)
+        .order_by(Image.id)
+        .limit(limit)
+        .scalar_subquery()
+        if limit
+        else None
     )
     query = (
-        select(Image.id.label("image_id"), Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant,
-               dominant_percent().label("percent"))
+        select(
+            Image.id.label("image_id"),
+            Image.path,
+            Face.x,
+            Face.y,
+            Face.w,
+            Face.h,
+            Face.dominant,
+            dominant_percent().label("percent"),
+        )
         .join(Image, Face.image_id == face_owner())
         .where(Image.job_id == job_id)
         .order_by(Image.id, Face.face_index)
@@ -95,8 +106,12 @@ def _face_filter(job_id: int, emotion: str | None, min_percent: float) -> list[C
 
 
 def face_page(
-    session: Session, job_id: int, emotion: str | None = None, min_percent: float = 0.0,
-    offset: int = 0, limit: int = 48,
+    session: Session,
+    job_id: int,
+    emotion: str | None = None,
+    min_percent: float = 0.0,
+    offset: int = 0,
+    limit: int = 48,
 ) -> FacePage:
     """A job's faces filtered by dominant emotion and its minimum percent, paged in SQL."""
     where = _face_filter(job_id, emotion, min_percent)
@@ -109,7 +124,8 @@ def face_page(
         .join(Image, Face.image_id == Image.id)
         .where(*where)
         .order_by(percent.desc(), Face.id)
-        .offset(offset).limit(limit)
+        .offset(offset)
+        .limit(limit)
         .subquery()
     )
     query = (
@@ -124,11 +140,17 @@ def face_page(
 
 def _face_dict(face: Face, path: str, percent: float) -> dict:
     return {
-        "id": face.id, "image_id": face.image_id, "face_index": face.face_index, "path": path,
+        "id": face.id,
+        "image_id": face.image_id,
+        "face_index": face.face_index,
+        "path": path,
         "box": {"x": face.x, "y": face.y, "w": face.w, "h": face.h},
-        "confidence": face.confidence, "dominant": face.dominant, "percent": float(percent),
+        "confidence": face.confidence,
+        "dominant": face.dominant,
+        "percent": float(percent),
         "emotion": {e: getattr(face, e) for e in EMOTIONS},
-        "backend": face.backend, "model_version": face.model_version,
+        "backend": face.backend,
+        "model_version": face.model_version,
     }
 
 
@@ -138,8 +160,16 @@ def image_faces(session: Session, job_id: int, image_id: int) -> tuple[Image, li
     if image is None:
         return None
     query = (
-        select(Face.image_id, Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant,
-               dominant_percent().label("percent"))
+        select(
+            Face.image_id,
+            Image.path,
+            Face.x,
+            Face.y,
+            Face.w,
+            Face.h,
+            Face.dominant,
+            dominant_percent().label("percent"),
+        )
         .join(Image, Face.image_id == Image.id)
         .where(Face.image_id == image_id)
         .order_by(Face.face_index)
@@ -150,8 +180,16 @@ def image_faces(session: Session, job_id: int, image_id: int) -> tuple[Image, li
 def job_face(session: Session, job_id: int, face_id: int) -> FaceRow | None:
     """One face of a job (None when the face is not in that job)."""
     query = (
-        select(Face.image_id, Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant,
-               dominant_percent().label("percent"))
+        select(
+            Face.image_id,
+            Image.path,
+            Face.x,
+            Face.y,
+            Face.w,
+            Face.h,
+            Face.dominant,
+            dominant_percent().label("percent"),
+        )
         .join(Image, Face.image_id == Image.id)
         .where(Face.id == face_id, Image.job_id == job_id)
     )

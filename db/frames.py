@@ -1,8 +1,8 @@
 """A job's images and faces as pandas DataFrames, for notebooks.
 
-    from db.frames import load_job_frames
-    frames = load_job_frames("postgresql://emotion:PASS@db-host/emotion", 12)
-    frames.faces.groupby("folder")["dominant"].value_counts(normalize=True)
+from db.frames import load_job_frames
+frames = load_job_frames("postgresql://emotion:PASS@db-host/emotion", 12)
+frames.faces.groupby("folder")["dominant"].value_counts(normalize=True)
 """
 
 from __future__ import annotations
@@ -28,12 +28,41 @@ class JobFrames(NamedTuple):
 
 
 IMAGE_COLUMNS = (
-    "id", "job_id", "path", "folder", "sha256", "size_bytes", "status", "error", "attempts",
-    "width", "height", "face_count", "taken_at", "file_mtime", "backend", "model_version",
-    "detector", "reused_from", "processed_at",
+    "id",
+    "job_id",
+    "path",
+    "folder",
+    "sha256",
+    "size_bytes",
+    "status",
+    "error",
+    "attempts",
+    "width",
+    "height",
+    "face_count",
+    "taken_at",
+    "file_mtime",
+    "backend",
+    "model_version",
+    "detector",
+    "reused_from",
+    "processed_at",
 )
-FACE_COLUMNS = ("id", "image_id", "face_index", "x", "y", "w", "h", "confidence",
-                *EMOTIONS, "dominant", "backend", "model_version", "detector")
+FACE_COLUMNS = (
+    "id",
+    "image_id",
+    "face_index",
+    "x",
+    "y",
+    "w",
+    "h",
+    "confidence",
+    *EMOTIONS,
+    "dominant",
+    "backend",
+    "model_version",
+    "detector",
+)
 
 
 def images_query(job_id: int) -> Select:

@@ -6,12 +6,13 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.schema import Image, ImageStatus, Job, JobCounts, utcnow
+from db.session import rows_changed
 from emotion_batch.messages import ImageRef
 from emotion_batch.paths import to_db
 from emotion_batch.scan import Candidate, ScannedFile
@@ -23,13 +24,24 @@ INSERT_CHUNK = 500
 
 
 def create_job(
-    session: Session, name: str, backend: str, batch_size: int, roots: Sequence[str], force: bool,
+    session: Session,
+    name: str,
+    backend: str,
+    batch_size: int,
+    roots: Sequence[str],
+    force: bool,
     scanning: bool = False,
 ) -> Job:
     """Record a new job (committed, so its id is visible to workers). With `scanning`, the
     job is marked as still being scanned until `finish_scan` (resume completes it)."""
-    job = Job(name=name, backend=backend, batch_size=batch_size, roots=json.dumps(list(roots)), force=force,
-              scan_complete=not scanning)
+    job = Job(
+        name=name,
+        backend=backend,
+        batch_size=batch_size,
+        roots=json.dumps(list(roots)),
+        force=force,
+        scan_complete=not scanning,
+    )
     session.add(job)
     session.commit()
     return job
@@ -54,8 +66,14 @@ def _image_row(job_id: int, scanned: ScannedFile) -> dict:
         "error": scanned.error,
         "processed_at": utcnow() if failed else None,
         # every key, so the rows of one executemany agree (a reused result fills them)
-        "width": None, "height": None, "taken_at": None, "face_count": 0, "backend": None,
-        "model_version": None, "detector": None, "reused_from": None,
+        "width": None,
+        "height": None,
+        "taken_at": None,
+        "face_count": 0,
+        "backend": None,
+        "model_version": None,
+        "detector": None,
+        "reused_from": None,
     }
 
 
@@ -138,9 +156,17 @@ class Registered:
 
 def _reused_row(row: dict, source: Image) -> dict:
     return row | {
-        "status": source.status, "error": None, "width": source.width, "height": source.height,
-        "taken_at": source.taken_at, "face_count": source.face_count, "backend": source.backend,
-        "model_version": source.model_version, "detector": source.detector, "reused_from": source.id, "processed_at": utcnow(),
+        "status": source.status,
+        "error": None,
+        "width": source.width,
+        "height": source.height,
+        "taken_at": source.taken_at,
+        "face_count": source.face_count,
+        "backend": source.backend,
+        "model_version": source.model_version,
+        "detector": source.detector,
+        "reused_from": source.id,
+        "processed_at": utcnow(),
     }
 
 
@@ -181,15 +207,22 @@ def register_chunk(
     if rows:
         # Core executemany on the table: no ORM bookkeeping per row, and RETURNING would go
         # row by row on SQLite
-        session.execute(insert(Image.__table__), rows)
-        pending = [ImageRef(i, path) for i, path in session.execute(
-            select(Image.id, Image.path)
-            .where(Image.job_id == job_id, Image.sha256.in_([r["sha256"] for r in rows]),
-                   Image.status == ImageStatus.PENDING.value)
-            .order_by(Image.id)
-        )]
+        session.execute(insert(cast(Table, Image.__table__)), rows)
+        pending = [
+            ImageRef(i, path)
+            for i, path in session.execute(
+                select(Image.id, Image.path)
+                .where(
+                    Image.job_id == job_id,
+                    Image.sha256.in_([r["sha256"] for r in rows]),
+                    Image.status == ImageStatus.PENDING.value,
+                )
+                .order_by(Image.id)
+            )
+        ]
     session.execute(
-        update(Job).where(Job.id == job_id)
+        update(Job)
+        .where(Job.id == job_id)
         .values(scanned=Job.scanned + scanned, duplicates=Job.duplicates + duplicates)
     )
     session.commit()
@@ -202,11 +235,17 @@ def reset_failed(session: Session, job_id: int) -> int:
     result = session.execute(
         update(Image)
         .where(Image.job_id == job_id, Image.status == ImageStatus.FAILED.value)
-        .values(status=ImageStatus.PENDING.value, error=None, attempts=0, processed_at=None,
-                claimed_by=None, lease_until=None)
+        .values(
+            status=ImageStatus.PENDING.value,
+            error=None,
+            attempts=0,
+            processed_at=None,
+            claimed_by=None,
+            lease_until=None,
+        )
     )
     session.commit()
-    return result.rowcount
+    return rows_changed(result)
 
 
 def latest_job_id(session: Session) -> int | None:
@@ -258,13 +297,24 @@ def job_progress(session: Session, job_id: int) -> Progress:
     """Counts per status, faces found and timing of one job, in constant time: the
     counters the database's triggers keep (`job_counts`) and two index look-ups."""
     counts = session.get(JobCounts, job_id, populate_existing=True) or JobCounts(
-        pending=0, done=0, no_face=0, failed=0, faces=0)
+        pending=0, done=0, no_face=0, failed=0, faces=0
+    )
     job = session.execute(select(Job.created_at, Job.scan_complete).where(Job.id == job_id)).first()
     created, scan_complete = job if job else (None, True)
     last = session.scalar(select(func.max(Image.processed_at)).where(Image.job_id == job_id))
     total = counts.pending + counts.done + counts.no_face + counts.failed
-    return Progress(job_id, total, counts.pending, counts.done, counts.no_face, counts.failed,
-                    counts.faces, created, last, bool(scan_complete))
+    return Progress(
+        job_id,
+        total,
+        counts.pending,
+        counts.done,
+        counts.no_face,
+        counts.failed,
+        counts.faces,
+        created,
+        last,
+        bool(scan_complete),
+    )
 
 
 def failed_images(session: Session, job_id: int, limit: int = 20) -> list[tuple[str, str]]:
@@ -272,7 +322,8 @@ def failed_images(session: Session, job_id: int, limit: int = 20) -> list[tuple[
     rows = session.execute(
         select(Image.path, Image.error)
         .where(Image.job_id == job_id, Image.status == ImageStatus.FAILED.value)
-        .order_by(Image.id).limit(limit)
+        .order_by(Image.id)
+        .limit(limit)
     )
     return [(path, error or "") for path, error in rows]
 
@@ -282,15 +333,25 @@ def list_jobs(session: Session, offset: int = 0, limit: int = 50) -> tuple[int, 
     from the trigger-kept `job_counts`: constant time per job whatever its size)."""
     total = session.scalar(select(func.count(Job.id))) or 0
     rows = session.execute(
-        select(Job, JobCounts).outerjoin(JobCounts, JobCounts.job_id == Job.id)
-        .order_by(Job.id.desc()).offset(offset).limit(limit)
+        select(Job, JobCounts)
+        .outerjoin(JobCounts, JobCounts.job_id == Job.id)
+        .order_by(Job.id.desc())
+        .offset(offset)
+        .limit(limit)
     ).all()
     page = []
     for job, counts in rows:
         by_status = {s.value: int(getattr(counts, s.value) or 0) if counts else 0 for s in ImageStatus}
-        page.append({
-            "id": job.id, "name": job.name, "backend": job.backend, "created_at": job.created_at,
-            "scan_complete": bool(job.scan_complete), "images": sum(by_status.values()),
-            "faces": int(counts.faces or 0) if counts else 0, **by_status,
-        })
+        page.append(
+            {
+                "id": job.id,
+                "name": job.name,
+                "backend": job.backend,
+                "created_at": job.created_at,
+                "scan_complete": bool(job.scan_complete),
+                "images": sum(by_status.values()),
+                "faces": int(counts.faces or 0) if counts else 0,
+                **by_status,
+            }
+        )
     return int(total), page

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, case, func, select
 from sqlalchemy.orm import Session
 
 from db.schema import Face, Image, ImageStatus, Job, face_owner
@@ -61,8 +60,9 @@ def combine(groups: Iterable[Summary]) -> Summary:
 
 def summary_of(data: dict[str, Any]) -> Summary:
     """A report group (a JSON-ready dict) back as a Summary."""
-    return Summary(**{k: data[k] for k in ("images", "no_face", "failed", "pending", "faces", "dominant",
-                                           "share", "mean")})
+    return Summary(
+        **{k: data[k] for k in ("images", "no_face", "failed", "pending", "faces", "dominant", "share", "mean")}
+    )
 
 
 GroupBy = Literal["job", "folder", "date", "video"]
@@ -75,7 +75,7 @@ def image_date() -> ColumnElement:
     return func.date(func.coalesce(Image.taken_at, Image.file_mtime))
 
 
-def _key(by: GroupBy) -> ColumnElement:
+def _key(by: GroupBy) -> SQLColumnExpression[Any]:
     return {"job": Image.job_id, "folder": Image.folder, "date": image_date()}[by]
 
 
@@ -86,12 +86,17 @@ def _name(key: object) -> str:
 def _image_counts(session: Session, job_id: int, by: GroupBy) -> dict[str, list[int]]:
     key = _key(by)
     status = Image.status
-    query = select(
-        key, func.count(),
-        func.sum(case((status == ImageStatus.NO_FACE.value, 1), else_=0)),
-        func.sum(case((status == ImageStatus.FAILED.value, 1), else_=0)),
-        func.sum(case((status == ImageStatus.PENDING.value, 1), else_=0)),
-    ).where(Image.job_id == job_id).group_by(key)
+    query = (
+        select(
+            key,
+            func.count(),
+            func.sum(case((status == ImageStatus.NO_FACE.value, 1), else_=0)),
+            func.sum(case((status == ImageStatus.FAILED.value, 1), else_=0)),
+            func.sum(case((status == ImageStatus.PENDING.value, 1), else_=0)),
+        )
+        .where(Image.job_id == job_id)
+        .group_by(key)
+    )
     return {_name(row[0]): [int(v or 0) for v in row[1:]] for row in session.execute(query)}
 
 
@@ -126,9 +131,7 @@ def summarise(session: Session, job_id: int, by: GroupBy = "job") -> dict[str, S
     return groups
 
 
-def job_report(
-    session: Session, job_id: int, by: GroupBy | Sequence[GroupBy] = "job"
-) -> dict[str, Any]:
+def job_report(session: Session, job_id: int, by: GroupBy | Sequence[GroupBy] = "job") -> dict[str, Any]:
     """The report model: one JSON-ready dict of the job's fields, its overall summary, and
     for each of `by` that is "folder" or "date" a `folders` or `dates` object of summaries
     (`by=("folder", "date")` gives both), each grouping aggregated once; the overall
@@ -157,7 +160,10 @@ def job_report(
 
 COUNTS = ("images", "no_face", "failed", "pending", "faces")
 REPORT_COLUMNS = (
-    "job", "by", "group", *COUNTS,
+    "job",
+    "by",
+    "group",
+    *COUNTS,
     *(f"{stat}_{e}" for stat in ("dominant", "share", "mean") for e in EMOTIONS),
 )
 """The columns of every tabular report (CSV, Parquet, the table), in this order."""
@@ -169,6 +175,7 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The one flattening of a report: a row for the whole job (`by` "job", `group`
     "(all)"), then one per folder and per date it holds; counts as ints, shares and mean
     percentages rounded to two decimals. CSV, Parquet and the table all use it."""
+
     def row(by: str, group: str, data: dict[str, Any]) -> dict[str, Any]:
         flat: dict[str, Any] = {"job": report["job"], "by": by, "group": group}
         flat.update({k: int(data[k]) for k in COUNTS})

@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.schema import Face, Image, ImageStatus, utcnow
+from db.session import rows_changed
 from emotion_batch.paths import from_db, storable
 from emotion_batch.pipeline import ImageResult
 from models.labels import EMOTIONS
@@ -44,8 +45,12 @@ class Claim:
 
 
 def claim_attempt(
-    session: Session, image_ids: Sequence[int], max_attempts: int, job_id: int | None = None,
-    owner: str | None = None, lease_seconds: float = 0.0,
+    session: Session,
+    image_ids: Sequence[int],
+    max_attempts: int,
+    job_id: int | None = None,
+    owner: str | None = None,
+    lease_seconds: float = 0.0,
 ) -> Claim:
     """Count one more delivery for the pending images; fail those past the limit.
 
@@ -56,10 +61,11 @@ def claim_attempt(
     instead of using up its attempts; a redelivery of the same task takes it over.
     """
     now = time.time()
-    rows = []
+    rows: list[Any] = []  # Rows of the select below
     for part in chunks(image_ids):
-        query = select(Image.id, Image.path, Image.sha256, Image.attempts, Image.claimed_by,
-                       Image.lease_until).where(Image.id.in_(part), Image.status == PENDING)
+        query = select(Image.id, Image.path, Image.sha256, Image.attempts, Image.claimed_by, Image.lease_until).where(
+            Image.id.in_(part), Image.status == PENDING
+        )
         if job_id is not None:
             query = query.where(Image.job_id == job_id)
         rows += session.execute(query).all()
@@ -78,10 +84,12 @@ def claim_attempt(
     for part in chunks(list(wanted)):
         claim = update(Image).where(Image.id.in_(part), Image.status == PENDING)
         if owner:  # taken only if nobody else took it meanwhile
-            claim = claim.where(or_(Image.claimed_by.is_(None), Image.claimed_by == owner,
-                                    Image.lease_until <= now))
-        session.execute(claim.values(attempts=Image.attempts + 1, claimed_by=owner,
-                                     lease_until=now + lease_seconds if owner else None))
+            claim = claim.where(or_(Image.claimed_by.is_(None), Image.claimed_by == owner, Image.lease_until <= now))
+        session.execute(
+            claim.values(
+                attempts=Image.attempts + 1, claimed_by=owner, lease_until=now + lease_seconds if owner else None
+            )
+        )
         if owner:
             taken = session.scalars(select(Image.id).where(Image.id.in_(part), Image.claimed_by == owner))
             live.update({i: wanted[i] for i in taken})
@@ -111,7 +119,7 @@ def _mark(session: Session, ids: Sequence[int], **values: object) -> int:
             .where(Image.id.in_(part), Image.status == PENDING)
             .values(processed_at=utcnow(), claimed_by=None, lease_until=None, **values)
         )
-        count += result.rowcount
+        count += rows_changed(result)
     return count
 
 
@@ -163,9 +171,19 @@ def _face_rows(image_id: int, result: ImageResult, key: ResultKey) -> list[dict]
     rows = []
     for index, face in enumerate(result.faces):
         box = face.box
-        row = {"image_id": image_id, "face_index": index, "x": box.x, "y": box.y, "w": box.w,
-               "h": box.h, "confidence": box.confidence, "dominant": face.dominant,
-               "backend": key.backend, "model_version": key.model_version, "detector": key.detector}
+        row = {
+            "image_id": image_id,
+            "face_index": index,
+            "x": box.x,
+            "y": box.y,
+            "w": box.w,
+            "h": box.h,
+            "confidence": box.confidence,
+            "dominant": face.dominant,
+            "backend": key.backend,
+            "model_version": key.model_version,
+            "detector": key.detector,
+        }
         row.update({emotion: float(face.emotions[emotion]) for emotion in EMOTIONS})
         rows.append(row)
     return rows
@@ -175,8 +193,14 @@ def _outcome(result: ImageResult) -> dict[str, object]:
     if result.error:
         return {"status": ImageStatus.FAILED.value, "error": storable(result.error)}
     status = ImageStatus.DONE if result.faces else ImageStatus.NO_FACE
-    return {"status": status.value, "error": None, "width": result.width, "height": result.height,
-            "taken_at": result.taken_at, "face_count": len(result.faces)}
+    return {
+        "status": status.value,
+        "error": None,
+        "width": result.width,
+        "height": result.height,
+        "taken_at": result.taken_at,
+        "face_count": len(result.faces),
+    }
 
 
 def _same_content_in_job(session: Session, image_id: int, sha256: str) -> int | None:
@@ -188,8 +212,11 @@ def _same_content_in_job(session: Session, image_id: int, sha256: str) -> int | 
 
 
 def store_results(
-    session: Session, results: dict[int, ImageResult], key: ResultKey,
-    reused: dict[int, Image] | None = None, submitted: dict[int, str] | None = None,
+    session: Session,
+    results: dict[int, ImageResult],
+    key: ResultKey,
+    reused: dict[int, Image] | None = None,
+    submitted: dict[int, str] | None = None,
 ) -> int:
     """Write a batch's outcomes and faces in one transaction; return images written.
 
@@ -203,8 +230,12 @@ def store_results(
     written, faces = 0, []
     for image_id, result in results.items():
         source = reused.get(image_id)
-        values = _outcome(result) | {"backend": key.backend, "model_version": key.model_version,
-                                     "detector": key.detector, "reused_from": source.id if source else None}
+        values = _outcome(result) | {
+            "backend": key.backend,
+            "model_version": key.model_version,
+            "detector": key.detector,
+            "reused_from": source.id if source else None,
+        }
         before = submitted.get(image_id)
         if result.sha256 and before and result.sha256 != before:
             twin = _same_content_in_job(session, image_id, result.sha256)
@@ -229,8 +260,7 @@ def as_result(image: Image) -> ImageResult:
     from emotion_batch.pipeline import FaceResult
 
     faces = tuple(
-        FaceResult(FaceBox(f.x, f.y, f.w, f.h, f.confidence),
-                   {e: getattr(f, e) for e in EMOTIONS}, f.dominant)
+        FaceResult(FaceBox(f.x, f.y, f.w, f.h, f.confidence), {e: getattr(f, e) for e in EMOTIONS}, f.dominant)
         for f in image.faces
     )
     return ImageResult(image.path, None, image.width, image.height, image.taken_at, faces)

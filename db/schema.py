@@ -21,7 +21,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
-
 def utcnow() -> datetime:
     """Timezone-aware now, stored as UTC."""
     return datetime.now(timezone.utc)
@@ -150,7 +149,6 @@ class Face(FaceColumns, Base):
     model_version: Mapped[str] = mapped_column(String(80))
     detector: Mapped[str | None] = mapped_column(String(80))
     image: Mapped[Image] = relationship(back_populates="faces")
-
 
 
 def face_owner():  # noqa: ANN201 (a SQL expression)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,7 +36,8 @@ def make_engine(url: str) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        busy = float(parsed.query.get("timeout", SQLITE_BUSY_TIMEOUT_S))
+        timeout = parsed.query.get("timeout", SQLITE_BUSY_TIMEOUT_S)
+        busy = float(timeout[-1] if isinstance(timeout, tuple) else timeout)
         engine = create_engine(url, connect_args={"timeout": busy})
         event.listen(engine, "connect", _sqlite_pragmas(int(busy * 1000)))
         return engine
@@ -79,3 +81,9 @@ def check_database(url: str) -> None:
     except DBAPIError as exc:
         make_engine(url).dispose()
         raise unavailable(url, exc) from exc
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (`Session.execute` is typed as returning a plain
+    `Result`; for DML it is a `CursorResult`, which has `rowcount`)."""
+    return cast("CursorResult[Any]", result).rowcount

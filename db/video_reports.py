@@ -38,16 +38,30 @@ class VideoTotals:
 def video_totals(session: Session, job_id: int, by_folder: bool = False) -> dict[str, VideoTotals]:
     """Totals per folder, or for the whole job (one group, key "job"); empty without videos."""
     folders: dict[str, VideoTotals] = {}
-    videos = select(
-        Video.folder, func.count(Video.id), func.sum(case((Video.status == "failed", 1), else_=0)),
-        func.sum(case((Video.status == "pending", 1), else_=0)),
-    ).where(Video.job_id == job_id).group_by(Video.folder)
+    videos = (
+        select(
+            Video.folder,
+            func.count(Video.id),
+            func.sum(case((Video.status == "failed", 1), else_=0)),
+            func.sum(case((Video.status == "pending", 1), else_=0)),
+        )
+        .where(Video.job_id == job_id)
+        .group_by(Video.folder)
+    )
     for name, count, failed, pending in session.execute(videos):
         folders[name] = VideoTotals(int(count), int(failed or 0), int(pending or 0))
-    frames = select(
-        Video.folder, func.count(Frame.id), func.sum(case((Frame.status == "no_face", 1), else_=0)),
-        func.sum(case((Frame.status == "failed", 1), else_=0)), func.sum(Frame.face_count),
-    ).join(Video, Video.id == Frame.video_id).where(Video.job_id == job_id).group_by(Video.folder)
+    frames = (
+        select(
+            Video.folder,
+            func.count(Frame.id),
+            func.sum(case((Frame.status == "no_face", 1), else_=0)),
+            func.sum(case((Frame.status == "failed", 1), else_=0)),
+            func.sum(Frame.face_count),
+        )
+        .join(Video, Video.id == Frame.video_id)
+        .where(Video.job_id == job_id)
+        .group_by(Video.folder)
+    )
     for name, count, no_face, failed, faces in session.execute(frames):
         group = folders[name]
         group.frames, group.frames_no_face = int(count), int(no_face or 0)
@@ -95,7 +109,8 @@ def _timelines(session: Session, job_id: int) -> dict[int, list[dict[str, float]
     means = [func.avg(getattr(FrameFace, e)) for e in EMOTIONS]
     query = (
         select(Frame.video_id, Frame.timestamp_s, func.count(FrameFace.id), *means)
-        .join(Frame, Frame.id == FrameFace.frame_id).join(Video, Video.id == Frame.video_id)
+        .join(Frame, Frame.id == FrameFace.frame_id)
+        .join(Video, Video.id == Frame.video_id)
         .where(Video.job_id == job_id)
         .group_by(Frame.video_id, Frame.id, Frame.timestamp_s)
         .order_by(Frame.video_id, Frame.timestamp_s)
@@ -124,18 +139,27 @@ def video_summaries(session: Session, job_id: int, top: int = TOP_MOMENTS) -> li
         v.id: VideoSummary(v.path, v.folder, v.status, v.error, v.note, v.duration_s, v.sample_fps, v.samples)
         for v in videos
     }
-    frames = select(
-        Frame.video_id, func.count(Frame.id), func.sum(case((Frame.status == "no_face", 1), else_=0)),
-        func.sum(case((Frame.status == "failed", 1), else_=0)),
-    ).join(Video, Video.id == Frame.video_id).where(Video.job_id == job_id).group_by(Frame.video_id)
+    frames = (
+        select(
+            Frame.video_id,
+            func.count(Frame.id),
+            func.sum(case((Frame.status == "no_face", 1), else_=0)),
+            func.sum(case((Frame.status == "failed", 1), else_=0)),
+        )
+        .join(Video, Video.id == Frame.video_id)
+        .where(Video.job_id == job_id)
+        .group_by(Frame.video_id)
+    )
     for video_id, count, no_face, failed in session.execute(frames):
         summary = by_id[video_id]
         summary.frames, summary.frames_no_face, summary.frames_failed = int(count), int(no_face or 0), int(failed or 0)
     means = [func.avg(getattr(FrameFace, e)) for e in EMOTIONS]
     faces = (
         select(Frame.video_id, FrameFace.dominant, func.count(FrameFace.id), *means)
-        .join(Frame, Frame.id == FrameFace.frame_id).join(Video, Video.id == Frame.video_id)
-        .where(Video.job_id == job_id).group_by(Frame.video_id, FrameFace.dominant)
+        .join(Frame, Frame.id == FrameFace.frame_id)
+        .join(Video, Video.id == Frame.video_id)
+        .where(Video.job_id == job_id)
+        .group_by(Frame.video_id, FrameFace.dominant)
     )
     sums: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(EMOTIONS, 0.0))
     for video_id, dominant, count, *values in session.execute(faces):
@@ -176,7 +200,7 @@ def add_video_figures(session: Session, report: dict[str, Any], by: str | None =
 
 def _empty_group(report: dict[str, Any], counts: dict[str, Any]) -> dict[str, Any]:
     """A folder group with no images, shaped like the report's other groups."""
-    group = {k: 0 for k in counts}
+    group: dict[str, Any] = {k: 0 for k in counts}
     for key in ("dominant", "share", "mean"):
         if key in report:
             group[key] = dict.fromkeys(report[key], 0 if key == "dominant" else 0.0)

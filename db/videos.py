@@ -15,6 +15,7 @@ from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.schema import utcnow
+from db.session import rows_changed
 from db.video_schema import Frame, FrameFace, Video, VideoSegment
 from emotion_batch.pipeline import ImageResult
 from emotion_batch.scan import ScannedFile
@@ -57,9 +58,15 @@ def register_videos(
         seen.add(scanned.sha256)
         error = scanned.error or probed.error
         video = Video(
-            job_id=job_id, path=scanned.path, folder=scanned.folder, sha256=scanned.sha256,
-            size_bytes=scanned.size, file_mtime=scanned.mtime, sample_fps=fps,
-            status=FAILED if error or info is None else PENDING, error=error,
+            job_id=job_id,
+            path=scanned.path,
+            folder=scanned.folder,
+            sha256=scanned.sha256,
+            size_bytes=scanned.size,
+            file_mtime=scanned.mtime,
+            sample_fps=fps,
+            status=FAILED if error or info is None else PENDING,
+            error=error,
             processed_at=utcnow() if error or info is None else None,
         )
         if info is not None and error is None:
@@ -90,10 +97,14 @@ def pending_segments(session: Session, job_id: int) -> list[tuple[int, int]]:
 
 def pending_segment_count(session: Session, job_id: int) -> int:
     """How many of a job's segments have no outcome yet."""
-    return int(session.scalar(
-        select(func.count(VideoSegment.id)).join(Video, Video.id == VideoSegment.video_id)
-        .where(Video.job_id == job_id, VideoSegment.status == PENDING)
-    ) or 0)
+    return int(
+        session.scalar(
+            select(func.count(VideoSegment.id))
+            .join(Video, Video.id == VideoSegment.video_id)
+            .where(Video.job_id == job_id, VideoSegment.status == PENDING)
+        )
+        or 0
+    )
 
 
 @dataclass(frozen=True)
@@ -123,17 +134,18 @@ def claim_segment(session: Session, video_id: int, segment_no: int, max_attempts
     if row is None or row.VideoSegment.status != PENDING:
         return None
     segment, video = row.VideoSegment, row.Video
-    samples = expected_samples(video.native_frames or 0, video.native_fps or 1.0, video.sample_fps,
-                               segment.start_s, segment.end_s)
-    work = SegmentWork(segment.id, video.id, segment_no, video.path, video.sample_fps,
-                       video.native_fps or 1.0, samples)
+    samples = expected_samples(
+        video.native_frames or 0, video.native_fps or 1.0, video.sample_fps, segment.start_s, segment.end_s
+    )
+    work = SegmentWork(segment.id, video.id, segment_no, video.path, video.sample_fps, video.native_fps or 1.0, samples)
     if segment.attempts >= max_attempts:
         reason = f"gave up after {max_attempts} attempts (worker killed or timed out each time)"
         failed = [(k, k / video.sample_fps, ImageResult(video.path, reason)) for k in samples]
         store_segment(session, work, failed, backend="", version="", error=reason)
         return None
     session.execute(
-        update(VideoSegment).where(VideoSegment.id == segment.id, VideoSegment.status == PENDING)
+        update(VideoSegment)
+        .where(VideoSegment.id == segment.id, VideoSegment.status == PENDING)
         .values(attempts=VideoSegment.attempts + 1)
     )
     session.commit()
@@ -145,34 +157,55 @@ def _frame_status(result: ImageResult) -> str:
 
 
 def store_segment(
-    session: Session, work: SegmentWork, frames: Sequence[tuple[int, float, ImageResult]],
-    backend: str, version: str, error: str | None = None, detector: str | None = None,
+    session: Session,
+    work: SegmentWork,
+    frames: Sequence[tuple[int, float, ImageResult]],
+    backend: str,
+    version: str,
+    error: str | None = None,
+    detector: str | None = None,
 ) -> int:
     """Write a segment's frames and faces and mark it finished, in one transaction.
 
     Returns the frames written: 0 when another delivery already stored the segment.
     """
     status = FAILED if error else DONE
-    marked = session.execute(
-        update(VideoSegment).where(VideoSegment.id == work.segment_id, VideoSegment.status == PENDING)
-        .values(status=status, error=error, processed_at=utcnow())
-    ).rowcount
+    marked = rows_changed(
+        session.execute(
+            update(VideoSegment)
+            .where(VideoSegment.id == work.segment_id, VideoSegment.status == PENDING)
+            .values(status=status, error=error, processed_at=utcnow())
+        )
+    )
     if marked != 1:
         session.rollback()
         return 0
     now = utcnow()
     rows = [
-        {"video_id": work.video_id, "segment_no": work.segment_no, "frame_no": k, "timestamp_s": ts,
-         "status": _frame_status(r), "error": r.error, "face_count": len(r.faces), "backend": backend,
-         "model_version": version, "detector": detector, "processed_at": now}
+        {
+            "video_id": work.video_id,
+            "segment_no": work.segment_no,
+            "frame_no": k,
+            "timestamp_s": ts,
+            "status": _frame_status(r),
+            "error": r.error,
+            "face_count": len(r.faces),
+            "backend": backend,
+            "model_version": version,
+            "detector": detector,
+            "processed_at": now,
+        }
         for k, ts, r in frames
     ]
     if rows:
         session.execute(insert(Frame), rows)
-        ids = dict(session.execute(
-            select(Frame.frame_no, Frame.id).where(Frame.video_id == work.video_id,
-                                                   Frame.frame_no.in_([k for k, _, _ in frames]))
-        ).all())
+        ids = dict(
+            session.execute(
+                select(Frame.frame_no, Frame.id).where(
+                    Frame.video_id == work.video_id, Frame.frame_no.in_([k for k, _, _ in frames])
+                )
+            ).all()
+        )
         faces = [_face_row(ids[k], i, face) for k, _, r in frames for i, face in enumerate(r.faces)]
         if faces:
             session.execute(insert(FrameFace), faces)
@@ -183,8 +216,16 @@ def store_segment(
 
 def _face_row(frame_id: int, index: int, face) -> dict:  # noqa: ANN001 (a FaceResult)
     box = face.box
-    row = {"frame_id": frame_id, "face_index": index, "x": box.x, "y": box.y, "w": box.w, "h": box.h,
-           "confidence": box.confidence, "dominant": face.dominant}
+    row = {
+        "frame_id": frame_id,
+        "face_index": index,
+        "x": box.x,
+        "y": box.y,
+        "w": box.w,
+        "h": box.h,
+        "confidence": box.confidence,
+        "dominant": face.dominant,
+    }
     row.update({emotion: float(face.emotions[emotion]) for emotion in EMOTIONS})
     return row
 
@@ -194,14 +235,20 @@ def finish_video(session: Session, video_id: int) -> bool:
     so of two workers finishing the last two segments, the later one sees both)."""
     open_segments = exists().where(VideoSegment.video_id == video_id, VideoSegment.status == PENDING)
     any_done = exists().where(VideoSegment.video_id == video_id, VideoSegment.status == DONE)
-    done = session.execute(
-        update(Video).where(Video.id == video_id, Video.status == PENDING, ~open_segments, any_done)
-        .values(status=DONE, processed_at=utcnow())
-    ).rowcount
-    failed = session.execute(
-        update(Video).where(Video.id == video_id, Video.status == PENDING, ~open_segments)
-        .values(status=FAILED, processed_at=utcnow(), error="no segment could be analysed")
-    ).rowcount
+    done = rows_changed(
+        session.execute(
+            update(Video)
+            .where(Video.id == video_id, Video.status == PENDING, ~open_segments, any_done)
+            .values(status=DONE, processed_at=utcnow())
+        )
+    )
+    failed = rows_changed(
+        session.execute(
+            update(Video)
+            .where(Video.id == video_id, Video.status == PENDING, ~open_segments)
+            .values(status=FAILED, processed_at=utcnow(), error="no segment could be analysed")
+        )
+    )
     session.commit()
     return bool(done or failed)
 
@@ -210,18 +257,21 @@ def reset_failed_segments(session: Session, job_id: int) -> int:
     """Failed segments of a job back to pending (their failed frames removed)."""
     video_ids = select(Video.id).where(Video.job_id == job_id)
     failed = session.execute(
-        select(VideoSegment.id, VideoSegment.video_id, VideoSegment.segment_no)
-        .where(VideoSegment.video_id.in_(video_ids), VideoSegment.status == FAILED)
+        select(VideoSegment.id, VideoSegment.video_id, VideoSegment.segment_no).where(
+            VideoSegment.video_id.in_(video_ids), VideoSegment.status == FAILED
+        )
     ).all()
     for _, video_id, segment_no in failed:
         session.query(Frame).filter(Frame.video_id == video_id, Frame.segment_no == segment_no).delete()
     if failed:
         session.execute(
-            update(VideoSegment).where(VideoSegment.id.in_([f.id for f in failed]))
+            update(VideoSegment)
+            .where(VideoSegment.id.in_([f.id for f in failed]))
             .values(status=PENDING, error=None, attempts=0, processed_at=None)
         )
         session.execute(
-            update(Video).where(Video.id.in_({f.video_id for f in failed}))
+            update(Video)
+            .where(Video.id.in_({f.video_id for f in failed}))
             .values(status=PENDING, error=None, processed_at=None)
         )
     session.commit()

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from emotion_batch.config import Settings, get_settings
 from emotion_batch.pipeline import Analyzer
 
-
 _analyzers: dict[tuple[str, str], Analyzer] = {}
 
 

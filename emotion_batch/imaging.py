@@ -39,8 +39,7 @@ EXIF_ORIENTATION = 0x0112
 # PDF, PSD, WMF, ...) is refused as "not an image", whatever the file's extension.
 # MPO (multi-picture JPEG from cameras) is opened by the JPEG plugin. HEIF counts only
 # when a plugin such as pillow-heif has registered it.
-ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP", "DIB", "GIF", "AVIF",
-                   "JPEG2000", "PPM", "ICO", "HEIF")
+ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP", "DIB", "GIF", "AVIF", "JPEG2000", "PPM", "ICO", "HEIF")
 
 
 @dataclass(frozen=True)
@@ -172,9 +171,7 @@ def _upright_size(image: Image.Image) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def load_image(
-    path: str | Path, max_pixels: int, max_bytes: int, max_side: int | None = None
-) -> LoadedImage:
+def load_image(path: str | Path, max_pixels: int, max_bytes: int, max_side: int | None = None) -> LoadedImage:
     """Read `path` once and decode it into an upright 8-bit RGB image, or raise an `ImageError`.
 
     The returned `sha256` is the hash of the bytes decoded. With `max_side`, a large JPEG
@@ -184,9 +181,7 @@ def load_image(
     return decode_image(read_file(Path(path), max_bytes), max_pixels, max_side)
 
 
-def decode_image(
-    data: bytes, max_pixels: int, max_side: int | None = None, sha256: str | None = None
-) -> LoadedImage:
+def decode_image(data: bytes, max_pixels: int, max_side: int | None = None, sha256: str | None = None) -> LoadedImage:
     """Decode a file's bytes (see `load_image`); `sha256` when the caller hashed them already."""
     sha256 = sha256 or hashlib.sha256(data).hexdigest()
     with _open(data) as image:

@@ -99,9 +99,12 @@ class SegmentMessage:
         """Rebuild a message; `MessageError` when it is malformed."""
         try:
             message = cls(
-                job_id=int(data["job_id"]), video_id=int(data["video_id"]),
-                segment_no=int(data["segment_no"]), backend=str(data["backend"]),
-                batch_size=int(data["batch_size"]), force=bool(data.get("force", False)),
+                job_id=int(data["job_id"]),
+                video_id=int(data["video_id"]),
+                segment_no=int(data["segment_no"]),
+                backend=str(data["backend"]),
+                batch_size=int(data["batch_size"]),
+                force=bool(data.get("force", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"malformed segment message: {type(exc).__name__}: {exc}") from exc

@@ -28,7 +28,7 @@ def to_db(path: str) -> str:
 def from_db(text: str) -> str:
     """The path to open for stored `text` (surrogate-escaped where it was not UTF-8)."""
     if text.startswith(PREFIX):
-        return os.fsdecode(unquote_to_bytes(text[len(PREFIX):]))
+        return os.fsdecode(unquote_to_bytes(text[len(PREFIX) :]))
     return text
 
 

@@ -105,8 +105,11 @@ class Analyzer:
     """
 
     def __init__(
-        self, detector_factory: Callable[[], FaceDetector], classifier: EmotionClassifier,
-        settings: Settings, threads: int = 2,
+        self,
+        detector_factory: Callable[[], FaceDetector],
+        classifier: EmotionClassifier,
+        settings: Settings,
+        threads: int = 2,
     ) -> None:
         self.detector_factory = detector_factory
         self.classifier = classifier
@@ -167,9 +170,8 @@ class Analyzer:
         """Find and crop the faces of a decoded image."""
         try:
             boxes = tuple(self._detector().detect(image.rgb))
-            gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY) if boxes else None
-            crops = tuple(face_crop(gray, b, self.settings.face_margin, self.settings.face_align)
-                          for b in boxes)
+            gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY) if boxes else np.zeros((0, 0), np.uint8)
+            crops = tuple(face_crop(gray, b, self.settings.face_margin, self.settings.face_align) for b in boxes)
         except cv2.error as exc:  # an OpenCV failure on one image must not fail the batch
             logger.exception("face detection failed on %s", path)
             return _Detected(path, error=f"face detection failed: {exc}"[:300], sha256=image.sha256)
@@ -199,9 +201,7 @@ class Analyzer:
         self._pool.shutdown(wait=False)
 
 
-def _assemble(
-    detected: list[_Detected], percents: np.ndarray, labels: tuple[str, ...]
-) -> list[ImageResult]:
+def _assemble(detected: list[_Detected], percents: np.ndarray, labels: tuple[str, ...]) -> list[ImageResult]:
     results, row = [], 0
     dominant = np.argmax(percents, axis=1) if len(percents) else np.zeros(0, dtype=int)
     for d in detected:
@@ -210,6 +210,5 @@ def _assemble(
             emotions = dict(zip(labels, percents[row].tolist()))
             faces.append(FaceResult(box, emotions, labels[int(dominant[row])]))
             row += 1
-        results.append(ImageResult(d.path, d.error, d.width, d.height, d.taken_at, tuple(faces),
-                                   d.sha256, d.known))
+        results.append(ImageResult(d.path, d.error, d.width, d.height, d.taken_at, tuple(faces), d.sha256, d.known))
     return results

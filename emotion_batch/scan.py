@@ -119,9 +119,7 @@ def walk_files(roots: Sequence[Path], problems: ScanProblems) -> Iterator[tuple[
         yield from _walk_dir(root, seen, problems)
 
 
-def _walk_dir(
-    root: Path, seen: set[tuple[int, int]], problems: ScanProblems
-) -> Iterator[tuple[str, os.stat_result]]:
+def _walk_dir(root: Path, seen: set[tuple[int, int]], problems: ScanProblems) -> Iterator[tuple[str, os.stat_result]]:
     def onerror(err: OSError) -> None:
         problems.unreadable_dirs.append(f"{err.filename}: {err.strerror}")
 
@@ -147,7 +145,7 @@ def _walk_dir(
 
 
 def classify(path: str) -> str | None:
-    """"image" or "video" by extension, else by the first bytes; None for anything else."""
+    """ "image" or "video" by extension, else by the first bytes; None for anything else."""
     from emotion_batch.video import VIDEO_EXTENSIONS, sniff_video
 
     suffix = os.path.splitext(path)[1].lower()
@@ -174,9 +172,7 @@ def _kind_by_content(candidate: Candidate, head: bytes) -> str:
     return candidate.kind
 
 
-def candidates(
-    roots: Sequence[Path], problems: ScanProblems, max_bytes: int | None = None
-) -> Iterator[Candidate]:
+def candidates(roots: Sequence[Path], problems: ScanProblems, max_bytes: int | None = None) -> Iterator[Candidate]:
     """The candidate images and videos under `roots` in walk order (each file stat'ed
     once, opened only when its extension says nothing); an image over `max_bytes` is
     an error, never read."""
@@ -200,8 +196,16 @@ def hash_candidate(candidate: Candidate) -> ScannedFile:
     """Hash one file (its first bytes also settle image or video); an unreadable file gets
     a path-derived key and its error."""
     if candidate.error:
-        return ScannedFile(candidate.path, candidate.folder, _placeholder_key(candidate.path),
-                           candidate.size, candidate.mtime, candidate.error, read=False, kind=candidate.kind)
+        return ScannedFile(
+            candidate.path,
+            candidate.folder,
+            _placeholder_key(candidate.path),
+            candidate.size,
+            candidate.mtime,
+            candidate.error,
+            read=False,
+            kind=candidate.kind,
+        )
     digest = hashlib.sha256()
     try:
         with open(candidate.path, "rb") as handle:
@@ -211,10 +215,17 @@ def hash_candidate(candidate: Candidate) -> ScannedFile:
                 chunk = handle.read(CHUNK)
     except OSError as exc:
         reason = f"unreadable file: {exc.strerror or exc}"
-        return ScannedFile(candidate.path, candidate.folder, _placeholder_key(candidate.path), 0, None, reason,
-                           kind=candidate.kind)
-    return ScannedFile(candidate.path, candidate.folder, digest.hexdigest(), candidate.size, candidate.mtime,
-                       kind=_kind_by_content(candidate, head[:16]))
+        return ScannedFile(
+            candidate.path, candidate.folder, _placeholder_key(candidate.path), 0, None, reason, kind=candidate.kind
+        )
+    return ScannedFile(
+        candidate.path,
+        candidate.folder,
+        digest.hexdigest(),
+        candidate.size,
+        candidate.mtime,
+        kind=_kind_by_content(candidate, head[:16]),
+    )
 
 
 def scan_file(path: Path) -> ScannedFile:
@@ -222,8 +233,14 @@ def scan_file(path: Path) -> ScannedFile:
     try:
         info = os.stat(path)
     except OSError as exc:
-        return ScannedFile(str(path), str(Path(path).parent), _placeholder_key(str(path)), 0, None,
-                           f"unreadable file: {exc.strerror or exc}")
+        return ScannedFile(
+            str(path),
+            str(Path(path).parent),
+            _placeholder_key(str(path)),
+            0,
+            None,
+            f"unreadable file: {exc.strerror or exc}",
+        )
     mtime = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc)
     return hash_candidate(Candidate(str(path), info.st_size, mtime))
 
@@ -232,8 +249,11 @@ KnownHashes = Callable[[list[Candidate]], dict[str, str]]
 
 
 def hash_stream(
-    found: Iterable[Candidate], known: KnownHashes | None = None, threads: int = 4,
-    window: int = 2048, lookup_chunk: int = 500,
+    found: Iterable[Candidate],
+    known: KnownHashes | None = None,
+    threads: int = 4,
+    window: int = 2048,
+    lookup_chunk: int = 500,
 ) -> Iterator[ScannedFile]:
     """Hash `found` in a pool of `threads` while it is still being walked, in order.
 
@@ -272,7 +292,9 @@ def _result(item: Future | ScannedFile) -> ScannedFile:
 
 
 def scan(
-    roots: Sequence[Path], on_file: Callable[[ScannedFile], None] | None = None, threads: int = 4,
+    roots: Sequence[Path],
+    on_file: Callable[[ScannedFile], None] | None = None,
+    threads: int = 4,
     max_bytes: int | None = None,
 ) -> tuple[list[ScannedFile], ScanProblems]:
     """Scan `roots` for candidate images and hash them (in threads), in a stable order."""

@@ -181,8 +181,10 @@ def probe(path: str | Path, max_seconds: float | None = None) -> VideoInfo:
         cap.release()
     note = None
     if frames < claimed:
-        note = (f"container claims {claimed / native_fps:.1f} s but the stream ends at "
-                f"{frames / native_fps:.1f} s (truncated or a wrong header): analysed what it holds")
+        note = (
+            f"container claims {claimed / native_fps:.1f} s but the stream ends at "
+            f"{frames / native_fps:.1f} s (truncated or a wrong header): analysed what it holds"
+        )
     info = VideoInfo(width, height, native_fps, frames, claimed, note)
     if max_seconds is not None and info.duration_s > max_seconds:
         raise VideoTooLongError(f"{info.duration_s:.0f} s is over the {max_seconds:g} s limit (VIDEO_MAX_SECONDS)")
@@ -237,8 +239,12 @@ def read_samples(
     try:
         if not cap.isOpened():
             for k in samples:
-                yield Sample(k, sample_frame(k, fps, native_fps) / native_fps, None,
-                             f"{CorruptVideoError.reason}: cannot open the file any more")
+                yield Sample(
+                    k,
+                    sample_frame(k, fps, native_fps) / native_fps,
+                    None,
+                    f"{CorruptVideoError.reason}: cannot open the file any more",
+                )
             return
         costs = _Costs()
         position = 0  # the native frame the next grab() returns
@@ -263,8 +269,9 @@ def read_samples(
             position += 1
             ok, bgr = cap.retrieve()
             if not ok or bgr is None:
-                yield Sample(k, timestamp, None, f"{CorruptVideoError.reason}: frame at {timestamp:.2f} s "
-                             "cannot be decoded")
+                yield Sample(
+                    k, timestamp, None, f"{CorruptVideoError.reason}: frame at {timestamp:.2f} s cannot be decoded"
+                )
                 continue
             yield Sample(k, timestamp, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     finally:

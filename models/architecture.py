@@ -19,11 +19,11 @@ from keras import layers
 INPUT_SHAPE = (48, 48, 1)
 
 
-def conv_bn(x: keras.KerasTensor, filters: int, stride: int = 1,
-            name: str = "") -> keras.KerasTensor:
+def conv_bn(x: keras.KerasTensor, filters: int, stride: int = 1, name: str = "") -> keras.KerasTensor:
     """3x3 convolution (no bias), batch norm, ReLU."""
-    x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
-                      kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    x = layers.Conv2D(
+        filters, 3, strides=stride, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv"
+    )(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
@@ -32,12 +32,12 @@ def res_block(x: keras.KerasTensor, filters: int, stride: int, name: str) -> ker
     """Basic residual block (two 3x3 convs) with a 1x1 projection when the shape changes."""
     shortcut = x
     y = conv_bn(x, filters, stride, name=f"{name}_a")
-    y = layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                      kernel_initializer="he_normal", name=f"{name}_b_conv")(y)
+    y = layers.Conv2D(
+        filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_b_conv"
+    )(y)
     y = layers.BatchNormalization(name=f"{name}_b_bn")(y)
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False,
-                                 name=f"{name}_proj_conv")(x)
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj_conv")(x)
         shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
     y = layers.Add(name=f"{name}_add")([y, shortcut])
     return layers.ReLU(name=f"{name}_out")(y)

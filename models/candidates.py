@@ -25,40 +25,55 @@ CANDIDATES = {
 }
 
 
-def run_candidate(name: str, widths: tuple[int, ...], blocks: tuple[int, ...], subset: int,
-                  epochs: int, data_dir: Path) -> dict:
+def run_candidate(
+    name: str, widths: tuple[int, ...], blocks: tuple[int, ...], subset: int, epochs: int, data_dir: Path
+) -> dict:
     """Train one candidate in a scratch folder; return its row of the table."""
-    cfg = train.TrainConfig(data_dir=str(data_dir), widths=widths, blocks=blocks,
-                            subset=subset, epochs=epochs, warmup_epochs=1)
+    cfg = train.TrainConfig(
+        data_dir=str(data_dir), widths=widths, blocks=blocks, subset=subset, epochs=epochs, warmup_epochs=1
+    )
     with tempfile.TemporaryDirectory(prefix="candidate-") as tmp:
         summary = train.run_training(cfg, Path(tmp), verbose=0)
-    return {"name": name, "widths": list(widths), "blocks": list(blocks),
-            "params": summary["params"], "macs_per_face": summary["macs_per_face"],
-            "train_images_per_s": round(summary["train_images"] * summary["epochs_run"]
-                                        / summary["training_seconds"], 1),
-            "best_val_accuracy": round(summary["best_val_accuracy"], 4),
-            "epochs": epochs, "subset": subset, "config": asdict(cfg)}
+    return {
+        "name": name,
+        "widths": list(widths),
+        "blocks": list(blocks),
+        "params": summary["params"],
+        "macs_per_face": summary["macs_per_face"],
+        "train_images_per_s": round(summary["train_images"] * summary["epochs_run"] / summary["training_seconds"], 1),
+        "best_val_accuracy": round(summary["best_val_accuracy"], 4),
+        "epochs": epochs,
+        "subset": subset,
+        "config": asdict(cfg),
+    }
 
 
 @click.command()
 @click.option("--subset", default=6000, show_default=True)
 @click.option("--epochs", default=5, show_default=True)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
-@click.option("--out", type=click.Path(path_type=Path),
-              default=Path(__file__).resolve().parent / "eval" / "candidates.json",
-              show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path(__file__).resolve().parent / "eval" / "candidates.json",
+    show_default=True,
+)
 def main(subset: int, epochs: int, data_dir: Path | None, out: Path) -> None:
     """Train each candidate on the same budget and print the comparison table."""
     hardware = train.setup_device("auto")
-    rows = [run_candidate(name, w, b, subset, epochs, data_dir or data.default_data_dir())
-            for name, (w, b) in CANDIDATES.items()]
+    rows = [
+        run_candidate(name, w, b, subset, epochs, data_dir or data.default_data_dir())
+        for name, (w, b) in CANDIDATES.items()
+    ]
     out.write_text(json.dumps({"hardware": hardware, "candidates": rows}, indent=1) + "\n")
     click.echo(f"{hardware}; {subset} training images, {epochs} epochs each")
     click.echo("| candidate | params | MMACs/face | train images/s | best val accuracy |")
     click.echo("|---|---|---|---|---|")
     for r in rows:
-        click.echo(f"| {r['name']} | {r['params']:,} | {r['macs_per_face'] / 1e6:.1f} | "
-                   f"{r['train_images_per_s']:.0f} | {r['best_val_accuracy']:.1%} |")
+        click.echo(
+            f"| {r['name']} | {r['params']:,} | {r['macs_per_face'] / 1e6:.1f} | "
+            f"{r['train_images_per_s']:.0f} | {r['best_val_accuracy']:.1%} |"
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ uses on face crops, so training and serving see identical 48x48 uint8 grey array
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -142,7 +141,7 @@ def class_weights(y: np.ndarray, n_classes: int, power: float = 0.5) -> dict[int
     return {i: float(w) for i, w in enumerate(raw)}
 
 
-def augmenter(seed: int) -> "tf.keras.Sequential":
+def augmenter(seed: int) -> tf.keras.Sequential:
     """Random flip, rotation, shift, zoom, brightness, contrast and erasing on 0-255 floats."""
     import keras
 
@@ -154,8 +153,9 @@ def augmenter(seed: int) -> "tf.keras.Sequential":
             keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 3),
             keras.layers.RandomBrightness(0.2, value_range=(0.0, 255.0), seed=seed + 4),
             keras.layers.RandomContrast(0.3, value_range=(0.0, 255.0), seed=seed + 5),
-            keras.layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), fill_value=0.0,
-                                       value_range=(0.0, 255.0), seed=seed + 6),
+            keras.layers.RandomErasing(
+                factor=0.5, scale=(0.02, 0.15), fill_value=0.0, value_range=(0.0, 255.0), seed=seed + 6
+            ),
         ],
         name="augment",
     )
@@ -168,7 +168,7 @@ def make_dataset(
     seed: int = 0,
     weights: dict[int, float] | None = None,
     one_hot: bool = False,
-) -> "tf.data.Dataset":
+) -> tf.data.Dataset:
     """Batched tf.data pipeline; when training: shuffled, augmented, with per-sample weights.
 
     `one_hot` yields (N, classes) float labels, as label smoothing needs.
@@ -183,8 +183,7 @@ def make_dataset(
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         aug = augmenter(seed)
-        ds = ds.map(lambda x, y: (aug(x, training=True), y),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     if weights is not None:
         table = tf.constant([weights[i] for i in range(len(weights))], dtype=tf.float32)
         ds = ds.map(lambda x, y: (x, y, tf.gather(table, y)))

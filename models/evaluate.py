@@ -19,8 +19,7 @@ import numpy as np
 
 from models import data
 from models.labels import EMOTIONS
-from models.metrics import (classification_report, confusion_matrix, cross_entropy,
-                            normalise_rows, report_markdown)
+from models.metrics import classification_report, confusion_matrix, cross_entropy, normalise_rows, report_markdown
 from models.plots import plot_confusion, plot_curves
 from models.runtime import DEFAULT_MODEL
 from models.sidecar import read_sidecar, write_sidecar
@@ -32,15 +31,20 @@ Predict = Callable[[np.ndarray], np.ndarray]
 
 def predict_batched(predict: Predict, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """Run predict over x in batches and stack the probabilities."""
-    return np.concatenate([predict(x[i:i + batch]) for i in range(0, len(x), batch)])
+    return np.concatenate([predict(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
 def score(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> dict:
     """Accuracy, loss, confusion matrix and classification report of predicted probabilities."""
     cm = confusion_matrix(y, probs.argmax(axis=1), len(labels))
     report = classification_report(cm, labels)
-    return {"accuracy": report["accuracy"], "loss": cross_entropy(probs, y),
-            "n": int(len(y)), "confusion": cm.tolist(), "report": report}
+    return {
+        "accuracy": report["accuracy"],
+        "loss": cross_entropy(probs, y),
+        "n": int(len(y)),
+        "confusion": cm.tolist(),
+        "report": report,
+    }
 
 
 def timed_scores(predict: Predict, test: data.Split) -> tuple[dict, np.ndarray]:
@@ -81,8 +85,7 @@ def deepface_predict_fn(home: Path) -> tuple[Predict, dict]:
 
 def _stand_in_info(weights: Path) -> dict:
     """Whether the weights file is the documented stand-in (its .json says so) or not."""
-    for meta in (weights.with_name(weights.name + ".json"),
-                 weights.parent.parent.parent / (weights.name + ".json")):
+    for meta in (weights.with_name(weights.name + ".json"), weights.parent.parent.parent / (weights.name + ".json")):
         if meta.exists():
             doc = json.loads(meta.read_text())
             if "stand-in" in str(doc.get("what", "")):
@@ -94,14 +97,12 @@ def evaluate_ours(model_path: Path, test: data.Split, runtime: str, tta: bool) -
     """Our model on the test split, as served (the sidecar's runtime, e.g. int8 TFLite):
     plain and, with `tta`, averaged with the mirror image (what the worker serves) and over
     ten views; plus the float32 Keras model when the served runtime is another."""
-    from models.runtime import (load_classifier_fn, resolve_runtime, with_flip_tta,
-                                with_ten_view_tta)
+    from models.runtime import load_classifier_fn, resolve_runtime, with_flip_tta, with_ten_view_tta
 
     served, weights = resolve_runtime(model_path, runtime)
     predict = load_classifier_fn(model_path, served)
     plain, probs = timed_scores(predict, test)
-    results = {"model": Path(model_path).name, "runtime": served, "file": weights.name,
-               "plain": plain}
+    results = {"model": Path(model_path).name, "runtime": served, "file": weights.name, "plain": plain}
     if tta:
         results["tta_flip"], _ = timed_scores(with_flip_tta(predict), test)
         results["tta_ten"], _ = timed_scores(with_ten_view_tta(predict), test)
@@ -126,38 +127,47 @@ def comparison_table(ours: dict, deepface: dict | None, seven_classes: bool = Tr
     served = f"`{ours.get('file', name)}`"
     rows.append(f"| ours, {served} | {ours['plain']['accuracy']:.2%} | measured here |")
     if "tta_flip" in ours:
-        rows.append(f"| ours, {served} + flip averaging (served) | "
-                    f"{ours['tta_flip']['accuracy']:.2%} | measured here |")
+        rows.append(
+            f"| ours, {served} + flip averaging (served) | {ours['tta_flip']['accuracy']:.2%} | measured here |"
+        )
     if "tta_ten" in ours:
-        rows.append(f"| ours, {served} + ten-view averaging | "
-                    f"{ours['tta_ten']['accuracy']:.2%} | measured here |")
+        rows.append(f"| ours, {served} + ten-view averaging | {ours['tta_ten']['accuracy']:.2%} | measured here |")
     if "keras_float32" in ours:
-        rows.append(f"| ours, `{name}` (float32 Keras) | "
-                    f"{ours['keras_float32']['accuracy']:.2%} | measured here |")
+        rows.append(f"| ours, `{name}` (float32 Keras) | {ours['keras_float32']['accuracy']:.2%} | measured here |")
     if deepface:
-        what = ("stand-in with DeepFace's architecture, not DeepFace's weights"
-                if deepface["info"]["stand_in"] else "DeepFace's emotion model (weights as found)")
+        what = (
+            "stand-in with DeepFace's architecture, not DeepFace's weights"
+            if deepface["info"]["stand_in"]
+            else "DeepFace's emotion model (weights as found)"
+        )
         rows.append(f"| deepface backend: {what} | {deepface['accuracy']:.2%} | measured here |")
     if seven_classes:
-        rows.append(f"| DeepFace published model | ~{DEEPFACE_PUBLISHED['accuracy']:.0%} | "
-                    f"cited ({DEEPFACE_PUBLISHED['source']}), not measured |")
+        rows.append(
+            f"| DeepFace published model | ~{DEEPFACE_PUBLISHED['accuracy']:.0%} | "
+            f"cited ({DEEPFACE_PUBLISHED['source']}), not measured |"
+        )
     return "\n".join(rows)
 
 
-def write_artefacts(out_dir: Path, labels: list[str], ours: dict, deepface: dict | None,
-                    history: dict | None) -> dict[str, Path]:
+def write_artefacts(
+    out_dir: Path, labels: list[str], ours: dict, deepface: dict | None, history: dict | None
+) -> dict[str, Path]:
     """PNGs, report.md and metrics.json into out_dir; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out_dir / "metrics.json", "report": out_dir / "report.md"}
     cm = normalise_rows(np.asarray(ours["plain"]["confusion"]))
-    paths["confusion"] = plot_confusion(cm, labels, out_dir / "confusion.png",
-                                        f"ours, test accuracy {ours['plain']['accuracy']:.1%}")
+    paths["confusion"] = plot_confusion(
+        cm, labels, out_dir / "confusion.png", f"ours, test accuracy {ours['plain']['accuracy']:.1%}"
+    )
     if deepface:
         cm_df = normalise_rows(np.asarray(deepface["confusion"]))
         paths["confusion_deepface"] = plot_confusion(
-            cm_df, labels, out_dir / "confusion_deepface.png",
+            cm_df,
+            labels,
+            out_dir / "confusion_deepface.png",
             f"deepface backend{' (stand-in)' if deepface['info']['stand_in'] else ''}, "
-            f"accuracy {deepface['accuracy']:.1%}")
+            f"accuracy {deepface['accuracy']:.1%}",
+        )
     if history:
         paths["curves"] = plot_curves(history, out_dir / "curves.png")
     paths["metrics"].write_text(json.dumps({"ours": ours, "deepface": deepface}, indent=1))
@@ -167,11 +177,16 @@ def write_artefacts(out_dir: Path, labels: list[str], ours: dict, deepface: dict
 
 def render_report(ours: dict, deepface: dict | None) -> str:
     """report.md: classification reports and the comparison table."""
-    parts = [f"# Test-set evaluation ({ours['plain']['n']} images, FER2013 PublicTest)", "",
-             "## Ours, plain", "", report_markdown(ours["plain"]["report"]), ""]
+    parts = [
+        f"# Test-set evaluation ({ours['plain']['n']} images, FER2013 PublicTest)",
+        "",
+        "## Ours, plain",
+        "",
+        report_markdown(ours["plain"]["report"]),
+        "",
+    ]
     if "tta_flip" in ours:
-        parts += ["## Ours, horizontal-flip TTA", "",
-                  report_markdown(ours["tta_flip"]["report"]), ""]
+        parts += ["## Ours, horizontal-flip TTA", "", report_markdown(ours["tta_flip"]["report"]), ""]
     if deepface:
         parts += ["## deepface backend", "", report_markdown(deepface["report"]), ""]
     seven = len(ours["plain"]["confusion"]) == len(EMOTIONS)
@@ -182,11 +197,14 @@ def render_report(ours: dict, deepface: dict | None) -> str:
 def sidecar_metrics(ours: dict) -> dict:
     """The test figures recorded in the model's sidecar."""
     plain = ours["plain"]
-    metrics = {"split": "FER2013 test/ (PublicTest)", "images": plain["n"],
-               "accuracy": plain["accuracy"], "loss": plain["loss"],
-               "macro_f1": plain["report"]["macro avg"]["f1"],
-               "per_class_f1": {k: v["f1"] for k, v in plain["report"].items()
-                                if isinstance(v, dict) and "avg" not in k}}
+    metrics = {
+        "split": "FER2013 test/ (PublicTest)",
+        "images": plain["n"],
+        "accuracy": plain["accuracy"],
+        "loss": plain["loss"],
+        "macro_f1": plain["report"]["macro avg"]["f1"],
+        "per_class_f1": {k: v["f1"] for k, v in plain["report"].items() if isinstance(v, dict) and "avg" not in k},
+    }
     for key in ("tta_flip", "tta_ten", "keras_float32"):
         if key in ours:
             metrics[f"accuracy_{key}"] = ours[key]["accuracy"]
@@ -194,25 +212,47 @@ def sidecar_metrics(ours: dict) -> dict:
 
 
 @click.command()
-@click.option("--model", "model_path", type=click.Path(path_type=Path, exists=True),
-              default=DEFAULT_MODEL, show_default=True)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="FER2013 folder (default: $FER2013_DIR or ../shared/data/fer2013).")
-@click.option("--out-dir", type=click.Path(path_type=Path), default=MODELS_DIR / "eval",
-              show_default=True)
-@click.option("--history", type=click.Path(path_type=Path), default=None,
-              help="history.json of the run (default: <model>.history.json).")
+@click.option(
+    "--model", "model_path", type=click.Path(path_type=Path, exists=True), default=DEFAULT_MODEL, show_default=True
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="FER2013 folder (default: $FER2013_DIR or ../shared/data/fer2013).",
+)
+@click.option("--out-dir", type=click.Path(path_type=Path), default=MODELS_DIR / "eval", show_default=True)
+@click.option(
+    "--history",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="history.json of the run (default: <model>.history.json).",
+)
 @click.option("--runtime", default="auto", show_default=True)
 @click.option("--tta/--no-tta", default=True, show_default=True)
 @click.option("--deepface/--no-deepface", "with_deepface", default=True, show_default=True)
-@click.option("--deepface-home", type=click.Path(path_type=Path), default=None,
-              help="DEEPFACE_HOME (default: $DEEPFACE_HOME, else ../shared/data/deepface).")
+@click.option(
+    "--deepface-home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="DEEPFACE_HOME (default: $DEEPFACE_HOME, else ../shared/data/deepface).",
+)
 @click.option("--limit", default=0, help="Stratified sample of N test images (0 = all).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--update-sidecar", is_flag=True, help="Record the test figures in <model>.json.")
-def main(model_path: Path, data_dir: Path | None, out_dir: Path, history: Path | None,
-         runtime: str, tta: bool, with_deepface: bool, deepface_home: Path | None,
-         limit: int, seed: int, update_sidecar: bool) -> None:
+def main(
+    model_path: Path,
+    data_dir: Path | None,
+    out_dir: Path,
+    history: Path | None,
+    runtime: str,
+    tta: bool,
+    with_deepface: bool,
+    deepface_home: Path | None,
+    limit: int,
+    seed: int,
+    update_sidecar: bool,
+) -> None:
     """Evaluate our model (and the deepface backend) on FER2013 test/; write the artefacts."""
     labels = read_sidecar(model_path).get("labels", list(EMOTIONS))
     test = load_test(data_dir, labels, limit, seed)

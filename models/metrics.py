@@ -35,11 +35,17 @@ def classification_report(cm: np.ndarray, labels: tuple[str, ...] | list[str]) -
     }
     weights = support / support.sum()
     for avg, w in (("macro avg", np.full(len(labels), 1 / len(labels))), ("weighted avg", weights)):
-        report[avg] = {"precision": float(precision @ w), "recall": float(recall @ w),
-                       "f1": float(f1 @ w), "support": int(support.sum())}
+        report[avg] = {
+            "precision": float(precision @ w),
+            "recall": float(recall @ w),
+            "f1": float(f1 @ w),
+            "support": int(support.sum()),
+        }
     report["accuracy"] = float(tp.sum() / support.sum())
-    return {k: ({m: float(v) if m != "support" else v for m, v in d.items()}
-                if isinstance(d, dict) else d) for k, d in report.items()}
+    return {
+        k: ({m: float(v) if m != "support" else v for m, v in d.items()} if isinstance(d, dict) else d)
+        for k, d in report.items()
+    }
 
 
 def report_markdown(report: dict) -> str:
@@ -47,10 +53,10 @@ def report_markdown(report: dict) -> str:
     lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for name, row in report.items():
         if isinstance(row, dict):
-            lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | "
-                         f"{row['f1']:.3f} | {row['support']} |")
-    lines.append(f"| **accuracy** | | | **{report['accuracy']:.4f}** | "
-                 f"{report['macro avg']['support']} |")
+            lines.append(
+                f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
+            )
+    lines.append(f"| **accuracy** | | | **{report['accuracy']:.4f}** | {report['macro avg']['support']} |")
     return "\n".join(lines)
 
 

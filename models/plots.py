@@ -35,8 +35,7 @@ def plot_curves(history: dict[str, list[float]], out: Path) -> Path:
     return out
 
 
-def plot_confusion(cm_norm: np.ndarray, labels: list[str] | tuple[str, ...], out: Path,
-                   title: str = "") -> Path:
+def plot_confusion(cm_norm: np.ndarray, labels: list[str] | tuple[str, ...], out: Path, title: str = "") -> Path:
     """Row-normalised confusion matrix (rows: true class) as an annotated heat map."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 4.8), dpi=90)
@@ -48,8 +47,7 @@ def plot_confusion(cm_norm: np.ndarray, labels: list[str] | tuple[str, ...], out
     for i in range(len(labels)):
         for j in range(len(labels)):
             colour = "white" if cm_norm[i, j] > 0.5 else "black"
-            ax.text(j, i, f"{cm_norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color=colour)
+            ax.text(j, i, f"{cm_norm[i, j]:.2f}", ha="center", va="center", fontsize=8, color=colour)
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()

@@ -20,6 +20,7 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def _check_batch(faces: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(faces)
 
 
-def tf_classifier(model: "object") -> ClassifierFn:
+def tf_classifier(model: Any) -> ClassifierFn:
     """Wrap a Keras model in a tf.function taking uint8 (None, 48, 48, 1) batches."""
     import tensorflow as tf
 
@@ -91,7 +92,7 @@ def tflite_classifier(path: Path, threads: int | None = None) -> ClassifierFn:
     return classify
 
 
-def load_keras(path: Path) -> "object":
+def load_keras(path: Path) -> Any:
     """Load a .keras model without its optimizer."""
     import keras
 
@@ -110,6 +111,7 @@ def resolve_runtime(path: str | Path = DEFAULT_MODEL, runtime: str = "auto") -> 
 
 def with_flip_tta(classify: ClassifierFn) -> ClassifierFn:
     """Average the probabilities of each face and its mirror image (2x the compute)."""
+
     def tta(faces: np.ndarray) -> np.ndarray:
         faces = _check_batch(faces)
         mirrored = np.ascontiguousarray(faces[:, :, ::-1, :])
@@ -123,7 +125,7 @@ def shifted(faces: np.ndarray, dx: int, dy: int) -> np.ndarray:
     n, h, w, c = faces.shape
     pad = max(abs(dx), abs(dy))
     padded = np.pad(faces, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-    return np.ascontiguousarray(padded[:, pad - dy:pad - dy + h, pad - dx:pad - dx + w, :])
+    return np.ascontiguousarray(padded[:, pad - dy : pad - dy + h, pad - dx : pad - dx + w, :])
 
 
 def with_ten_view_tta(classify: ClassifierFn, shift: int = 3) -> ClassifierFn:
@@ -133,19 +135,21 @@ def with_ten_view_tta(classify: ClassifierFn, shift: int = 3) -> ClassifierFn:
 
     def tta(faces: np.ndarray) -> np.ndarray:
         faces = _check_batch(faces)
-        total = None
+        total: np.ndarray | None = None
         for dx, dy in moves:
             view = shifted(faces, dx, dy) if (dx or dy) else faces
             for v in (view, np.ascontiguousarray(view[:, :, ::-1, :])):
                 probs = classify(v)
                 total = probs if total is None else total + probs
-        return (total / (2 * len(moves))).astype(np.float32)
+        assert total is not None
+        return np.asarray(total / (2 * len(moves)), dtype=np.float32)
 
     return tta
 
 
-def load_classifier_fn(path: str | Path = DEFAULT_MODEL, runtime: str = "auto",
-                       flip_tta: bool = False, threads: int | None = None) -> ClassifierFn:
+def load_classifier_fn(
+    path: str | Path = DEFAULT_MODEL, runtime: str = "auto", flip_tta: bool = False, threads: int | None = None
+) -> ClassifierFn:
     """Load the classifier: (N, 48, 48, 1) uint8 -> (N, n_labels) float32 probabilities.
 
     `path` is the .keras file; the .tflite runtime reads the file of the same stem next to it.
@@ -168,8 +172,9 @@ def _load(path: Path, runtime: str, threads: int | None = None) -> ClassifierFn:
     raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES} or 'auto'")
 
 
-def export_tflite(keras_path: Path, out_path: Path | None = None,
-                  representative: np.ndarray | None = None, samples: int = 300) -> Path:
+def export_tflite(
+    keras_path: Path, out_path: Path | None = None, representative: np.ndarray | None = None, samples: int = 300
+) -> Path:
     """Convert the .keras model (uint8 input, cast inside) to .tflite next to it.
 
     With `representative` faces ((N, 48, 48, 1) uint8, e.g. training images) the weights and
@@ -184,12 +189,11 @@ def export_tflite(keras_path: Path, out_path: Path | None = None,
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], forward)
     if representative is not None:
         rng = np.random.default_rng(0)
-        picks = rng.choice(len(representative), min(samples, len(representative)),
-                           replace=False)
+        picks = rng.choice(len(representative), min(samples, len(representative)), replace=False)
 
-        def calibration():  # type: ignore[no-untyped-def]
+        def calibration():  # TFLite's representative dataset generator
             for i in picks:
-                yield [np.ascontiguousarray(representative[i:i + 1], dtype=np.uint8)]
+                yield [np.ascontiguousarray(representative[i : i + 1], dtype=np.uint8)]
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = calibration

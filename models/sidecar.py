@@ -34,11 +34,17 @@ def write_sidecar(model_path: Path, fields: dict, fresh: bool = True) -> dict:
     model_path = Path(model_path)
     base = {} if fresh else read_sidecar(model_path)
     sidecar = {
-        "model": model_path.name, "version": MODEL_VERSION, "sidecar_format": SIDECAR_FORMAT,
-        "labels": list(EMOTIONS), "input_shape": [48, 48, 1],
-        "input_range": "uint8 0-255 grey", "output": "float32 softmax probabilities, labels order",
-        **base, **fields,
-        "sha256": sha256_of(model_path), "bytes": model_path.stat().st_size,
+        "model": model_path.name,
+        "version": MODEL_VERSION,
+        "sidecar_format": SIDECAR_FORMAT,
+        "labels": list(EMOTIONS),
+        "input_shape": [48, 48, 1],
+        "input_range": "uint8 0-255 grey",
+        "output": "float32 softmax probabilities, labels order",
+        **base,
+        **fields,
+        "sha256": sha256_of(model_path),
+        "bytes": model_path.stat().st_size,
     }
     sidecar_path(model_path).write_text(json.dumps(sidecar, indent=1) + "\n")
     return sidecar

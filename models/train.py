@@ -106,8 +106,9 @@ class RunState(keras.callbacks.Callback):
     """After each epoch: last.keras (raw weights + optimizer state) and state.json (epoch,
     time, best validation accuracy, weight-average updates) for `--resume`."""
 
-    def __init__(self, run_dir: Path, elapsed_before: float = 0.0, best: float = 0.0,
-                 average: "WeightAverage | None" = None) -> None:
+    def __init__(
+        self, run_dir: Path, elapsed_before: float = 0.0, best: float = 0.0, average: WeightAverage | None = None
+    ) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.best = best
@@ -117,9 +118,12 @@ class RunState(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.model.save(self.run_dir / "last.keras")
         self.best = max(self.best, float((logs or {}).get("val_accuracy", 0.0)))
-        state = {"epoch": epoch + 1, "elapsed_s": round(time.monotonic() - self.start, 1),
-                 "best": self.best,
-                 "average_updates": self.average.updates if self.average else 0}
+        state = {
+            "epoch": epoch + 1,
+            "elapsed_s": round(time.monotonic() - self.start, 1),
+            "best": self.best,
+            "average_updates": self.average.updates if self.average else 0,
+        }
         (self.run_dir / "state.json").write_text(json.dumps(state))
 
 
@@ -135,8 +139,15 @@ class WeightAverage(keras.callbacks.Callback):
     the run folder carries it across `--resume`.
     """
 
-    def __init__(self, run_dir: Path, momentum: float, every: int = 4, updates: int = 0,
-                 best: float = 0.0, initial: list[np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        momentum: float,
+        every: int = 4,
+        updates: int = 0,
+        best: float = 0.0,
+        initial: list[np.ndarray] | None = None,
+    ) -> None:
         super().__init__()
         self.run_dir, self.momentum, self.every = run_dir, momentum, every
         self.updates, self.best, self.initial = updates, best, initial
@@ -149,14 +160,15 @@ class WeightAverage(keras.callbacks.Callback):
         if self.average:
             return
         start = self.initial or [v.numpy() for v in self.model.weights]
-        self.average = [tf.Variable(np.asarray(w, dtype=v.dtype), trainable=False)
-                        for w, v in zip(start, self.model.weights)]
+        self.average = [
+            tf.Variable(np.asarray(w, dtype=v.dtype), trainable=False) for w, v in zip(start, self.model.weights)
+        ]
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if batch % self.every:
             return
         n = self.updates
-        m = min(self.momentum ** self.every, (1 + n) / (10 + n))
+        m = min(self.momentum**self.every, (1 + n) / (10 + n))
         for avg, var in zip(self.average, self.model.weights):
             avg.assign(m * avg + (1.0 - m) * var.value)
         self.updates += 1
@@ -208,8 +220,7 @@ def load_data(cfg: TrainConfig) -> tuple[data.Split, data.Split]:
 
 def build_for(cfg: TrainConfig) -> keras.Model:
     """The configured architecture under the current dtype policy (uncompiled)."""
-    return build_model(len(cfg.classes), widths=tuple(cfg.widths), blocks=tuple(cfg.blocks),
-                       dropout=cfg.dropout)
+    return build_model(len(cfg.classes), widths=tuple(cfg.widths), blocks=tuple(cfg.blocks), dropout=cfg.dropout)
 
 
 def make_model(cfg: TrainConfig) -> keras.Model:
@@ -248,14 +259,12 @@ def setup_device(device: str, precision: str = "auto") -> str:
     if gpus and not on_gpu:
         tf.config.set_visible_devices([], "GPU")
     if precision == "auto":
-        precision = ("mixed_float16" if on_gpu else
-                     "mixed_bfloat16" if cpu_has_bf16() else "float32")
+        precision = "mixed_float16" if on_gpu else "mixed_bfloat16" if cpu_has_bf16() else "float32"
     keras.mixed_precision.set_global_policy(precision)
     if on_gpu:
         name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
         return f"GPU: {name}, {precision}"
-    return (f"CPU only: {platform.processor() or platform.machine()}, {_cpu_count()} cores, "
-            f"{precision}")
+    return f"CPU only: {platform.processor() or platform.machine()}, {_cpu_count()} cores, {precision}"
 
 
 def _cpu_count() -> int:
@@ -264,8 +273,7 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def resume_model(cfg: TrainConfig, run_dir: Path,
-                 committed: Path) -> tuple[keras.Model, dict, list[np.ndarray] | None]:
+def resume_model(cfg: TrainConfig, run_dir: Path, committed: Path) -> tuple[keras.Model, dict, list[np.ndarray] | None]:
     """The model to continue, its state and its weight average: run_dir's last.keras (with
     the optimizer) and average.npz when there are, else the committed resume point next to
     the model (`<model>.resume.npz`: the last epoch's averaged weights, which seed both the
@@ -279,8 +287,7 @@ def resume_model(cfg: TrainConfig, run_dir: Path,
         return keras.models.load_model(run_dir / "last.keras"), state, average
     point = resume_point_paths(committed)
     if not point["weights"].exists():
-        raise FileNotFoundError(f"nothing to resume: no {run_dir / 'last.keras'} and no "
-                                f"{point['weights']}")
+        raise FileNotFoundError(f"nothing to resume: no {run_dir / 'last.keras'} and no {point['weights']}")
     state = json.loads(point["state"].read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
     write_history(run_dir / "history.csv", state.get("history", {}))
@@ -293,12 +300,12 @@ def resume_model(cfg: TrainConfig, run_dir: Path,
 
 def resume_point_paths(model_out: Path) -> dict[str, Path]:
     """Committed resume files next to the exported model."""
-    return {"weights": model_out.with_suffix(".resume.npz"),
-            "state": model_out.with_suffix(".resume.json")}
+    return {"weights": model_out.with_suffix(".resume.npz"), "state": model_out.with_suffix(".resume.json")}
 
 
-def run_training(cfg: TrainConfig, run_dir: Path, resume: bool = False,
-                 verbose: int = 2, committed: Path | None = None) -> dict:
+def run_training(
+    cfg: TrainConfig, run_dir: Path, resume: bool = False, verbose: int = 2, committed: Path | None = None
+) -> dict:
     """Train (or resume) into run_dir; return a summary (best val accuracy, epochs, time)."""
     keras.utils.set_random_seed(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -311,8 +318,9 @@ def run_training(cfg: TrainConfig, run_dir: Path, resume: bool = False,
         model, state = make_model(cfg), {}
     initial_epoch, elapsed = state.get("epoch", 0), state.get("elapsed_s", 0.0)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    weights = (data.class_weights(train.y, len(cfg.classes), cfg.class_weight_power)
-               if cfg.class_weight_power > 0 else None)
+    weights = (
+        data.class_weights(train.y, len(cfg.classes), cfg.class_weight_power) if cfg.class_weight_power > 0 else None
+    )
     train_ds = data.make_dataset(train, cfg.batch_size, True, cfg.seed, weights, one_hot=True)
     val_ds = data.make_dataset(val, 256, False, one_hot=True)
     budget = TimeBudget(cfg.max_minutes)
@@ -321,38 +329,58 @@ def run_training(cfg: TrainConfig, run_dir: Path, resume: bool = False,
     average_cb = None
     callbacks: list[keras.callbacks.Callback] = [CosineSchedule(cfg), budget]
     if cfg.ema_momentum > 0:  # validation and best.keras use the averaged weights
-        average_cb = WeightAverage(run_dir, cfg.ema_momentum,
-                                   updates=state.get("average_updates", 0),
-                                   best=state.get("best", 0.0), initial=average)
+        average_cb = WeightAverage(
+            run_dir,
+            cfg.ema_momentum,
+            updates=state.get("average_updates", 0),
+            best=state.get("best", 0.0),
+            initial=average,
+        )
         callbacks.append(average_cb)
     else:
-        callbacks.append(keras.callbacks.ModelCheckpoint(
-            run_dir / "best.keras", monitor="val_accuracy", save_best_only=True, mode="max",
-            initial_value_threshold=state.get("best")))
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                run_dir / "best.keras",
+                monitor="val_accuracy",
+                save_best_only=True,
+                mode="max",
+                initial_value_threshold=state.get("best"),
+            )
+        )
     callbacks.append(RunState(run_dir, elapsed, state.get("best", 0.0), average_cb))
     callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume))
     if cfg.patience:
-        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience,
-                                                       mode="max"))
+        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience, mode="max"))
     start = time.monotonic()
     if initial_epoch < cfg.epochs:
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs,
-                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
-    return summarise(run_dir, len(train), len(val), elapsed + time.monotonic() - start,
-                     budget.stopped, model, cfg)
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=cfg.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    return summarise(run_dir, len(train), len(val), elapsed + time.monotonic() - start, budget.stopped, model, cfg)
 
 
-def summarise(run_dir: Path, n_train: int, n_val: int, seconds: float, budget_hit: bool,
-              model: keras.Model, cfg: TrainConfig) -> dict:
+def summarise(
+    run_dir: Path, n_train: int, n_val: int, seconds: float, budget_hit: bool, model: keras.Model, cfg: TrainConfig
+) -> dict:
     """Write history.json + summary.json from history.csv; return the summary."""
     history = read_history(run_dir / "history.csv")
     (run_dir / "history.json").write_text(json.dumps(history, indent=1))
     best = int(np.argmax(history["val_accuracy"]))
     summary = {
-        "epochs_run": len(history["epoch"]), "epochs_planned": cfg.epochs,
-        "best_epoch": best + 1, "best_val_accuracy": history["val_accuracy"][best],
-        "train_images": n_train, "val_images": n_val, "training_seconds": round(seconds, 1),
-        "stopped_by_time_budget": budget_hit, "params": model.count_params(),
+        "epochs_run": len(history["epoch"]),
+        "epochs_planned": cfg.epochs,
+        "best_epoch": best + 1,
+        "best_val_accuracy": history["val_accuracy"][best],
+        "train_images": n_train,
+        "val_images": n_val,
+        "training_seconds": round(seconds, 1),
+        "stopped_by_time_budget": budget_hit,
+        "params": model.count_params(),
         "macs_per_face": count_macs(model),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -390,60 +418,131 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 @click.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="FER2013 folder (default: $FER2013_DIR or ../shared/data/fer2013).")
-@click.option("--run-dir", type=click.Path(path_type=Path), default=DEFAULT_RUN_DIR,
-              show_default=True, help="Checkpoints, history and state for --resume.")
-@click.option("--model-out", type=click.Path(path_type=Path), default=DEFAULT_MODEL,
-              show_default=True, help="Where the best model (+ .json sidecar) is exported.")
-@click.option("--epochs", default=100, show_default=True,
-              help="Length of the whole planned schedule (warm-up + cosine), across resumes.")
-@click.option("--max-minutes", default=0.0, show_default=True,
-              help="Budget of this invocation, 0 = none; stops at an epoch boundary.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="FER2013 folder (default: $FER2013_DIR or ../shared/data/fer2013).",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_RUN_DIR,
+    show_default=True,
+    help="Checkpoints, history and state for --resume.",
+)
+@click.option(
+    "--model-out",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Where the best model (+ .json sidecar) is exported.",
+)
+@click.option(
+    "--epochs",
+    default=100,
+    show_default=True,
+    help="Length of the whole planned schedule (warm-up + cosine), across resumes.",
+)
+@click.option(
+    "--max-minutes",
+    default=0.0,
+    show_default=True,
+    help="Budget of this invocation, 0 = none; stops at an epoch boundary.",
+)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--lr", default=2e-3, show_default=True)
 @click.option("--weight-decay", default=0.01, show_default=True)
 @click.option("--label-smoothing", default=0.1, show_default=True)
-@click.option("--ema", "ema_momentum", default=0.999, show_default=True,
-              help="Momentum of the weight average used for validation and export; 0 = off.")
-@click.option("--class-weight-power", default=0.0, show_default=True,
-              help="Inverse-frequency class weights ^ power (0 = none, 1 = balanced).")
-@click.option("--classes", default=",".join(EMOTIONS), show_default=True,
-              help="Comma-separated subset, e.g. happy,sad,neutral.")
+@click.option(
+    "--ema",
+    "ema_momentum",
+    default=0.999,
+    show_default=True,
+    help="Momentum of the weight average used for validation and export; 0 = off.",
+)
+@click.option(
+    "--class-weight-power",
+    default=0.0,
+    show_default=True,
+    help="Inverse-frequency class weights ^ power (0 = none, 1 = balanced).",
+)
+@click.option(
+    "--classes", default=",".join(EMOTIONS), show_default=True, help="Comma-separated subset, e.g. happy,sad,neutral."
+)
 @click.option("--subset", default=0, show_default=True, help="Use ~N training images (quick runs).")
 @click.option("--widths", default="32,64,128,256", show_default=True)
 @click.option("--blocks", default="2,2,2", show_default=True, help="Residual blocks per stage.")
 @click.option("--dropout", default=0.4, show_default=True)
 @click.option("--seed", default=1234, show_default=True)
 @click.option("--patience", default=0, show_default=True, help="Early stopping, 0 = off.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
-              show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16",
-                                                "mixed_float16"]),
-              default="auto", show_default=True,
-              help="auto: bf16 on a CPU that has it, float16 on a GPU.")
-@click.option("--resume", is_flag=True,
-              help="Continue the schedule: --run-dir's last.keras, else the committed "
-                   "<model-out>.resume.npz.")
-@click.option("--export-only", is_flag=True,
-              help="Only export --run-dir's best.keras (+ .tflite, sidecar) to --model-out.")
-@click.option("--force-export", is_flag=True,
-              help="Export even when the served model did better on the validation split "
-                   "(by default it is replaced only by a better one).")
-def main(data_dir: Path | None, run_dir: Path, model_out: Path, epochs: int,
-         max_minutes: float, batch_size: int, lr: float, weight_decay: float,
-         label_smoothing: float, ema_momentum: float, class_weight_power: float, classes: str,
-         subset: int, widths: str, blocks: str, dropout: float, seed: int, patience: int,
-         device: str, precision: str, resume: bool, export_only: bool,
-         force_export: bool) -> None:
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
+    default="auto",
+    show_default=True,
+    help="auto: bf16 on a CPU that has it, float16 on a GPU.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the schedule: --run-dir's last.keras, else the committed <model-out>.resume.npz.",
+)
+@click.option(
+    "--export-only", is_flag=True, help="Only export --run-dir's best.keras (+ .tflite, sidecar) to --model-out."
+)
+@click.option(
+    "--force-export",
+    is_flag=True,
+    help="Export even when the served model did better on the validation split "
+    "(by default it is replaced only by a better one).",
+)
+def main(
+    data_dir: Path | None,
+    run_dir: Path,
+    model_out: Path,
+    epochs: int,
+    max_minutes: float,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    label_smoothing: float,
+    ema_momentum: float,
+    class_weight_power: float,
+    classes: str,
+    subset: int,
+    widths: str,
+    blocks: str,
+    dropout: float,
+    seed: int,
+    patience: int,
+    device: str,
+    precision: str,
+    resume: bool,
+    export_only: bool,
+    force_export: bool,
+) -> None:
     """Train the emotion CNN on FER2013 and export the best checkpoint."""
     cfg = TrainConfig(
-        data_dir=str(data_dir or data.default_data_dir()), epochs=epochs, batch_size=batch_size,
-        lr=lr, weight_decay=weight_decay, label_smoothing=label_smoothing,
-        ema_momentum=ema_momentum, class_weight_power=class_weight_power,
-        classes=tuple(c.strip() for c in classes.split(",") if c.strip()), subset=subset,
-        widths=_ints(widths), blocks=_ints(blocks), dropout=dropout, seed=seed,
-        patience=patience, max_minutes=max_minutes, precision=precision)
+        data_dir=str(data_dir or data.default_data_dir()),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        label_smoothing=label_smoothing,
+        ema_momentum=ema_momentum,
+        class_weight_power=class_weight_power,
+        classes=tuple(c.strip() for c in classes.split(",") if c.strip()),
+        subset=subset,
+        widths=_ints(widths),
+        blocks=_ints(blocks),
+        dropout=dropout,
+        seed=seed,
+        patience=patience,
+        max_minutes=max_minutes,
+        precision=precision,
+    )
     if resume or export_only:
         cfg = resumed_config(cfg, run_dir, model_out, export_only)
     hardware = setup_device(device, cfg.precision)
@@ -457,13 +556,14 @@ def main(data_dir: Path | None, run_dir: Path, model_out: Path, epochs: int,
         export(run_dir, model_out, cfg, summary)
     else:  # the schedule goes on; the served model stays until a better one exists
         write_resume_point(run_dir, model_out, cfg, summary)
-        click.echo(f"kept the served {model_out.name}: validation {served:.2%} >= this run's "
-                   f"best {summary['best_val_accuracy']:.2%}; resume point written")
+        click.echo(
+            f"kept the served {model_out.name}: validation {served:.2%} >= this run's "
+            f"best {summary['best_val_accuracy']:.2%}; resume point written"
+        )
     click.echo(json.dumps(summary, indent=1))
 
 
-def resumed_config(cfg: TrainConfig, run_dir: Path, model_out: Path,
-                   export_only: bool) -> TrainConfig:
+def resumed_config(cfg: TrainConfig, run_dir: Path, model_out: Path, export_only: bool) -> TrainConfig:
     """The saved run's config (run_dir, else the committed resume point), with this
     invocation's data folder and budget (and, for --resume, a new planned length)."""
     saved_file = run_dir / "config.json"
@@ -505,16 +605,24 @@ def export(run_dir: Path, model_out: Path, cfg: TrainConfig, summary: dict) -> N
     tflite = export_tflite(model_out, representative=train_split.x)
     write_resume_point(run_dir, model_out, cfg, summary)
     config = {**asdict(cfg), "data_dir": Path(cfg.data_dir).name}  # no machine's absolute path
-    write_sidecar(model_out, {
-        "labels": list(cfg.classes), "runtime": "tflite", "tflite": tflite.name,
-        "tflite_sha256": sha256_of(tflite), "tflite_quantization": "int8",
-        "training_data": {"dataset": "FER2013 train/",
-                          "validation": f"{cfg.val_fraction:.0%} of train/, stratified, "
-                                        f"seed {cfg.seed}",
-                          "train_images": summary["train_images"],
-                          "val_images": summary["val_images"], "subset": cfg.subset},
-        "training": {**summary, "config": config},
-    })
+    write_sidecar(
+        model_out,
+        {
+            "labels": list(cfg.classes),
+            "runtime": "tflite",
+            "tflite": tflite.name,
+            "tflite_sha256": sha256_of(tflite),
+            "tflite_quantization": "int8",
+            "training_data": {
+                "dataset": "FER2013 train/",
+                "validation": f"{cfg.val_fraction:.0%} of train/, stratified, seed {cfg.seed}",
+                "train_images": summary["train_images"],
+                "val_images": summary["val_images"],
+                "subset": cfg.subset,
+            },
+            "training": {**summary, "config": config},
+        },
+    )
 
 
 def write_resume_point(run_dir: Path, model_out: Path, cfg: TrainConfig, summary: dict) -> None:
@@ -528,12 +636,20 @@ def write_resume_point(run_dir: Path, model_out: Path, cfg: TrainConfig, summary
         with np.load(run_dir / "average.npz") as npz:
             weights = [npz[f"w{i}"] for i in range(len(npz.files))]
     paths = resume_point_paths(model_out)
-    np.savez_compressed(paths["weights"], **{f"w{i}": np.asarray(w, dtype=np.float16)
-                                             for i, w in enumerate(weights)})
+    np.savez_compressed(
+        paths["weights"],
+        **{
+            f"w{i}": np.asarray(w, dtype=np.float16)  # type: ignore[arg-type]
+            for i, w in enumerate(weights)
+        },
+    )
     state = json.loads((run_dir / "state.json").read_text())
-    state.update(config={**asdict(cfg), "data_dir": Path(cfg.data_dir).name},
-                 epochs_planned=cfg.epochs, best_epoch=summary.get("best_epoch"),
-                 history=read_history(run_dir / "history.csv"))
+    state.update(
+        config={**asdict(cfg), "data_dir": Path(cfg.data_dir).name},
+        epochs_planned=cfg.epochs,
+        best_epoch=summary.get("best_epoch"),
+        history=read_history(run_dir / "history.csv"),
+    )
     paths["state"].write_text(json.dumps(state, indent=1) + "\n")
 
 

@@ -46,8 +46,12 @@ def draw_faces(image: Image.Image, faces: Iterable[FaceRow]) -> Image.Image:
 def crop_face(image: Image.Image, face: FaceRow, size: int = 112, margin: float = 0.15) -> Image.Image:
     """A square thumbnail of one face with a little margin around its box."""
     pad = round(max(face.w, face.h) * margin)
-    box = (max(0, face.x - pad), max(0, face.y - pad),
-           min(image.width, face.x + face.w + pad), min(image.height, face.y + face.h + pad))
+    box = (
+        max(0, face.x - pad),
+        max(0, face.y - pad),
+        min(image.width, face.x + face.w + pad),
+        min(image.height, face.y + face.h + pad),
+    )
     crop = image.crop(box)
     crop.thumbnail((size, size))
     return crop

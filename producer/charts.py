@@ -20,8 +20,15 @@ from matplotlib.figure import Figure
 from db.reports import UNKNOWN_DATE, combine, summary_of
 from models.labels import EMOTIONS
 
-COLOURS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#2ca02c",
-           "sad": "#1f77b4", "surprise": "#ff7f0e", "neutral": "#7f7f7f"}
+COLOURS = {
+    "angry": "#d62728",
+    "disgust": "#8c564b",
+    "fear": "#9467bd",
+    "happy": "#2ca02c",
+    "sad": "#1f77b4",
+    "surprise": "#ff7f0e",
+    "neutral": "#7f7f7f",
+}
 MAX_LABEL = 40
 TOP_GROUPS = 20
 MAX_POINTS = 100
@@ -35,11 +42,12 @@ def _png(figure: Figure) -> bytes:
 
 
 def _short(label: str) -> str:
-    return label if len(label) <= MAX_LABEL else "…" + label[-(MAX_LABEL - 1):]
+    return label if len(label) <= MAX_LABEL else "…" + label[-(MAX_LABEL - 1) :]
 
 
-def top_groups(groups: dict[str, dict[str, Any]], top: int = TOP_GROUPS, noun: str = "folders"
-               ) -> dict[str, dict[str, Any]]:
+def top_groups(
+    groups: dict[str, dict[str, Any]], top: int = TOP_GROUPS, noun: str = "folders"
+) -> dict[str, dict[str, Any]]:
     """The `top` groups with the most images (ties by name), in their original order, and
     the rest combined into one "other (N folders)" group."""
     if len(groups) <= top + 1:
@@ -68,8 +76,13 @@ def distribution_chart(groups: dict[str, dict[str, Any]], title: str) -> bytes:
     axes.set_xlabel("% of faces (dominant emotion)")
     axes.invert_yaxis()
     axes.set_title(title)
-    axes.legend(ncol=len(EMOTIONS), loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.4 / max(len(names), 1)),
-                fontsize="small", frameon=False)
+    axes.legend(
+        ncol=len(EMOTIONS),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18 - 0.4 / max(len(names), 1)),
+        fontsize="small",
+        frameon=False,
+    )
     return _png(figure)
 
 
@@ -117,14 +130,21 @@ def timeline_chart(dates: dict[str, dict[str, Any]], title: str) -> bytes:
     for emotion in EMOTIONS:
         shares = [100.0 * c[emotion] / max(sum(c.values()), 1) for c in counts]
         if any(shares):
-            axes.plot(x, shares, marker="o" if len(x) <= 40 else None, color=COLOURS[emotion], label=emotion)
+            axes.plot(
+                x,  # type: ignore[arg-type]  # matplotlib plots dates; its stubs say numbers
+                shares,
+                marker="o" if len(x) <= 40 else None,
+                color=COLOURS[emotion],
+                label=emotion,
+            )
     axes.set_ylim(0, 100)
     axes.set_ylabel(f"% of faces per {unit}")
     axes.set_title(title if x else f"{title} (no dated faces)")
     figure.autofmt_xdate()
     if x:
-        axes.legend(ncol=len(EMOTIONS), loc="upper center", bbox_to_anchor=(0.5, -0.25), fontsize="small",
-                    frameon=False)
+        axes.legend(
+            ncol=len(EMOTIONS), loc="upper center", bbox_to_anchor=(0.5, -0.25), fontsize="small", frameon=False
+        )
     return _png(figure)
 
 

@@ -36,11 +36,13 @@ def embedded_system(
             redis = stack.enter_context(LocalRedis(STATE_DIR / "redis"))
             redis_url = redis.url
             console.print(f"started redis-server on {redis_url}")
-        live = settings.model_copy(update={
-            "redis_url": redis_url, "database_url": absolute_database_url(settings.database_url),
-        })
-        env = {"REDIS_URL": redis_url, "DATABASE_URL": live.database_url,
-               "WORKER_BACKENDS": json.dumps([backend])}
+        live = settings.model_copy(
+            update={
+                "redis_url": redis_url,
+                "database_url": absolute_database_url(settings.database_url),
+            }
+        )
+        env = {"REDIS_URL": redis_url, "DATABASE_URL": live.database_url, "WORKER_BACKENDS": json.dumps([backend])}
         STATE_DIR.mkdir(exist_ok=True)
         stack.enter_context(LocalWorker(env, concurrency=workers, log_file=STATE_DIR / "worker.log"))
         console.print(f"started {workers} worker process(es); log: {STATE_DIR / 'worker.log'}")

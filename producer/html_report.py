@@ -37,38 +37,51 @@ class HtmlParts:
 
 
 def _cards(report: dict[str, Any]) -> str:
-    items = [("images", report["images"]), ("faces", report["faces"]), ("no face", report["no_face"]),
-             ("failed", report["failed"]), ("pending", report["pending"])]
-    return "<div class='cards'>" + "".join(
-        f"<div class='card'><b>{int(v)}</b>{escape(k)}</div>" for k, v in items) + "</div>"
+    items = [
+        ("images", report["images"]),
+        ("faces", report["faces"]),
+        ("no face", report["no_face"]),
+        ("failed", report["failed"]),
+        ("pending", report["pending"]),
+    ]
+    return (
+        "<div class='cards'>"
+        + "".join(f"<div class='card'><b>{int(v)}</b>{escape(k)}</div>" for k, v in items)
+        + "</div>"
+    )
 
 
 def _emotion_table(report: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{e}</td><td>{report['dominant'][e]}</td><td>{report['share'][e]:.1f}</td>"
-        f"<td>{report['mean'][e]:.1f}</td></tr>" for e in EMOTIONS)
-    return ("<table><tr><th>emotion</th><th>faces (dominant)</th><th>share %</th><th>mean %</th></tr>"
-            f"{rows}</table>")
+        f"<td>{report['mean'][e]:.1f}</td></tr>"
+        for e in EMOTIONS
+    )
+    return f"<table><tr><th>emotion</th><th>faces (dominant)</th><th>share %</th><th>mean %</th></tr>{rows}</table>"
 
 
 def _group_table(title: str, groups: dict[str, dict[str, Any]], noun: str) -> str:
     total = len(groups)
     groups = top_groups(groups, TABLE_ROWS, noun)
-    note = (f"<p class='muted'>The {TABLE_ROWS} {escape(noun)} with the most images of {total}; the rest in "
-            "one row. <code>producer report --format csv</code> (or json, parquet) lists every one.</p>"
-            if len(groups) < total else "")
+    note = (
+        f"<p class='muted'>The {TABLE_ROWS} {escape(noun)} with the most images of {total}; the rest in "
+        "one row. <code>producer report --format csv</code> (or json, parquet) lists every one.</p>"
+        if len(groups) < total
+        else ""
+    )
     head = "".join(f"<th>{c}</th>" for c in ("images", "faces", "no face", "failed", *EMOTIONS))
     body = "".join(
         f"<tr><td>{escape(name)}</td><td>{g['images']}</td><td>{g['faces']}</td><td>{g['no_face']}</td>"
         f"<td>{g['failed']}</td>" + "".join(f"<td>{g['share'][e]:.0f}%</td>" for e in EMOTIONS) + "</tr>"
-        for name, g in groups.items())
-    return (f"<h2>{escape(title)}</h2>{note}<table><tr><th>{escape(title.split()[-1])}</th>{head}</tr>{body}"
-            "</table>")
+        for name, g in groups.items()
+    )
+    return f"<h2>{escape(title)}</h2>{note}<table><tr><th>{escape(title.split()[-1])}</th>{head}</tr>{body}</table>"
 
 
 def _charts(charts: dict[str, bytes]) -> str:
     return "".join(
-        f"<p><img class='chart' alt='{escape(name)}' src='{png_uri(png)}'></p>" for name, png in charts.items())
+        f"<p><img class='chart' alt='{escape(name)}' src='{png_uri(png)}'></p>" for name, png in charts.items()
+    )
 
 
 def _faces(thumbnails: dict[str, list[Thumbnail]]) -> str:
@@ -76,7 +89,9 @@ def _faces(thumbnails: dict[str, list[Thumbnail]]) -> str:
     for emotion in EMOTIONS:
         figures = "".join(
             f"<figure><img alt='{escape(t.caption)}' src='{t.data_uri}'><figcaption>{escape(t.caption)}"
-            "</figcaption></figure>" for t in thumbnails.get(emotion, []))
+            "</figcaption></figure>"
+            for t in thumbnails.get(emotion, [])
+        )
         if figures:
             sections.append(f"<h3>{emotion}</h3><div class='faces'>{figures}</div>")
     return "<h2>Faces</h2>" + ("".join(sections) or "<p class='muted'>no faces</p>")

@@ -58,9 +58,12 @@ class LocalRedis:
     """A private redis-server on 127.0.0.1 with AOF persistence in its own folder."""
 
     def __init__(self, data_dir: Path | None = None, port: int | None = None, password: str | None = None) -> None:
-        self.binary = shutil.which("redis-server")
-        if not self.binary:
-            raise ConfigurationError("redis-server not found: install it (Debian: apt-get install redis-server) or set REDIS_URL")
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise ConfigurationError(
+                "redis-server not found: install it (Debian: apt-get install redis-server) or set REDIS_URL"
+            )
+        self.binary: str = binary
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="emotion-redis-"))
         self.port = port or free_port()
         self.password = password
@@ -73,8 +76,23 @@ class LocalRedis:
 
     def start(self) -> LocalRedis:
         """Start the server and wait until it answers PING."""
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no"]
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+        ]
         if self.password:
             args += ["--requirepass", self.password]
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,8 +130,14 @@ class LocalRedis:
 class LocalWorker:
     """`celery -A worker worker` in a subprocess with the given environment."""
 
-    def __init__(self, env: dict[str, str], concurrency: int = 1, name: str = "local",
-                 log_file: Path | None = None, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        concurrency: int = 1,
+        name: str = "local",
+        log_file: Path | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
         # Fewer malloc arenas: threads decoding images otherwise fragment memory into many.
         self.env = {"MALLOC_ARENA_MAX": "2", **os.environ, **env}
         self.concurrency = concurrency
@@ -123,20 +147,38 @@ class LocalWorker:
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO",
-                "--concurrency", str(self.concurrency), "--pool", "prefork", "-E",
-                "--without-gossip", "--without-mingle", "--hostname", f"{self.name}@%h", *self.extra_args]
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(self.concurrency),
+            "--pool",
+            "prefork",
+            "-E",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"{self.name}@%h",
+            *self.extra_args,
+        ]
 
     def start(self) -> LocalWorker:
         """Start the worker process (it loads its models in each child)."""
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.process = subprocess.Popen(self.command(), env=self.env, cwd=REPO_ROOT,
-                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(), env=self.env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         return self
 
     def pool_pids(self) -> list[int]:
         """Pids of the worker's pool processes (children of its main process)."""
-        return child_pids(self.process.pid) if self.alive() else []
+        return child_pids(self.process.pid) if self.process is not None and self.alive() else []
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -45,8 +45,15 @@ def _short_names(groups: list[str]) -> dict[str, str]:
 
 
 TABLE_ROWS = 40  # groups shown in the terminal; CSV/JSON/Parquet keep every group
-SHORT = {"angry": "ang%", "disgust": "dis%", "fear": "fear%", "happy": "hap%", "sad": "sad%",
-         "surprise": "sur%", "neutral": "neu%"}
+SHORT = {
+    "angry": "ang%",
+    "disgust": "dis%",
+    "fear": "fear%",
+    "happy": "hap%",
+    "sad": "sad%",
+    "surprise": "sur%",
+    "neutral": "neu%",
+}
 
 
 def report_table(report: dict[str, Any], console: Console, max_rows: int = TABLE_ROWS) -> None:
@@ -61,8 +68,12 @@ def report_table(report: dict[str, Any], console: Console, max_rows: int = TABLE
         groups = [g for i, g in enumerate(groups) if i in kept]
     shown = [rows[0], *groups]
     names = _short_names([r["group"] for r in shown])
-    table = Table(title=f"Job {report['job']} ({report['name']}, backend {report['backend']}): "
-                        "share of faces per dominant emotion, %", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
+    table = Table(
+        title=f"Job {report['job']} ({report['name']}, backend {report['backend']}): "
+        "share of faces per dominant emotion, %",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+    )
     counts = [k for k in COUNTS if k in ("images", "faces") or any(r[k] for r in shown)]  # all-zero columns left out
     widest = max(len(name) for name in names.values())
     table.add_column("group", overflow="fold", min_width=min(widest, 24))  # never squeezed to nothing
@@ -74,8 +85,10 @@ def report_table(report: dict[str, Any], console: Console, max_rows: int = TABLE
     console.print(table)
     left_out = len(rows) - 1 - len(groups)
     if left_out:
-        console.print(f"{left_out} more groups not shown (the {max_rows} with the most images are); "
-                      "--format csv, json or parquet lists every group")
+        console.print(
+            f"{left_out} more groups not shown (the {max_rows} with the most images are); "
+            "--format csv, json or parquet lists every group"
+        )
     console.print("mean % over the job's faces: " + ", ".join(f"{e} {report['mean'][e]:.1f}" for e in EMOTIONS))
     if report.get("model_versions"):
         console.print(f"model version(s): {', '.join(report['model_versions'])}")

@@ -49,4 +49,3 @@ def write_samples(folder: Path) -> list[Path]:
     notes = others / "notes.jpg"
     notes.write_text("this is text, not a photo\n")
     return [*written, rotated, broken, notes]
-

@@ -23,7 +23,13 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.jobs import (
-    Progress, create_job, finish_scan, job_progress, known_hashes, pending_pages, register_chunk,
+    Progress,
+    create_job,
+    finish_scan,
+    job_progress,
+    known_hashes,
+    pending_pages,
+    register_chunk,
 )
 from db.results import ResultKey
 from db.schema import Job
@@ -71,16 +77,22 @@ class SubmitResult:
 def check_batch_size(batch_size: int) -> int:
     """The one rule for batch sizes (also BATCH_SIZE's): 1..1024, else one clear error."""
     if not BATCH_SIZE_MIN <= batch_size <= BATCH_SIZE_MAX:
-        raise ConfigurationError(
-            f"batch size must be between {BATCH_SIZE_MIN} and {BATCH_SIZE_MAX}, not {batch_size}")
+        raise ConfigurationError(f"batch size must be between {BATCH_SIZE_MIN} and {BATCH_SIZE_MAX}, not {batch_size}")
     return batch_size
 
 
 class Enqueuer:
     """Sends a job's pending images as full batches as they come, the rest on `flush`."""
 
-    def __init__(self, client: Celery, job: Job, queue: str, batch_size: int,
-                 on_batch: Callable[[int], None] | None = None, resend: int = 0) -> None:
+    def __init__(
+        self,
+        client: Celery,
+        job: Job,
+        queue: str,
+        batch_size: int,
+        on_batch: Callable[[int], None] | None = None,
+        resend: int = 0,
+    ) -> None:
         self.client, self.job, self.queue, self.batch_size = client, job, queue, batch_size
         self.on_batch, self.resend = on_batch, resend
         self.buffer: list[ImageRef] = []
@@ -103,8 +115,9 @@ class Enqueuer:
     def _send(self, refs: list[ImageRef], producer: object = None) -> None:
         # A batch is numbered by its first image's id: deterministic, and never shared by
         # two batches of one send (a resend adds its own tag, see BatchMessage.task_id).
-        message = BatchMessage(self.job.id, refs[0].image_id, self.job.backend, tuple(refs), self.job.force,
-                               self.resend)
+        message = BatchMessage(
+            self.job.id, refs[0].image_id, self.job.backend, tuple(refs), self.job.force, self.resend
+        )
         send_batch(self.client, message, self.queue, producer)
         self.batches += 1
         self.queued += len(refs)
@@ -113,8 +126,14 @@ class Enqueuer:
 
 
 def enqueue(
-    client: Celery, job_id: int, backend: str, refs: Sequence[ImageRef], batch_size: int,
-    force: bool, queue: str, on_batch: Callable[[int], None] | None = None,
+    client: Celery,
+    job_id: int,
+    backend: str,
+    refs: Sequence[ImageRef],
+    batch_size: int,
+    force: bool,
+    queue: str,
+    on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """Send `refs` as batches of `batch_size`; return the number of batches sent."""
     job = Job(id=job_id, backend=backend, force=force)
@@ -144,15 +163,21 @@ def _chunks(files: Iterator[ScannedFile], size: int) -> Iterator[list[ScannedFil
 
 
 def _stream_register(
-    sessions: sessionmaker[Session], job: Job, files: Iterator[ScannedFile], sender: Enqueuer,
-    reuse: ResultKey | None, progress: SubmitProgress, chunk: int,
-    on_scan: Callable[[ScannedFile], None] | None, on_progress: Callable[[SubmitProgress], None] | None,
+    sessions: sessionmaker[Session],
+    job: Job,
+    files: Iterator[ScannedFile],
+    sender: Enqueuer,
+    reuse: ResultKey | None,
+    progress: SubmitProgress,
+    chunk: int,
+    on_scan: Callable[[ScannedFile], None] | None,
+    on_progress: Callable[[SubmitProgress], None] | None,
 ) -> list[ScannedFile]:
     """Register `files` chunk by chunk, enqueueing each chunk's batches after its commit;
     return the videos met on the way (few: registered and probed by producer.videos)."""
     videos: list[ScannedFile] = []
     for files_chunk in _chunks(files, chunk):
-        images = []
+        images: list[ScannedFile] = []
         for scanned in files_chunk:
             progress.read += scanned.read
             (images if scanned.kind == "image" else videos).append(scanned)
@@ -177,8 +202,12 @@ def _stream_register(
 
 
 def _scan_stream(
-    sessions: sessionmaker[Session], roots: Sequence[Path], problems: ScanProblems, rehash: bool,
-    max_bytes: int | None, skip: int = 0,
+    sessions: sessionmaker[Session],
+    roots: Sequence[Path],
+    problems: ScanProblems,
+    rehash: bool,
+    max_bytes: int | None,
+    skip: int = 0,
 ) -> Iterator[ScannedFile]:
     def known(found):  # noqa: ANN001, ANN202
         with sessions() as session:
@@ -189,12 +218,22 @@ def _scan_stream(
 
 
 def submit(
-    sessions: sessionmaker[Session], client: Celery, paths: Sequence[Path], *, backend: str,
-    batch_size: int, name: str, force: bool, queue: str, settings: Settings | None = None,
-    rehash: bool = False, chunk: int = CHUNK,
+    sessions: sessionmaker[Session],
+    client: Celery,
+    paths: Sequence[Path],
+    *,
+    backend: str,
+    batch_size: int,
+    name: str,
+    force: bool,
+    queue: str,
+    settings: Settings | None = None,
+    rehash: bool = False,
+    chunk: int = CHUNK,
     on_scan: Callable[[ScannedFile], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
-    on_progress: Callable[[SubmitProgress], None] | None = None, video: VideoOptions | None = None,
+    on_progress: Callable[[SubmitProgress], None] | None = None,
+    video: VideoOptions | None = None,
     on_job: Callable[[int], None] | None = None,
 ) -> SubmitResult:
     """Scan `paths` into a new job as a stream (see the module docstring); return the
@@ -212,15 +251,35 @@ def submit(
     sender = Enqueuer(client, job, queue, batch_size, on_batch=on_batch)
     max_bytes = settings.max_file_bytes if settings else None
     files = _scan_stream(sessions, [Path(p) for p in paths], problems, rehash, max_bytes)
-    video_files = _stream_register(sessions, job, files, sender, reuse_key(backend, settings, force), progress,
-                                   chunk, on_scan, on_progress)
-    videos = submit_videos(sessions, client, job.id, paths, backend=backend, batch_size=batch_size, force=force,
-                           queue=queue, options=video or VideoOptions.from_settings(settings or get_settings()),
-                           files=video_files)
+    video_files = _stream_register(
+        sessions, job, files, sender, reuse_key(backend, settings, force), progress, chunk, on_scan, on_progress
+    )
+    videos = submit_videos(
+        sessions,
+        client,
+        job.id,
+        paths,
+        backend=backend,
+        batch_size=batch_size,
+        force=force,
+        queue=queue,
+        options=video or VideoOptions.from_settings(settings or get_settings()),
+        files=video_files,
+    )
     with sessions() as session:
         finish_scan(session, job.id)
-    return SubmitResult(job.id, progress.scanned, progress.queued, progress.duplicates, progress.failed,
-                        progress.batches, problems, progress.reused, progress.read, videos)
+    return SubmitResult(
+        job.id,
+        progress.scanned,
+        progress.queued,
+        progress.duplicates,
+        progress.failed,
+        progress.batches,
+        problems,
+        progress.reused,
+        progress.read,
+        videos,
+    )
 
 
 @dataclass
@@ -235,9 +294,14 @@ class Resumed:
 
 
 def resume_job(
-    sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str,
-    settings: Settings | None = None, on_batch: Callable[[int], None] | None = None,
-    on_progress: Callable[[SubmitProgress], None] | None = None, chunk: int = CHUNK,
+    sessions: sessionmaker[Session],
+    client: Celery,
+    job_id: int,
+    queue: str,
+    settings: Settings | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[SubmitProgress], None] | None = None,
+    chunk: int = CHUNK,
 ) -> Resumed:
     """Re-enqueue a job's pending images page by page (the database is the source of
     truth), then finish its scan if the submit was interrupted."""
@@ -259,12 +323,29 @@ def resume_job(
         roots = [Path(p) for p in json.loads(job.roots)]
         max_bytes = settings.max_file_bytes if settings else None
         files = _scan_stream(sessions, roots, resumed.problems, False, max_bytes, skip=job.scanned)
-        _stream_register(sessions, job, files, sender, reuse_key(job.backend, settings, job.force), progress,
-                         chunk, None, on_progress)
+        _stream_register(
+            sessions,
+            job,
+            files,
+            sender,
+            reuse_key(job.backend, settings, job.force),
+            progress,
+            chunk,
+            None,
+            on_progress,
+        )
         # videos of the part walked before the interruption were not registered yet: all of them now
         segments += submit_videos(
-            sessions, client, job_id, roots, backend=job.backend, batch_size=size, force=job.force, queue=queue,
-            options=VideoOptions.from_settings(settings or get_settings())).segments
+            sessions,
+            client,
+            job_id,
+            roots,
+            backend=job.backend,
+            batch_size=size,
+            force=job.force,
+            queue=queue,
+            options=VideoOptions.from_settings(settings or get_settings()),
+        ).segments
         with sessions() as session:
             finish_scan(session, job_id)
         resumed.scan = progress
@@ -278,9 +359,13 @@ def resume(sessions: sessionmaker[Session], client: Celery, job_id: int, queue: 
 
 
 def wait_for_job(
-    sessions: sessionmaker[Session], job_id: int, timeout: float | None = None,
-    on_progress: Callable[[Progress], None] | None = None, interval: float = 0.5,
-    on_stall: Callable[[], object] | None = None, stall_seconds: float = 420.0,
+    sessions: sessionmaker[Session],
+    job_id: int,
+    timeout: float | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    interval: float = 0.5,
+    on_stall: Callable[[], object] | None = None,
+    stall_seconds: float = 420.0,
 ) -> Progress:
     """Poll the database until the job has no pending image (or `timeout` passes).
 

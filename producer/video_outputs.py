@@ -33,20 +33,34 @@ def over_time_chart(video: dict[str, Any], title: str) -> bytes:
     for emotion in EMOTIONS:
         values = [p[emotion] for p in timeline]
         if any(v >= 1.0 for v in values):
-            axes.plot(times, values, color=COLOURS[emotion], label=emotion, linewidth=1.3,
-                      marker="." if len(times) < 120 else None)
+            axes.plot(
+                times,
+                values,
+                color=COLOURS[emotion],
+                label=emotion,
+                linewidth=1.3,
+                marker="." if len(times) < 120 else None,
+            )
     for emotion, moments in video.get("moments", {}).items():
         if moments and moments[0]["percent"] >= 50:
-            axes.annotate(emotion, (moments[0]["t"], moments[0]["percent"]), fontsize="x-small",
-                          color=COLOURS[emotion], xytext=(0, 4), textcoords="offset points", ha="center")
+            axes.annotate(
+                emotion,
+                (moments[0]["t"], moments[0]["percent"]),
+                fontsize="x-small",
+                color=COLOURS[emotion],
+                xytext=(0, 4),
+                textcoords="offset points",
+                ha="center",
+            )
     axes.set_xlim(0, max(video.get("duration_s") or 0, times[-1] if times else 0, 1))
     axes.set_ylim(0, 105)
     axes.set_xlabel("seconds")
     axes.set_ylabel("mean % over the frame's faces")
     axes.set_title(title if timeline else f"{title} (no faces)")
     if timeline:
-        axes.legend(ncol=len(EMOTIONS), loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize="small",
-                    frameon=False)
+        axes.legend(
+            ncol=len(EMOTIONS), loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize="small", frameon=False
+        )
     return _png(figure)
 
 
@@ -93,8 +107,14 @@ def video_table(report: dict[str, Any], console: Console) -> None:
     for column in ("video", "outcome", "seconds", "frames", "faces", *EMOTIONS):
         table.add_column(column, justify="left" if column in ("video", "outcome") else "right")
     for path, v in videos.items():
-        table.add_row(Path(path).name, _outcome(v, OUTCOME_WIDTH), f"{v['duration_s'] or 0:.0f}", str(v["frames"]), str(v["faces"]),
-                      *(f"{v['share'][e]:.0f}" for e in EMOTIONS))
+        table.add_row(
+            Path(path).name,
+            _outcome(v, OUTCOME_WIDTH),
+            f"{v['duration_s'] or 0:.0f}",
+            str(v["frames"]),
+            str(v["faces"]),
+            *(f"{v['share'][e]:.0f}" for e in EMOTIONS),
+        )
     console.print(table)
     for path, v in videos.items():
         if v["faces"]:
@@ -109,8 +129,15 @@ def video_csv(report: dict[str, Any]) -> str:
     writer = csv.DictWriter(out, fieldnames=fields)
     writer.writeheader()
     for path, v in report.get("videos", {}).items():
-        row = {"job": report["job"], "video": path, "status": v["status"], "reason": v["error"] or v["note"] or "",
-               "duration_s": v["duration_s"], "sample_fps": v["sample_fps"], "samples": v["samples"]}
+        row = {
+            "job": report["job"],
+            "video": path,
+            "status": v["status"],
+            "reason": v["error"] or v["note"] or "",
+            "duration_s": v["duration_s"],
+            "sample_fps": v["sample_fps"],
+            "samples": v["samples"],
+        }
         row.update({k: v[k] for k in COUNTS})
         for e in EMOTIONS:
             row[f"dominant_{e}"] = v["dominant"][e]
@@ -131,19 +158,26 @@ def video_html(report: dict[str, Any], charts: dict[str, bytes]) -> str:
     rows = "".join(
         f"<tr><td>{escape(Path(p).name)}</td><td>{escape(_outcome(v))}</td><td>{v['duration_s'] or 0:.0f}</td>"
         f"<td>{v['frames']}</td><td>{v['faces']}</td>"
-        + "".join(f"<td>{v['share'][e]:.0f}%</td>" for e in EMOTIONS) + "</tr>"
-        for p, v in videos.items())
+        + "".join(f"<td>{v['share'][e]:.0f}%</td>" for e in EMOTIONS)
+        + "</tr>"
+        for p, v in videos.items()
+    )
     parts = [
         "<h2>Videos</h2><div class='cards'>"
-        + "".join(f"<div class='card'><b>{int(totals[k])}</b>{k.replace('_', ' ')}</div>"
-                  for k in ("videos", "failed", "frames", "faces")) + "</div>",
+        + "".join(
+            f"<div class='card'><b>{int(totals[k])}</b>{k.replace('_', ' ')}</div>"
+            for k in ("videos", "failed", "frames", "faces")
+        )
+        + "</div>",
         f"<table><tr><th>video</th>{head}</tr>{rows}</table>",
     ]
     for path, v in videos.items():
         png = charts.get(chart_name(path))
         if png:
-            parts.append(f"<h3>{escape(Path(path).name)}</h3><p><img class='chart' alt='{escape(chart_name(path))}' "
-                         f"src='{png_uri(png)}'></p>")
+            parts.append(
+                f"<h3>{escape(Path(path).name)}</h3><p><img class='chart' alt='{escape(chart_name(path))}' "
+                f"src='{png_uri(png)}'></p>"
+            )
             if v["faces"]:
                 parts.append(f"<p class='muted'>strongest moments: {escape(_moments_text(v))}</p>")
     return "".join(parts)

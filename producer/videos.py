@@ -68,8 +68,13 @@ def probe_file(scanned: ScannedFile, max_s: float) -> ProbedVideo:
 
 
 def enqueue_segments(
-    client: Celery, job_id: int, segments: Sequence[tuple[int, int]], backend: str, batch_size: int,
-    force: bool, queue: str,
+    client: Celery,
+    job_id: int,
+    segments: Sequence[tuple[int, int]],
+    backend: str,
+    batch_size: int,
+    force: bool,
+    queue: str,
 ) -> int:
     """Send one task per (video_id, segment_no)."""
     for video_id, segment_no in segments:
@@ -78,8 +83,16 @@ def enqueue_segments(
 
 
 def submit_videos(
-    sessions: sessionmaker[Session], client: Celery, job_id: int, paths: Sequence[Path], *,
-    backend: str, batch_size: int, force: bool, queue: str, options: VideoOptions,
+    sessions: sessionmaker[Session],
+    client: Celery,
+    job_id: int,
+    paths: Sequence[Path],
+    *,
+    backend: str,
+    batch_size: int,
+    force: bool,
+    queue: str,
+    options: VideoOptions,
     files: Sequence[ScannedFile] | None = None,
 ) -> VideoSubmit:
     """Find, probe and register the videos under `paths` for `job_id` (or the scanned video
@@ -98,8 +111,13 @@ def submit_videos(
 
 
 def resume_segments(
-    sessions: sessionmaker[Session], client: Celery, job_id: int, backend: str, batch_size: int,
-    force: bool, queue: str,
+    sessions: sessionmaker[Session],
+    client: Celery,
+    job_id: int,
+    backend: str,
+    batch_size: int,
+    force: bool,
+    queue: str,
 ) -> int:
     """Re-enqueue a job's pending segments (same task ids; a finished one is skipped)."""
     with sessions() as session:

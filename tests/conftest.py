@@ -106,6 +106,10 @@ def worker_env(tmp_path: Path, deepface_home: Path, yunet_model: Path, database_
 def run_producer(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the real `producer` CLI in a subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args], env={**os.environ, **env},
-        capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
+        [sys.executable, "-m", "producer.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
     )

@@ -24,6 +24,7 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
 
 def _bomb_png(path: Path, side: int = 30000) -> None:
     """A tiny PNG header that claims side x side pixels (decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -61,8 +62,7 @@ def write_odd_formats(folder: Path, face_photo: Path) -> list[Path]:
     face.thumbnail((800, 800))
     made = {
         "cmyk.jpg": lambda p: face.convert("CMYK").save(p, "JPEG"),
-        "sixteen-bit.png": lambda p: Image.fromarray(
-            (np.asarray(face.convert("L"), dtype=np.uint16) * 257)).save(p),
+        "sixteen-bit.png": lambda p: Image.fromarray(np.asarray(face.convert("L"), dtype=np.uint16) * 257).save(p),
         "alpha.png": lambda p: face.convert("RGBA").save(p),
         "animated.gif": lambda p: face.save(p, save_all=True, append_images=[face.rotate(10)], duration=100),
         "exif-rotated.jpg": lambda p: _exif_rotated(face, p),

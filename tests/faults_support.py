@@ -13,7 +13,8 @@ from pathlib import Path
 from PIL import Image, ImageEnhance, ImageOps
 from sqlalchemy import func, select
 
-from db.schema import Face, Image as ImageRow
+from db.schema import Face
+from db.schema import Image as ImageRow
 from db.session import make_session_factory
 from producer.local import child_pids
 
@@ -72,8 +73,9 @@ class JobProbe:
 
     def statuses(self) -> dict[str, int]:
         with self.sessions() as s:
-            rows = s.execute(select(ImageRow.status, func.count()).where(ImageRow.job_id == self.job_id)
-                             .group_by(ImageRow.status))
+            rows = s.execute(
+                select(ImageRow.status, func.count()).where(ImageRow.job_id == self.job_id).group_by(ImageRow.status)
+            )
             return dict(rows.all())
 
     def finished(self) -> int:
@@ -82,8 +84,11 @@ class JobProbe:
     def in_flight(self) -> int:
         """Images claimed by a delivery (attempts > 0) but without an outcome yet."""
         with self.sessions() as s:
-            return s.scalar(select(func.count()).where(
-                ImageRow.job_id == self.job_id, ImageRow.status == "pending", ImageRow.attempts > 0))
+            return s.scalar(
+                select(func.count()).where(
+                    ImageRow.job_id == self.job_id, ImageRow.status == "pending", ImageRow.attempts > 0
+                )
+            )
 
     def attempts(self, all_images: bool = False) -> dict[int, int]:
         """Deliveries counted per image id: of claimed images (attempts > 0), or of all."""
@@ -96,28 +101,47 @@ class JobProbe:
     def errors(self) -> list[str]:
         """The recorded reasons of the job's failed images."""
         with self.sessions() as s:
-            return list(s.scalars(select(ImageRow.error).where(
-                ImageRow.job_id == self.job_id, ImageRow.status == "failed")))
+            return list(
+                s.scalars(select(ImageRow.error).where(ImageRow.job_id == self.job_id, ImageRow.status == "failed"))
+            )
 
     def image(self, name: str) -> ImageRow:
         with self.sessions() as s:
-            return s.scalars(select(ImageRow).where(
-                ImageRow.job_id == self.job_id, ImageRow.path.like(f"%/{name}"))).one()
+            return s.scalars(
+                select(ImageRow).where(ImageRow.job_id == self.job_id, ImageRow.path.like(f"%/{name}"))
+            ).one()
 
     def audit(self) -> dict[str, int]:
         """Submitted, with exactly one outcome, duplicates, lost."""
         with self.sessions() as s:
-            images = s.execute(select(ImageRow.id, ImageRow.status, ImageRow.face_count)
-                               .where(ImageRow.job_id == self.job_id)).all()
-            faces = dict(s.execute(select(Face.image_id, func.count()).join(ImageRow)
-                                   .where(ImageRow.job_id == self.job_id).group_by(Face.image_id)).all())
-            dup_sha = s.scalar(select(func.count()).select_from(
-                select(ImageRow.sha256).where(ImageRow.job_id == self.job_id)
-                .group_by(ImageRow.sha256).having(func.count() > 1).subquery()))
+            images = s.execute(
+                select(ImageRow.id, ImageRow.status, ImageRow.face_count).where(ImageRow.job_id == self.job_id)
+            ).all()
+            faces = dict(
+                s.execute(
+                    select(Face.image_id, func.count())
+                    .join(ImageRow)
+                    .where(ImageRow.job_id == self.job_id)
+                    .group_by(Face.image_id)
+                ).all()
+            )
+            dup_sha = s.scalar(
+                select(func.count()).select_from(
+                    select(ImageRow.sha256)
+                    .where(ImageRow.job_id == self.job_id)
+                    .group_by(ImageRow.sha256)
+                    .having(func.count() > 1)
+                    .subquery()
+                )
+            )
         finished = [i for i in images if i.status != "pending"]
         wrong_faces = sum(1 for i in images if faces.get(i.id, 0) != i.face_count)
-        return {"submitted": len(images), "one_outcome": len(finished) - wrong_faces,
-                "duplicates": wrong_faces + int(dup_sha or 0), "lost": len(images) - len(finished)}
+        return {
+            "submitted": len(images),
+            "one_outcome": len(finished) - wrong_faces,
+            "duplicates": wrong_faces + int(dup_sha or 0),
+            "lost": len(images) - len(finished),
+        }
 
 
 @contextmanager

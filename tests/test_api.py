@@ -11,7 +11,9 @@ from emotion_batch.config import Settings
 from models.labels import EMOTIONS
 
 
-def test_analyze_returns_deepface_terms(photos_dir: Path, deepface_home: Path, yunet_model: Path, tmp_path: Path) -> None:
+def test_analyze_returns_deepface_terms(
+    photos_dir: Path, deepface_home: Path, yunet_model: Path, tmp_path: Path
+) -> None:
     (tmp_path / "x.jpg").write_text("not an image")
     settings = Settings(_env_file=None, deepface_home=deepface_home, yunet_model=yunet_model)
     paths = [photos_dir / "couple.jpg", photos_dir / "img1.jpg", tmp_path / "x.jpg"]

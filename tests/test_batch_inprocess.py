@@ -119,7 +119,8 @@ def test_a_batch_is_one_classifier_call_and_every_image_one_outcome(job) -> None
     assert (summary.analysed, summary.written, summary.faces, summary.isolated) == (6, 6, 6, False)
     result = outcomes(sessions)
     assert {name: (s, faces) for name, (s, _, _, faces) in result.items()} == {
-        f"p{n}.jpg": ("done", [EMOTIONS[n]]) for n in range(6)}
+        f"p{n}.jpg": ("done", [EMOTIONS[n]]) for n in range(6)
+    }
     again = run(settings, message, BoxDetector(), classifier)  # redelivered after success
     assert (again.analysed, again.written) == (0, 0) and classifier.calls == [6]
     assert outcomes(sessions) == result

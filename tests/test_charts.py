@@ -4,12 +4,10 @@ long spans; thousands of folders become the top ones and "other"."""
 from __future__ import annotations
 
 import io
-
-from PIL import Image
-
 from datetime import date, timedelta
 
 import pytest
+from PIL import Image
 
 from db.reports import combine, summary_of
 from models.labels import EMOTIONS
@@ -19,14 +17,26 @@ from producer.charts import TOP_GROUPS, _buckets, bucket_unit, distribution_char
 def _group(**dominant: int) -> dict:
     counts = {e: dominant.get(e, 0) for e in EMOTIONS}
     faces = sum(counts.values())
-    return {"images": faces + 1, "no_face": 1, "failed": 0, "pending": 0, "faces": faces, "dominant": counts,
-            "share": {e: 100.0 * n / faces if faces else 0.0 for e, n in counts.items()},
-            "mean": {e: 100.0 * n / faces if faces else 0.0 for e, n in counts.items()}}
+    return {
+        "images": faces + 1,
+        "no_face": 1,
+        "failed": 0,
+        "pending": 0,
+        "faces": faces,
+        "dominant": counts,
+        "share": {e: 100.0 * n / faces if faces else 0.0 for e, n in counts.items()},
+        "mean": {e: 100.0 * n / faces if faces else 0.0 for e, n in counts.items()},
+    }
 
 
 def test_long_spans_are_bucketed_by_month() -> None:
-    dates = {"2024-01-03": _group(happy=1), "2024-01-20": _group(sad=1), "2026-09-01": _group(happy=2),
-             "2026-10-01": _group(), "unknown": _group(fear=5)}
+    dates = {
+        "2024-01-03": _group(happy=1),
+        "2024-01-20": _group(sad=1),
+        "2026-09-01": _group(happy=2),
+        "2026-10-01": _group(),
+        "unknown": _group(fear=5),
+    }
     x, counts, unit = _buckets(dates)
     assert unit == "month" and [d.isoformat() for d in x] == ["2024-01-01", "2026-09-01"]
     assert counts[0]["happy"] == 1 and counts[0]["sad"] == 1 and counts[1]["happy"] == 2
@@ -61,8 +71,11 @@ def test_many_folders_become_the_top_ones_and_other() -> None:
 def test_short_spans_stay_daily_and_charts_render() -> None:
     dates = {"2024-01-03": _group(happy=1), "2024-01-05": _group(neutral=3)}
     assert _buckets(dates)[2] == "day"
-    for png in (timeline_chart(dates, "t"), distribution_chart({"/a": _group(happy=2), "/b": _group()}, "d"),
-                timeline_chart({}, "empty")):
+    for png in (
+        timeline_chart(dates, "t"),
+        distribution_chart({"/a": _group(happy=2), "/b": _group()}, "d"),
+        timeline_chart({}, "empty"),
+    ):
         with Image.open(io.BytesIO(png)) as image:
             assert image.format == "PNG" and image.width > 300
 
@@ -73,8 +86,14 @@ def test_terminal_table_has_groups_as_rows_truncated_with_a_note_and_csv_keeps_a
     from producer.render import report_csv, report_table
 
     folders = {f"/photos/album-{i:04d}": _group(happy=i % 5 + 1, sad=1) for i in range(1000)}
-    report = {"job": 7, "name": "big", "backend": "cnn", **_group(happy=3, sad=1), "model_versions": [],
-              "folders": folders}
+    report = {
+        "job": 7,
+        "name": "big",
+        "backend": "cnn",
+        **_group(happy=3, sad=1),
+        "model_versions": [],
+        "folders": folders,
+    }
     console = Console(width=80, record=True)
     report_table(report, console, max_rows=25)
     text = console.export_text()

@@ -46,9 +46,18 @@ def test_read_only_commands_refuse_an_unmigrated_database(tmp_path: Path) -> Non
     assert inspect(make_engine(url)).get_table_names() == []
 
 
-@pytest.mark.parametrize("args", [["status", "999"], ["report", "999"], ["resume", "999"],
-                                  ["retry-failed", "999"], ["watch", "999"], ["report"],
-                                  ["chart", "999", "--out", "charts"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "999"],
+        ["report", "999"],
+        ["resume", "999"],
+        ["retry-failed", "999"],
+        ["watch", "999"],
+        ["report"],
+        ["chart", "999", "--out", "charts"],
+    ],
+)
 def test_unknown_job_is_one_clear_line(args: list[str], db_url: str) -> None:
     assert invoke("migrate", "--database-url", db_url).exit_code == 0
     line = one_error_line(invoke(*args, "--database-url", db_url))
@@ -57,8 +66,11 @@ def test_unknown_job_is_one_clear_line(args: list[str], db_url: str) -> None:
 
 def test_submit_of_a_missing_path_records_nothing(db_url: str, tmp_path: Path) -> None:
     # No broker at this address: the path is checked first, so the error names the path.
-    line = one_error_line(invoke("submit", str(tmp_path / "does-not-exist"), "--database-url", db_url,
-                                 "--redis-url", "redis://127.0.0.1:1/0"))
+    line = one_error_line(
+        invoke(
+            "submit", str(tmp_path / "does-not-exist"), "--database-url", db_url, "--redis-url", "redis://127.0.0.1:1/0"
+        )
+    )
     assert line == f"Error: not found: {tmp_path / 'does-not-exist'}"
     assert not (tmp_path / "cli.db").exists()
 
@@ -83,7 +95,17 @@ def test_help_names_the_side_effects() -> None:
 def test_batch_size_option_obeys_the_batch_size_rule(size: str, db_url: str, tmp_path: Path) -> None:
     (tmp_path / "p").mkdir()
     # checked before the broker (none at this address) and before anything is recorded
-    line = one_error_line(invoke("submit", str(tmp_path / "p"), "--batch-size", size, "--database-url", db_url,
-                                 "--redis-url", "redis://127.0.0.1:1/0"))
+    line = one_error_line(
+        invoke(
+            "submit",
+            str(tmp_path / "p"),
+            "--batch-size",
+            size,
+            "--database-url",
+            db_url,
+            "--redis-url",
+            "redis://127.0.0.1:1/0",
+        )
+    )
     assert line == f"Error: batch size must be between 1 and 1024, not {size}"
     assert not (tmp_path / "cli.db").exists()

@@ -58,8 +58,14 @@ def test_producer_run_analyses_the_sample_photos_end_to_end(worker_env: dict[str
     need(shutil.which("redis-server") is not None, "redis-server")
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update({**worker_env, "WORKER_BACKENDS": '["cnn"]', "PYTHONPATH": str(REPO_ROOT)})
-    done = subprocess.run([sys.executable, "-m", "producer.cli", "run", "--timeout", "400"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "run", "--timeout", "400"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     log = tmp_path / ".emotion-batch" / "worker.log"
     assert done.returncode == 0, done.stderr[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
     assert "started redis-server" in done.stderr and "wrote 9 sample photos" in done.stderr

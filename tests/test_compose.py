@@ -15,9 +15,14 @@ import yaml
 from emotion_batch.config import REPO_ROOT
 from tests.conftest import need
 
-SECRETS = {"REDIS_PASSWORD": "r3dis-secret", "POSTGRES_PASSWORD": "pg-secret",
-           "FLOWER_USER": "admin", "FLOWER_PASSWORD": "flower-secret", "PHOTOS_DIR": "/srv/photos",
-           "WEB_TOKEN": "web-secret"}
+SECRETS = {
+    "REDIS_PASSWORD": "r3dis-secret",
+    "POSTGRES_PASSWORD": "pg-secret",
+    "FLOWER_USER": "admin",
+    "FLOWER_PASSWORD": "flower-secret",
+    "PHOTOS_DIR": "/srv/photos",
+    "WEB_TOKEN": "web-secret",
+}
 
 
 def _compose_command() -> list[str] | None:
@@ -139,7 +144,11 @@ def test_web_serves_with_its_token_on_the_configured_bind(tmp_path: Path, servic
     elsewhere = _config(tmp_path, {**SECRETS, "WEB_BIND": "10.0.0.7", "WEB_PORT": "8443"})
     assert elsewhere.returncode == 0, elsewhere.stderr
     port = yaml.safe_load(elsewhere.stdout)["services"]["web"]["ports"][0]
-    assert (port["host_ip"], str(port["published"])) == ("10.0.0.7", "8443") if isinstance(port, dict) else "10.0.0.7:8443" in port
+    assert (
+        (port["host_ip"], str(port["published"])) == ("10.0.0.7", "8443")
+        if isinstance(port, dict)
+        else "10.0.0.7:8443" in port
+    )
 
 
 def test_web_token_is_required(tmp_path: Path) -> None:

@@ -61,8 +61,7 @@ def test_a_face_at_the_corner_keeps_its_aspect():
 def test_without_landmarks_alignment_is_a_no_op():
     gray, box = two_eyes(15.0)
     plain = FaceBox(box.x, box.y, box.w, box.h, box.confidence)
-    np.testing.assert_array_equal(face_crop(gray, plain, align=True),
-                                  face_crop(gray, plain, align=False))
+    np.testing.assert_array_equal(face_crop(gray, plain, align=True), face_crop(gray, plain, align=False))
 
 
 def test_landmarks_follow_the_boxes_back_to_the_original_scale():

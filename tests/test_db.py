@@ -84,15 +84,18 @@ def test_reuse_needs_the_same_backend_model_and_detector(sessions) -> None:
         assert set(reusable(s, shas, KEY)) == set(shas)
         stored = s.get(Image, ids[0])
         assert stored.detector == KEY.detector and stored.faces[0].detector == KEY.detector
-        for other in (ResultKey("cnn", "v", "haar-0f7d4527844eb514"), ResultKey("cnn", "w", KEY.detector),
-                      ResultKey("deepface", "v", KEY.detector)):
+        for other in (
+            ResultKey("cnn", "v", "haar-0f7d4527844eb514"),
+            ResultKey("cnn", "w", KEY.detector),
+            ResultKey("deepface", "v", KEY.detector),
+        ):
             assert reusable(s, shas, other) == {}
 
 
 def test_attempts_are_counted_and_exhausted(sessions) -> None:
     job, ids = _job(sessions, n=2)
     with sessions() as s:
-        for attempt in range(3):
+        for _attempt in range(3):
             claim = claim_attempt(s, ids, max_attempts=3)
             assert sorted(claim.live) == ids and claim.exhausted == []
         claim = claim_attempt(s, ids, max_attempts=3)

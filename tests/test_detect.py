@@ -135,8 +135,13 @@ def test_no_download_when_disabled_and_explicit_yunet_fails_clearly(tmp_path: Pa
 def test_models_fetch_command_caches_yunet_for_offline_use(tmp_path: Path, yunet_model: Path, serve) -> None:
     server = serve(yunet_model.parent)
     cache = tmp_path / "cache"
-    env = {"MODEL_CACHE": str(cache), "YUNET_URL": f"{server.url}/{YUNET.name}",
-           "DEEPFACE_HOME": str(tmp_path), "YUNET_MODEL": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    env = {
+        "MODEL_CACHE": str(cache),
+        "YUNET_URL": f"{server.url}/{YUNET.name}",
+        "DEEPFACE_HOME": str(tmp_path),
+        "YUNET_MODEL": "",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+    }
     first = run_producer(env, "models", "fetch")
     assert first.returncode == 0, first.stderr
     assert f"YuNet face detector: {cache / YUNET.name} (sha256 {YUNET.sha256[:16]}, downloaded)" in first.stdout
@@ -144,11 +149,13 @@ def test_models_fetch_command_caches_yunet_for_offline_use(tmp_path: Path, yunet
     again = run_producer(env, "models", "fetch")
     assert again.returncode == 0 and "present)" in again.stdout.splitlines()[0]
     assert server.requests == [f"/{YUNET.name}"]
-    offline = run_producer({**env, "MODEL_CACHE": str(tmp_path / "empty"), "YUNET_URL": "http://127.0.0.1:9/x"},
-                           "models", "fetch")
+    offline = run_producer(
+        {**env, "MODEL_CACHE": str(tmp_path / "empty"), "YUNET_URL": "http://127.0.0.1:9/x"}, "models", "fetch"
+    )
     assert offline.returncode == 1 and f"place {YUNET.name}" in offline.stderr
     assert "Traceback" not in offline.stderr and offline.stderr.strip().splitlines()[-1].startswith(
-        "Error: YuNet face detector not downloaded (ConnectionError): place")
+        "Error: YuNet face detector not downloaded (ConnectionError): place"
+    )
 
 
 def test_demo_samples_on_a_fresh_clone_show_no_false_face(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from db.schema import Face, Image, face_owner
 from db.session import make_session_factory
-from producer.local import LocalWorker
 from models.labels import EMOTIONS
+from producer.local import LocalWorker
 from tests.conftest import database_for, run_producer
 from tests.corpus import write_bad_corpus, write_crowd, write_odd_formats
 
@@ -61,7 +61,9 @@ def _images(url: str, job: int) -> dict[str, Image]:
 def test_submit_wait_report_resubmit(backend: str, photo_tree, running_worker, tmp_path: Path) -> None:
     root, bad = photo_tree
     env, _ = running_worker
-    first = run_producer(env, "submit", str(root), "--backend", backend, "--batch-size", "8", "--wait", "--timeout", "400")
+    first = run_producer(
+        env, "submit", str(root), "--backend", backend, "--batch-size", "8", "--wait", "--timeout", "400"
+    )
     assert first.returncode == 0, first.stderr + (tmp_path / "worker.log").read_text()[-3000:]
     job = int(first.stdout.strip().splitlines()[-1])
     assert "1 duplicates skipped" in first.stderr
@@ -89,7 +91,9 @@ def test_submit_wait_report_resubmit(backend: str, photo_tree, running_worker, t
             assert face.x + face.w <= row.width and face.y + face.h <= row.height
             assert sum(getattr(face, e) for e in EMOTIONS) == pytest.approx(100.0, abs=1e-6)
             assert face.dominant == max(EMOTIONS, key=lambda e: getattr(face, e))
-            assert face.backend == backend and face.model_version.startswith(backend if backend == "cnn" else "deepface-emotion-")
+            assert face.backend == backend and face.model_version.startswith(
+                backend if backend == "cnn" else "deepface-emotion-"
+            )
             assert 0.0 <= face.confidence <= 1.0
             assert face.detector == row.detector and row.detector.startswith("yunet-")
 
@@ -112,13 +116,18 @@ def test_submit_wait_report_resubmit(backend: str, photo_tree, running_worker, t
     assert analysed and all(r.reused_from is not None for r in analysed)
     with make_session_factory(env["DATABASE_URL"])() as session:
         per_image = session.execute(
-            select(Face.image_id, Face.face_index, func.count()).group_by(Face.image_id, Face.face_index)
+            select(Face.image_id, Face.face_index, func.count())
+            .group_by(Face.image_id, Face.face_index)
             .having(func.count() > 1)
         ).all()
         assert per_image == []
         # reused at submit time: the second job shows the first job's face rows (not copies)
-        assert session.scalar(select(func.count(Face.id)).join(Image, Face.image_id == face_owner())
-                              .where(Image.job_id == job2)) == faces_total
+        assert (
+            session.scalar(
+                select(func.count(Face.id)).join(Image, Face.image_id == face_owner()).where(Image.job_id == job2)
+            )
+            == faces_total
+        )
         assert session.scalar(select(func.count(Face.id))) == faces_total
     assert f"{len(analysed)} results reused" in again.stderr
     report2 = json.loads(run_producer(env, "report", str(job2), "--format", "json").stdout)

@@ -18,8 +18,8 @@ import pytest
 
 from emotion_batch.broker import make_client, send_batch
 from emotion_batch.config import Settings
-from producer.local import LocalRedis, LocalWorker
 from emotion_batch.messages import BatchMessage
+from producer.local import LocalRedis, LocalWorker
 from tests.conftest import need, run_producer
 from tests.corpus import write_bad_corpus, write_crowd, write_odd_formats
 from tests.faults_support import JobProbe, kill_pool_children, make_photo_set, wait_until
@@ -33,13 +33,22 @@ class System:
     def __init__(self, tmp: Path, redis: LocalRedis, base_env: dict[str, str]) -> None:
         self.tmp, self.redis = tmp, redis
         self.db_path = tmp / "faults.db"
-        self.env = {**base_env, "REDIS_URL": redis.url, "DATABASE_URL": f"sqlite:///{self.db_path}",
-                    "WORKER_BACKENDS": json.dumps(["deepface"]), "BACKEND": "deepface"}
+        self.env = {
+            **base_env,
+            "REDIS_URL": redis.url,
+            "DATABASE_URL": f"sqlite:///{self.db_path}",
+            "WORKER_BACKENDS": json.dumps(["deepface"]),
+            "BACKEND": "deepface",
+        }
         self.workers: list[LocalWorker] = []
 
     def worker(self, name: str = "w", concurrency: int = 1, **env: str) -> LocalWorker:
-        worker = LocalWorker({**self.env, **env}, concurrency=concurrency, name=f"{name}{len(self.workers)}",
-                             log_file=self.tmp / f"{name}{len(self.workers)}.log").start()
+        worker = LocalWorker(
+            {**self.env, **env},
+            concurrency=concurrency,
+            name=f"{name}{len(self.workers)}",
+            log_file=self.tmp / f"{name}{len(self.workers)}.log",
+        ).start()
         self.workers.append(worker)
         return worker
 
@@ -158,8 +167,9 @@ def test_batch_over_time_limit_is_retried_image_by_image(system: System, photos_
     shutil.copytree(photos_dir, system.tmp / "photos")
     job = system.submit(system.tmp / "photos", "--batch-size", "16")
     # Full-size decoding and detection: a batch of 16 photos takes seconds, one photo well under 1 s.
-    system.worker(SOFT_TIME_LIMIT="1", HARD_TIME_LIMIT="3", MAX_ATTEMPTS="4",
-                  DECODE_MAX_SIDE="4000", DETECT_MAX_SIDE="2600")
+    system.worker(
+        SOFT_TIME_LIMIT="1", HARD_TIME_LIMIT="3", MAX_ATTEMPTS="4", DECODE_MAX_SIDE="4000", DETECT_MAX_SIDE="2600"
+    )
     probe = JobProbe(system.env["DATABASE_URL"], job)
     # Retries back off up to 30 s each: on a loaded machine (load 16 on 2 cores) this took 285 s.
     assert wait_until(lambda: probe.finished() == 32, 600), system.logs()[-3000:]
@@ -238,8 +248,10 @@ def test_thousand_images_through_kill_redis_restart_and_db_lock(system: System, 
     audit = _assert_clean(probe)
     assert probe.image("p00999.jpg").error.startswith("file missing")
     assert probe.image("crowd.jpg").face_count >= 20
-    print(f"images submitted {audit['submitted']}, with exactly one outcome {audit['one_outcome']}, "
-          f"duplicates {audit['duplicates']}, lost {audit['lost']}")
+    print(
+        f"images submitted {audit['submitted']}, with exactly one outcome {audit['one_outcome']}, "
+        f"duplicates {audit['duplicates']}, lost {audit['lost']}"
+    )
     assert audit["submitted"] == total >= 1000
 
 

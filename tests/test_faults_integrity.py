@@ -100,8 +100,9 @@ def test_worker_recovers_by_itself_after_the_database_was_read_only(system: Syst
     with read_only(files):
         # The pool process dies and its replacement opens the database while it is read-only.
         assert kill_pool_children(worker.process.pid)
-        assert wait_until(lambda: "readonly" in system.logs() or "unable to open" in system.logs(), 180), \
-            system.logs()[-3000:]
+        assert wait_until(lambda: "readonly" in system.logs() or "unable to open" in system.logs(), 180), system.logs()[
+            -3000:
+        ]
         time.sleep(5)  # read-only a while longer, while the batch backs off
     assert wait_until(lambda: probe.finished() == 64, 240), system.logs()[-3000:]
     assert worker.alive()  # no restart needed
@@ -116,8 +117,9 @@ def test_resume_while_a_job_is_in_flight_leaves_busy_images_alone(system: System
     # Two processes; one attempt per image: a second delivery that counted an attempt on a
     # busy image would fail it at once as "gave up".
     system.worker(concurrency=2, MAX_ATTEMPTS="1", DECODE_MAX_SIDE="4000", DETECT_MAX_SIDE="2600")
-    assert wait_until(lambda: len(set(re.findall(r"worker process (\d+) ready", system.logs()))) == 2,
-                      240), system.logs()[-3000:]
+    assert wait_until(lambda: len(set(re.findall(r"worker process (\d+) ready", system.logs()))) == 2, 240), (
+        system.logs()[-3000:]
+    )
     job = system.submit(system.tmp / "photos", "--batch-size", "32")
     probe = JobProbe(system.env["DATABASE_URL"], job)
     assert wait_until(lambda: probe.in_flight() > 0, 60, 0.01), system.logs()[-3000:]

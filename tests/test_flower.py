@@ -20,9 +20,14 @@ from producer.local import free_port
 
 pytestmark = pytest.mark.integration
 
-README_METRICS = ("flower_events_total", "flower_task_runtime_seconds", "flower_task_prefetch_time_seconds",
-                  "flower_worker_prefetched_tasks", "flower_worker_online",
-                  "flower_worker_number_of_currently_executing_tasks")
+README_METRICS = (
+    "flower_events_total",
+    "flower_task_runtime_seconds",
+    "flower_task_prefetch_time_seconds",
+    "flower_worker_prefetched_tasks",
+    "flower_worker_online",
+    "flower_worker_number_of_currently_executing_tasks",
+)
 
 
 def _get(url: str, auth: str | None = None) -> tuple[int, str]:
@@ -37,11 +42,20 @@ def _get(url: str, auth: str | None = None) -> tuple[int, str]:
 @pytest.fixture
 def flower(redis_server, tmp_path: Path):
     port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_server.url, "FLOWER_BASIC_AUTH": "admin:s3cret",
-           "FLOWER_PERSISTENT": "true", "FLOWER_DB": str(tmp_path / "flower.db")}
-    process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", "flower", f"--port={port}"],
-                               cwd=REPO_ROOT, env=env, stdout=open(tmp_path / "flower.log", "wb"),
-                               stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "FLOWER_BASIC_AUTH": "admin:s3cret",
+        "FLOWER_PERSISTENT": "true",
+        "FLOWER_DB": str(tmp_path / "flower.db"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker", "flower", f"--port={port}"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=open(tmp_path / "flower.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:

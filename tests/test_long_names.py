@@ -23,8 +23,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path):
     yield from database_for(request.param, request, tmp_path)
 
 
-def test_long_folder_paths_and_job_names_are_stored(database_url: str, redis_server, photos_dir: Path,
-                                                    tmp_path: Path) -> None:
+def test_long_folder_paths_and_job_names_are_stored(
+    database_url: str, redis_server, photos_dir: Path, tmp_path: Path
+) -> None:
     folder = tmp_path.joinpath(*(c * 120 for c in "abc"))  # a folder path over 360 characters
     folder.mkdir(parents=True)
     shutil.copy(photos_dir / "img12.jpg", folder / ("f" * 200 + ".jpg"))
@@ -43,8 +44,12 @@ def test_long_folder_paths_and_job_names_are_stored(database_url: str, redis_ser
 def test_migration_lifts_the_limit_on_an_existing_database(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "0001")
     with make_engine(database_url).begin() as connection:
-        connection.execute(text("INSERT INTO jobs (name, backend, batch_size, force, roots, duplicates, created_at) "
-                                "VALUES ('old', 'cnn', 32, false, '[]', 0, CURRENT_TIMESTAMP)"))
+        connection.execute(
+            text(
+                "INSERT INTO jobs (name, backend, batch_size, force, roots, duplicates, created_at) "
+                "VALUES ('old', 'cnn', 32, false, '[]', 0, CURRENT_TIMESTAMP)"
+            )
+        )
     upgrade(database_url)
     with make_session_factory(database_url)() as session:
         job = session.scalars(select(Job)).one()

@@ -1,7 +1,5 @@
 """The committed model (models/emotion_cnn.keras + .tflite + .json) against its own card."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -42,6 +40,7 @@ def test_sidecar_describes_the_file(sidecar):
 
 def test_sidecar_records_no_machine_specific_path(sidecar):
     """Paths in the card are relative to the repository, not the training machine's."""
+
     def strings(value):
         if isinstance(value, dict):
             return [s for v in value.values() for s in strings(v)]

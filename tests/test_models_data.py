@@ -9,10 +9,16 @@ from models import data
 from models.labels import EMOTIONS
 
 README_COUNTS = {
-    "train": {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "sad": 4830,
-              "surprise": 3171, "neutral": 4965},
-    "test": {"angry": 467, "disgust": 56, "fear": 496, "happy": 895, "sad": 653,
-             "surprise": 415, "neutral": 607},
+    "train": {
+        "angry": 3995,
+        "disgust": 436,
+        "fear": 4097,
+        "happy": 7215,
+        "sad": 4830,
+        "surprise": 3171,
+        "neutral": 4965,
+    },
+    "test": {"angry": 467, "disgust": 56, "fear": 496, "happy": 895, "sad": 653, "surprise": 415, "neutral": 607},
 }
 
 

@@ -22,8 +22,7 @@ def test_single_channel_3d_is_squeezed():
 def test_rgb_and_rgba_become_the_same_grey():
     rgb = np.random.default_rng(2).integers(0, 256, (120, 90, 3), dtype=np.uint8)
     rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
-    expected = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (48, 48),
-                          interpolation=cv2.INTER_AREA)
+    expected = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (48, 48), interpolation=cv2.INTER_AREA)
     assert np.array_equal(preprocess_face(rgb), expected)
     assert np.array_equal(preprocess_face(rgba), expected)
 

@@ -22,8 +22,9 @@ def tiny_run(tmp_path_factory):
     import keras
 
     run_dir = tmp_path_factory.mktemp("run")
-    cfg = train.TrainConfig(data_dir=str(fer_dir()), epochs=3, subset=600, widths=TINY,
-                            warmup_epochs=0, lr=3e-3, patience=5)
+    cfg = train.TrainConfig(
+        data_dir=str(fer_dir()), epochs=3, subset=600, widths=TINY, warmup_epochs=0, lr=3e-3, patience=5
+    )
     keras.utils.set_random_seed(cfg.seed)
     train_split, _ = train.load_data(cfg)
     plain = data.make_dataset(train_split, 128, training=False, one_hot=True)
@@ -79,9 +80,20 @@ def test_evaluate_writes_its_artefacts(tiny_run, tmp_path):
     train.export(run_dir, model_out, cfg, {**summary, "hardware": "test"})
     assert not json.loads(model_out.with_suffix(".json").read_text())["training"]["config"]["data_dir"].startswith("/")
     out = tmp_path / "eval"
-    result = CliRunner().invoke(evaluate.main, [
-        "--model", str(model_out), "--out-dir", str(out), "--limit", "150", "--no-deepface",
-        "--data-dir", str(fer_dir())])
+    result = CliRunner().invoke(
+        evaluate.main,
+        [
+            "--model",
+            str(model_out),
+            "--out-dir",
+            str(out),
+            "--limit",
+            "150",
+            "--no-deepface",
+            "--data-dir",
+            str(fer_dir()),
+        ],
+    )
     assert result.exit_code == 0, result.output
     for name in ("curves.png", "confusion.png", "report.md", "metrics.json"):
         assert (out / name).stat().st_size > 500, name
@@ -102,8 +114,7 @@ def test_export_writes_a_resume_point_a_fresh_clone_can_continue(tiny_run, tmp_p
     assert point["weights"].stat().st_size < 2_000_000
     assert read_sidecar_of(model_out)["tflite_quantization"] == "int8"
     fresh = tmp_path / "fresh-run"
-    cfg5 = train.resumed_config(train.TrainConfig(data_dir=cfg.data_dir, epochs=5), fresh,
-                                model_out, export_only=False)
+    cfg5 = train.resumed_config(train.TrainConfig(data_dir=cfg.data_dir, epochs=5), fresh, model_out, export_only=False)
     assert cfg5.widths == cfg.widths and cfg5.epochs == 5
     train.run_training(cfg5, fresh, resume=True, verbose=0, committed=model_out)
     assert json.loads((fresh / "state.json").read_text())["epoch"] == 5
@@ -125,8 +136,7 @@ def test_a_bf16_model_serves_as_a_float32_copy():
     assert all(w.dtype == "float32" for w in plain.weights)
     assert plain.layers[-2].compute_dtype == "float32"
     x = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1)).astype(np.float32)
-    np.testing.assert_allclose(plain(x).numpy(), mixed(x).numpy().astype(np.float32),
-                               atol=0.03)
+    np.testing.assert_allclose(plain(x).numpy(), mixed(x).numpy().astype(np.float32), atol=0.03)
 
 
 def test_the_schedule_warms_up_then_decays_to_zero_at_the_planned_end():

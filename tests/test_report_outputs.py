@@ -23,8 +23,10 @@ from tests.conftest import need, run_producer
 
 pytestmark = pytest.mark.integration
 
-FOLDERS = {"party": ["couple.jpg", "img1.jpg", "img2.jpg", "selfie-many-people.jpg"],
-           "office": ["img3.jpg", "img4.jpg", "img5.jpg"]}
+FOLDERS = {
+    "party": ["couple.jpg", "img1.jpg", "img2.jpg", "selfie-many-people.jpg"],
+    "office": ["img3.jpg", "img4.jpg", "img5.jpg"],
+}
 MTIMES = {"party": datetime(2023, 12, 31, 22, 0), "office": datetime(2024, 3, 4, 9, 0)}
 EXIF_TIME = "2020:06:21 14:30:00"  # on office/img5.jpg: its capture date wins over its mtime
 
@@ -50,9 +52,14 @@ def job(tmp_path_factory, redis_server, photos_dir: Path, deepface_home: Path, y
     """One real job with the deepface backend; yields (env, job id, photo root)."""
     base = tmp_path_factory.mktemp("reports")
     root = _photo_tree(base / "photos", photos_dir)
-    env = {"DATABASE_URL": f"sqlite:///{base / 'emotion.db'}", "REDIS_URL": redis_server.url,
-           "DEEPFACE_HOME": str(deepface_home), "YUNET_MODEL": str(yunet_model),
-           "WORKER_BACKENDS": json.dumps(["deepface"]), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        "DATABASE_URL": f"sqlite:///{base / 'emotion.db'}",
+        "REDIS_URL": redis_server.url,
+        "DEEPFACE_HOME": str(deepface_home),
+        "YUNET_MODEL": str(yunet_model),
+        "WORKER_BACKENDS": json.dumps(["deepface"]),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     with LocalWorker(env, name=f"reports-{base.name}", log_file=base / "worker.log"):
         done = run_producer(env, "submit", str(root), "--backend", "deepface", "--wait", "--timeout", "400")
     assert done.returncode == 0, done.stderr + (base / "worker.log").read_text()[-3000:]
@@ -72,12 +79,17 @@ def test_report_by_date_uses_capture_then_file_date(job) -> None:
 
 def test_report_csv_and_parquet_agree(job, tmp_path: Path) -> None:
     env, job_id, root = job
-    csv = run_producer(env, "report", str(job_id), "--by", "folder", "--format", "csv", "--out", str(tmp_path / "r.csv"))
-    parquet = run_producer(env, "report", str(job_id), "--by", "folder", "--format", "parquet",
-                           "--out", str(tmp_path / "r.parquet"))
+    csv = run_producer(
+        env, "report", str(job_id), "--by", "folder", "--format", "csv", "--out", str(tmp_path / "r.csv")
+    )
+    parquet = run_producer(
+        env, "report", str(job_id), "--by", "folder", "--format", "parquet", "--out", str(tmp_path / "r.parquet")
+    )
     assert csv.returncode == 0 and parquet.returncode == 0, csv.stderr + parquet.stderr
     from_csv, from_parquet = pd.read_csv(tmp_path / "r.csv"), pd.read_parquet(tmp_path / "r.parquet")
-    assert list(from_parquet["group"]) == list(from_csv["group"]) == ["(all)", str(root / "office"), str(root / "party")]
+    assert (
+        list(from_parquet["group"]) == list(from_csv["group"]) == ["(all)", str(root / "office"), str(root / "party")]
+    )
     assert list(from_parquet["faces"]) == list(from_csv["faces"])
     assert from_parquet.loc[0, "faces"] == from_parquet.loc[1:, "faces"].sum()
     assert run_producer(env, "report", str(job_id), "--format", "parquet").returncode != 0  # needs --out
@@ -109,7 +121,10 @@ def test_annotated_copies_mirror_folders_and_mark_faces(job, tmp_path: Path) -> 
     written = sorted(str(p.relative_to(tmp_path / "ann")) for p in (tmp_path / "ann").rglob("*.jpg"))
     assert written == sorted(str(Path(p).relative_to(root)) for p in with_faces["path"])
     couple = frames.faces[frames.faces["path"] == str(root / "party" / "couple.jpg")].iloc[0]
-    with Image.open(root / "party" / "couple.jpg") as original, Image.open(tmp_path / "ann" / "party" / "couple.jpg") as copy:
+    with (
+        Image.open(root / "party" / "couple.jpg") as original,
+        Image.open(tmp_path / "ann" / "party" / "couple.jpg") as copy,
+    ):
         assert copy.size == original.size
         box = (int(couple.x), int(couple.y), int(couple.x + couple.w), int(couple.y + couple.h))
         edge_before = np.asarray(original.convert("RGB").crop((box[0], box[1], box[2], box[1] + 2)), dtype=int)
@@ -133,11 +148,25 @@ def _screenshot(page: Path, out: Path) -> subprocess.CompletedProcess:
     profile = tempfile.mkdtemp(prefix="chromium-")
     try:
         return subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-             f"--user-data-dir={profile}", f"--screenshot={out}", "--window-size=1200,1600",
-             "--hide-scrollbars", page.resolve().as_uri()],
-            capture_output=True, text=True, timeout=120,
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+                f"--user-data-dir={profile}",
+                f"--screenshot={out}",
+                "--window-size=1200,1600",
+                "--hide-scrollbars",
+                page.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     finally:
         shutil.rmtree(profile, ignore_errors=True)

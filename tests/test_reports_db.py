@@ -40,19 +40,23 @@ def _face(dominant: str, share: float = 70.0) -> FaceResult:
 
 def _job(url: str) -> int:
     """Four images in two folders; one with an EXIF date, one with no date at all."""
-    files = [ScannedFile("/p/a/1.jpg", "/p/a", "1" * 64, 10, JULY),
-             ScannedFile("/p/a/2.jpg", "/p/a", "2" * 64, 10, JULY),
-             ScannedFile("/p/b/3.jpg", "/p/b", "3" * 64, 10, AUGUST),
-             ScannedFile("/p/b/4.jpg", "/p/b", "4" * 64, 10, None)]
+    files = [
+        ScannedFile("/p/a/1.jpg", "/p/a", "1" * 64, 10, JULY),
+        ScannedFile("/p/a/2.jpg", "/p/a", "2" * 64, 10, JULY),
+        ScannedFile("/p/b/3.jpg", "/p/b", "3" * 64, 10, AUGUST),
+        ScannedFile("/p/b/4.jpg", "/p/b", "4" * 64, 10, None),
+    ]
     sessions = make_session_factory(url)
     with sessions() as s:
         job = create_job(s, "t", "cnn", 2, ["/p"], False)
         register_images(s, job, files)
         ids = [r.image_id for r in pending_refs(s, job.id)]
-        results = {ids[0]: ImageResult("1", None, 100, 80, None, (_face("happy", 80), _face("sad"))),
-                   ids[1]: ImageResult("2", None, 100, 80, EXIF_DAY, (_face("happy", 60),)),
-                   ids[2]: ImageResult("3", None, 100, 80, None, ()),
-                   ids[3]: ImageResult("4", error="not an image")}
+        results = {
+            ids[0]: ImageResult("1", None, 100, 80, None, (_face("happy", 80), _face("sad"))),
+            ids[1]: ImageResult("2", None, 100, 80, EXIF_DAY, (_face("happy", 60),)),
+            ids[2]: ImageResult("3", None, 100, 80, None, ()),
+            ids[3]: ImageResult("4", error="not an image"),
+        }
         store_results(s, results, ResultKey("cnn", "cnn-test", "yunet-test"))
         return job.id
 
@@ -86,8 +90,23 @@ def test_report_by_folder_and_job_keys_are_stable(database_url: str) -> None:
     job = _job(database_url)
     with make_session_factory(database_url)() as s:
         report = job_report(s, job, by="folder")
-    assert {"job", "name", "backend", "images", "faces", "no_face", "failed", "pending",
-            "dominant", "share", "mean", "model_versions", "detectors", "folders", "video"} == set(report)
+    assert {
+        "job",
+        "name",
+        "backend",
+        "images",
+        "faces",
+        "no_face",
+        "failed",
+        "pending",
+        "dominant",
+        "share",
+        "mean",
+        "model_versions",
+        "detectors",
+        "folders",
+        "video",
+    } == set(report)
     assert report["folders"]["/p/a"]["faces"] == 3 and report["folders"]["/p/b"]["faces"] == 0
     assert report["model_versions"] == ["cnn-test"] and report["detectors"] == ["yunet-test"]
 
@@ -142,8 +161,14 @@ def test_one_flattening_for_csv_parquet_and_table(database_url: str, tmp_path: P
         report = job_report(s, job, by=("folder", "date"))
     rows = report_rows(report)
     assert [(r["by"], r["group"]) for r in rows] == [
-        ("job", "(all)"), ("folder", "/p/a"), ("folder", "/p/b"),
-        ("date", "2019-05-17"), ("date", "2024-07-04"), ("date", "2024-08-01"), ("date", "unknown")]
+        ("job", "(all)"),
+        ("folder", "/p/a"),
+        ("folder", "/p/b"),
+        ("date", "2019-05-17"),
+        ("date", "2024-07-04"),
+        ("date", "2024-08-01"),
+        ("date", "unknown"),
+    ]
     everything = rows[0]
     assert (everything["images"], everything["faces"], everything["no_face"], everything["failed"]) == (4, 3, 1, 1)
     assert everything["dominant_happy"] == 2 and everything["share_happy"] == round(200 / 3, 2)

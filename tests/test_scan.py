@@ -67,8 +67,14 @@ def test_single_file_root_and_duplicates_hash_equal(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "head,expected",
-    [(b"\xff\xd8\xff\xe0", True), (b"\x89PNG\r\n\x1a\n", True), (b"GIF89a", True),
-     (b"RIFF\x00\x00\x00\x00WEBP", True), (b"hello world", False), (b"", False)],
+    [
+        (b"\xff\xd8\xff\xe0", True),
+        (b"\x89PNG\r\n\x1a\n", True),
+        (b"GIF89a", True),
+        (b"RIFF\x00\x00\x00\x00WEBP", True),
+        (b"hello world", False),
+        (b"", False),
+    ],
 )
 def test_sniff(head: bytes, expected: bool) -> None:
     assert sniff_image(head) is expected

@@ -23,8 +23,14 @@ def test_redis_password_via_redis_url(tmp_path: Path, worker_env: dict[str, str]
         shutil.copy(photos_dir / name, photos / name)
     with LocalRedis(tmp_path / "redis", password="s3cret-pass") as redis:
         env = {**worker_env, "REDIS_URL": redis.url, "WORKER_BACKENDS": json.dumps(["deepface"])}
-        wrong = run_producer({**env, "REDIS_URL": redis.url.replace("s3cret-pass", "nope")},
-                             "submit", str(photos), "--backend", "deepface", timeout=120)
+        wrong = run_producer(
+            {**env, "REDIS_URL": redis.url.replace("s3cret-pass", "nope")},
+            "submit",
+            str(photos),
+            "--backend",
+            "deepface",
+            timeout=120,
+        )
         assert wrong.returncode != 0
         assert "cannot use the broker" in wrong.stderr and "nope" not in wrong.stderr, wrong.stderr
         assert "Traceback" not in wrong.stderr

@@ -29,7 +29,7 @@ from emotion_batch.errors import ConfigurationError
 from emotion_batch.paths import from_db, to_db
 from emotion_batch.pipeline import FaceResult, ImageResult
 from models.labels import EMOTIONS
-from producer.submit import reuse_key, resume_job, submit
+from producer.submit import resume_job, reuse_key, submit
 from tests.conftest import database_for
 
 JPEG_BASE: bytes | None = None
@@ -118,8 +118,18 @@ def test_interrupted_submit_is_resumed_without_duplicates(tmp_path, sessions, da
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        submit(sessions, client, [root], backend="cnn", batch_size=4, name="big", force=False, queue=queue,
-               chunk=10, on_progress=stop_after_two_chunks)
+        submit(
+            sessions,
+            client,
+            [root],
+            backend="cnn",
+            batch_size=4,
+            name="big",
+            force=False,
+            queue=queue,
+            chunk=10,
+            on_progress=stop_after_two_chunks,
+        )
     with sessions() as session:
         job = session.scalars(select(Job).order_by(Job.id.desc())).first()
         assert job.scan_complete is False and job.scanned == 20
@@ -154,8 +164,9 @@ def _analyse_all(sessions, job_id: int, key: ResultKey) -> int:
         results = {}
         for n, image_id in enumerate(ids):
             emotion = EMOTIONS[n % len(EMOTIONS)]
-            face = FaceResult(FaceBox(1, 1, 10, 10, 0.9), {e: (70.0 if e == emotion else 5.0) for e in EMOTIONS},
-                              emotion)
+            face = FaceResult(
+                FaceBox(1, 1, 10, 10, 0.9), {e: (70.0 if e == emotion else 5.0) for e in EMOTIONS}, emotion
+            )
             results[image_id] = ImageResult("x", None, 16, 16, None, (face,) if n % 5 else ())
             faces += 1 if n % 5 else 0
         store_results(session, results, key)
@@ -200,15 +211,19 @@ def test_counters_follow_every_status_change(sessions, tmp_path, database_url, r
     paths = _tree(tmp_path / "photos", 40)
     (tmp_path / "photos" / "bad.jpg").write_text("not an image")
     client = make_client(_settings(database_url), redis_server.url)
-    result = submit(sessions, client, [tmp_path / "photos"], backend="cnn", batch_size=8, name="c", force=False,
-                    queue=queue)
+    result = submit(
+        sessions, client, [tmp_path / "photos"], backend="cnn", batch_size=8, name="c", force=False, queue=queue
+    )
     ids = [r.id for r in _rows(sessions, result.job_id)]
     assert len(ids) == len(paths) + 1
 
     def store(part: list[int], error: bool) -> None:
         with sessions() as session:
-            store_results(session, {i: ImageResult("x", "corrupt" if error else None, 8, 8, None, ())
-                                    for i in part}, ResultKey("cnn", "v", "d"))
+            store_results(
+                session,
+                {i: ImageResult("x", "corrupt" if error else None, 8, 8, None, ()) for i in part},
+                ResultKey("cnn", "v", "d"),
+            )
 
     threads = [threading.Thread(target=store, args=(ids[k::4], k == 3)) for k in range(4)]
     for thread in threads:
@@ -219,12 +234,21 @@ def test_counters_follow_every_status_change(sessions, tmp_path, database_url, r
     def check() -> None:
         with sessions() as session:
             progress = job_progress(session, result.job_id)
-            truth = dict(session.execute(select(Image.status, func.count()).where(Image.job_id == result.job_id)
-                                         .group_by(Image.status)).all())
-            faces = session.scalar(select(func.coalesce(func.sum(Image.face_count), 0))
-                                   .where(Image.job_id == result.job_id))
+            truth = dict(
+                session.execute(
+                    select(Image.status, func.count()).where(Image.job_id == result.job_id).group_by(Image.status)
+                ).all()
+            )
+            faces = session.scalar(
+                select(func.coalesce(func.sum(Image.face_count), 0)).where(Image.job_id == result.job_id)
+            )
         assert (progress.pending, progress.done, progress.no_face, progress.failed, progress.faces) == (
-            truth.get("pending", 0), truth.get("done", 0), truth.get("no_face", 0), truth.get("failed", 0), faces)
+            truth.get("pending", 0),
+            truth.get("done", 0),
+            truth.get("no_face", 0),
+            truth.get("failed", 0),
+            faces,
+        )
 
     check()
     with sessions() as session:
@@ -241,8 +265,9 @@ def test_batch_size_rule_and_nothing_recorded(sessions, database_url, tmp_path, 
     client = make_client(_settings(database_url), redis_server.url)
     for size in (0, -5, 1025):
         with pytest.raises(ConfigurationError, match="between 1 and 1024"):
-            submit(sessions, client, [tmp_path / "p"], backend="cnn", batch_size=size, name="x", force=False,
-                   queue=queue)
+            submit(
+                sessions, client, [tmp_path / "p"], backend="cnn", batch_size=size, name="x", force=False, queue=queue
+            )
     with sessions() as session:
         assert session.scalar(select(func.count(Job.id))) == 0
 
@@ -258,8 +283,9 @@ def test_size_checked_before_hashing_and_odd_names_kept(sessions, database_url, 
     settings = _settings(database_url, max_file_bytes=10_000_000)
     client = make_client(settings, redis_server.url)
     started = time.monotonic()
-    result = submit(sessions, client, [root], backend="cnn", batch_size=8, name="odd", force=False, queue=queue,
-                    settings=settings)
+    result = submit(
+        sessions, client, [root], backend="cnn", batch_size=8, name="odd", force=False, queue=queue, settings=settings
+    )
     assert time.monotonic() - started < 10
     rows = {r.path: r for r in _rows(sessions, result.job_id)}
     assert len(rows) == 5 and result.failed_at_scan == 1 and result.queued == 4

@@ -19,9 +19,9 @@ from db.session import make_session_factory
 from db.video_schema import Frame, FrameFace, Video, VideoSegment
 from db.videos import segment_bounds
 from emotion_batch.errors import AudioOnlyError, CorruptVideoError, EmptyFileError, VideoTooLongError
-from producer.local import LocalRedis, LocalWorker
 from emotion_batch.video import expected_samples, is_video, probe, read_samples, sniff_video
 from models.labels import EMOTIONS
+from producer.local import LocalRedis, LocalWorker
 from tests.conftest import need, run_producer
 from tests.faults_support import kill_pool_children, wait_until
 
@@ -70,6 +70,7 @@ def _audio_only(path: Path) -> Path | None:
 
 
 # --- in-process: probing, sampling, recognition ---------------------------------------
+
 
 def test_recognised_by_content_not_by_name(clips: dict[str, Path], tmp_path: Path) -> None:
     renamed = tmp_path / "holiday.jpg.bak"
@@ -155,6 +156,7 @@ def test_failed_segment_back_to_pending_without_its_frames(tmp_path: Path, clips
 
 # --- the whole system: producer CLI -> redis -> worker -> SQLite -> report -----------
 
+
 @pytest.fixture
 def redis(tmp_path: Path):
     need(shutil.which("redis-server") is not None, "redis-server")
@@ -202,7 +204,7 @@ def test_videos_and_photos_through_worker_and_report(
         if clips[key] is not None:
             shutil.copy(clips[key], root / "clips" / clips[key].name)
     shutil.copy(clips["mp4"], root / "clips" / "walk2.mp4")  # same content: registered once
-    too_long = write_clip(root / "clips" / "long.avi", sorted(photos_dir.glob("img2*.jpg"))[:2], 40, size=(160, 90))
+    write_clip(root / "clips" / "long.avi", sorted(photos_dir.glob("img2*.jpg"))[:2], 40, size=(160, 90))
     env = _env(worker_env, redis, VIDEO_FPS="2", VIDEO_SEGMENT_SECONDS="8", VIDEO_MAX_SECONDS="35")
     with LocalWorker(env, concurrency=1, name=f"v-{tmp_path.name}", log_file=tmp_path / "worker.log"):
         result = run_producer(env, "submit", str(root), "--wait", "--timeout", "500")
@@ -247,8 +249,10 @@ def test_videos_and_photos_through_worker_and_report(
     with make_session_factory(url)() as session:  # photos stay photos
         assert session.scalar(select(func.count(Image.id)).where(Image.job_id == job)) == 3
         doubles = session.execute(
-            select(FrameFace.frame_id, FrameFace.face_index).group_by(FrameFace.frame_id, FrameFace.face_index)
-            .having(func.count() > 1)).all()
+            select(FrameFace.frame_id, FrameFace.face_index)
+            .group_by(FrameFace.frame_id, FrameFace.face_index)
+            .having(func.count() > 1)
+        ).all()
         assert doubles == []
     _check_reports(env, job, videos, tmp_path)
 
@@ -276,14 +280,13 @@ def _check_reports(env: dict[str, str], job: int, videos: dict[str, Video], tmp_
             assert sum(data["share"].values()) == pytest.approx(100.0)
             assert sum(data["mean"].values()) == pytest.approx(100.0, abs=1e-3)
             assert len(data["timeline"]) == sum(r.face_count > 0 for r in rows)
-            for emotion, moments in data["moments"].items():
+            for moments in data["moments"].values():
                 assert len(moments) == min(3, len(data["timeline"]))
                 assert moments == sorted(moments, key=lambda m: -m["percent"])
                 assert all(0 <= m["t"] <= data["duration_s"] for m in moments)
     walk = report["videos"][videos["walk.mp4"].path]
     happiest = walk["moments"]["happy"][0]
-    best = max((r for r in frames["walk.mp4"] if r.faces),
-               key=lambda r: sum(f.happy for f in r.faces) / len(r.faces))
+    best = max((r for r in frames["walk.mp4"] if r.faces), key=lambda r: sum(f.happy for f in r.faces) / len(r.faces))
     assert happiest["t"] == pytest.approx(best.timestamp_s)
 
     cli = run_producer(env, "report", str(job), "--format", "json")
@@ -333,8 +336,9 @@ def test_worker_sigkilled_mid_video_loses_and_doubles_nothing(
     first = LocalWorker(env, concurrency=1, name=f"k-{tmp_path.name}", log_file=tmp_path / "w1.log").start()
     try:
         # Killed while a segment is in flight (claimed, not stored), after others finished.
-        assert wait_until(lambda: segments("done") >= 2 and segments("pending", attempted=True) >= 1, 300, 0.01), \
-            _logs(tmp_path)
+        assert wait_until(lambda: segments("done") >= 2 and segments("pending", attempted=True) >= 1, 300, 0.01), _logs(
+            tmp_path
+        )
         assert kill_pool_children(first.process.pid), "no pool process to kill"
         with LocalWorker(env, concurrency=1, name=f"k2-{tmp_path.name}", log_file=tmp_path / "w2.log"):
             assert wait_until(lambda: segments("pending") == 0, 400, 0.2), _logs(tmp_path)

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from emotion_batch.config import Settings
-from producer.local import LocalWorker
 from models.labels import EMOTIONS
+from producer.local import LocalWorker
 from producer.web.app import create_app
 from tests.conftest import database_for, run_producer
 
@@ -32,9 +32,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 def web_settings(tmp_path: Path, worker_env: dict[str, str], redis_url: str, **extra) -> Settings:
-    return Settings(_env_file=None, database_url=worker_env["DATABASE_URL"], redis_url=redis_url,
-                    upload_root=tmp_path / "uploads", allowed_roots=[tmp_path / "library"],
-                    yunet_model=worker_env["YUNET_MODEL"], deepface_home=worker_env["DEEPFACE_HOME"], **extra)
+    return Settings(
+        _env_file=None,
+        database_url=worker_env["DATABASE_URL"],
+        redis_url=redis_url,
+        upload_root=tmp_path / "uploads",
+        allowed_roots=[tmp_path / "library"],
+        yunet_model=worker_env["YUNET_MODEL"],
+        deepface_home=worker_env["DEEPFACE_HOME"],
+        **extra,
+    )
 
 
 def upload_files(photos_dir: Path) -> list[tuple[str, tuple[str, bytes, str]]]:
@@ -66,7 +73,9 @@ def live(tmp_path: Path, redis_server, worker_env: dict[str, str]):
 
 def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Path) -> None:
     client, env, settings = live
-    created = client.post("/api/jobs/upload", files=upload_files(photos_dir), data={"name": "upload", "batch_size": "4"})
+    created = client.post(
+        "/api/jobs/upload", files=upload_files(photos_dir), data={"name": "upload", "batch_size": "4"}
+    )
     assert created.status_code == 201, created.text
     job = created.json()["job"]
     assert created.json()["queued"] == 6 and created.headers["location"] == f"/api/jobs/{job}"
@@ -93,10 +102,14 @@ def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Pa
     csv_text = client.get(f"/api/jobs/{job}/report", params={"by": "folder", "format": "csv"})
     assert csv_text.headers["content-type"].startswith("text/csv")
     cli_csv = run_producer(env, "report", str(job), "--by", "folder", "--format", "csv")
-    assert csv_text.text.replace("\r\n", "\n").strip() == cli_csv.stdout.strip()  # the CLI test reads universal newlines
+    assert (
+        csv_text.text.replace("\r\n", "\n").strip() == cli_csv.stdout.strip()
+    )  # the CLI test reads universal newlines
     rows = list(csv.DictReader(io.StringIO(csv_text.text)))
     assert rows[0]["group"] == "(all)" and int(rows[0]["faces"]) == report["faces"]
-    parquet = pd.read_parquet(io.BytesIO(client.get(f"/api/jobs/{job}/report", params={"format": "parquet", "by": "folder"}).content))
+    parquet = pd.read_parquet(
+        io.BytesIO(client.get(f"/api/jobs/{job}/report", params={"format": "parquet", "by": "folder"}).content)
+    )
     assert int(parquet.loc[parquet["group"] == "(all)", "faces"].iloc[0]) == report["faces"]
     html = client.get(f"/api/jobs/{job}/report", params={"format": "html"})
     assert html.status_code == 200 and "<html" in html.text and "data:image/png;base64," in html.text
@@ -114,7 +127,9 @@ def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Pa
     assert only["total"] == report["dominant"][commonest] and {f["dominant"] for f in only["faces"]} == {commonest}
     threshold = sorted(percents)[len(percents) // 2]
     sure = client.get(f"/api/jobs/{job}/faces", params={"min_percent": threshold, "limit": 500}).json()
-    assert sure["total"] == sum(p >= threshold for p in percents) and all(f["percent"] >= threshold for f in sure["faces"])
+    assert sure["total"] == sum(p >= threshold for p in percents) and all(
+        f["percent"] >= threshold for f in sure["faces"]
+    )
     first, second = (client.get(f"/api/jobs/{job}/faces", params={"limit": 3, "offset": o}).json() for o in (0, 3))
     assert [f["id"] for f in first["faces"] + second["faces"]] == [f["id"] for f in everything["faces"][:6]]
 
@@ -126,7 +141,9 @@ def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Pa
     assert picture.size == Image.open(photos_dir / "couple.jpg").size
     box = couple["box"]
     edge = picture.convert("RGB").getpixel((box["x"] + box["w"] // 2, box["y"] + box["h"] - 1))
-    assert edge != Image.open(photos_dir / "couple.jpg").convert("RGB").getpixel((box["x"] + box["w"] // 2, box["y"] + box["h"] - 1))
+    assert edge != Image.open(photos_dir / "couple.jpg").convert("RGB").getpixel(
+        (box["x"] + box["w"] // 2, box["y"] + box["h"] - 1)
+    )
     thumb = client.get(couple["links"]["thumbnail"])
     assert thumb.status_code == 200 and Image.open(io.BytesIO(thumb.content)).size[0] <= 160
     other_job_image = client.get(f"/api/jobs/{job + 1}/images/{couple['image_id']}/annotated.jpg")

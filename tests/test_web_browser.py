@@ -34,19 +34,31 @@ README_SHOTS = ("web-job.png", "web-gallery.jpg")
 @pytest.fixture
 def server(tmp_path: Path, redis_server, worker_env: dict[str, str]):
     port = free_port()
-    env = {**os.environ, **worker_env, "REDIS_URL": redis_server.url, "WEB_TOKEN": TOKEN,
-           "UPLOAD_ROOT": str(tmp_path / "uploads"), "ALLOWED_ROOTS": f'["{tmp_path / "library"}"]'}
+    env = {
+        **os.environ,
+        **worker_env,
+        "REDIS_URL": redis_server.url,
+        "WEB_TOKEN": TOKEN,
+        "UPLOAD_ROOT": str(tmp_path / "uploads"),
+        "ALLOWED_ROOTS": f'["{tmp_path / "library"}"]',
+    }
     process, url = start_serve(["--port", str(port)], env, REPO_ROOT, tmp_path / "serve.log", port)
     yield url, env
     process.terminate()
     process.wait(timeout=30)
 
 
-def start_serve(args: list[str], env: dict[str, str], cwd: Path, log: Path, port: int,
-                timeout: float = 120) -> tuple[subprocess.Popen, str]:
+def start_serve(
+    args: list[str], env: dict[str, str], cwd: Path, log: Path, port: int, timeout: float = 120
+) -> tuple[subprocess.Popen, str]:
     """`producer serve ARGS` in its own process, once it answers /healthz."""
-    process = subprocess.Popen([sys.executable, "-m", "producer.cli", "serve", *args], env=env, cwd=cwd,
-                               stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "producer.cli", "serve", *args],
+        env=env,
+        cwd=cwd,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -93,8 +105,17 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
         page.wait_for_url(f"{url}/jobs/{job}")
         assert page.inner_text("#state") == "running" and page.inner_text("#pct") != "100.0%"
 
-        worker_env = {k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "YUNET_MODEL", "DEEPFACE_HOME",
-                                           "WORKER_BACKENDS", "TF_CPP_MIN_LOG_LEVEL")}
+        worker_env = {
+            k: env[k]
+            for k in (
+                "DATABASE_URL",
+                "REDIS_URL",
+                "YUNET_MODEL",
+                "DEEPFACE_HOME",
+                "WORKER_BACKENDS",
+                "TF_CPP_MIN_LOG_LEVEL",
+            )
+        }
         with LocalWorker(worker_env, concurrency=1, name=f"browser-{tmp_path.name}", log_file=tmp_path / "worker.log"):
             page.wait_for_function("document.getElementById('state').textContent === 'finished'", timeout=400_000)
             assert page.inner_text("#pct") == "100.0%"
@@ -166,7 +187,10 @@ def test_serve_embedded_from_defaults(tmp_path: Path, worker_env: dict[str, str]
         job = created.json()["job"]
         deadline = time.monotonic() + 300
         while not (status := httpx.get(f"{url}/api/jobs/{job}", timeout=10).json())["complete"]:
-            assert time.monotonic() < deadline, (status, (tmp_path / ".emotion-batch" / "worker.log").read_text()[-2000:])
+            assert time.monotonic() < deadline, (
+                status,
+                (tmp_path / ".emotion-batch" / "worker.log").read_text()[-2000:],
+            )
             time.sleep(0.5)
         assert status["done"] == 1 and status["faces"] == 2
         samples = httpx.post(f"{url}/api/jobs", json={"paths": [str(tmp_path / "sample-photos")]}, timeout=60)

@@ -28,9 +28,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path):
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     (tmp_path / "library").mkdir()
-    return Settings(_env_file=None, database_url=database_url, redis_url="redis://127.0.0.1:1/0",
-                    upload_root=tmp_path / "uploads", allowed_roots=[tmp_path / "library"],
-                    max_upload_bytes=3_000_000, max_file_bytes=1_000_000, max_zip_bytes=2_000_000, max_upload_files=5)
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        redis_url="redis://127.0.0.1:1/0",
+        upload_root=tmp_path / "uploads",
+        allowed_roots=[tmp_path / "library"],
+        max_upload_bytes=3_000_000,
+        max_file_bytes=1_000_000,
+        max_zip_bytes=2_000_000,
+        max_upload_files=5,
+    )
 
 
 @pytest.fixture
@@ -46,7 +54,7 @@ def _zip(entries: dict[str, bytes], links: dict[str, str] | None = None) -> byte
             archive.writestr(zipfile.ZipInfo(name), data, zipfile.ZIP_DEFLATED)
         for name, target in (links or {}).items():
             info = zipfile.ZipInfo(name)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             archive.writestr(info, target)
     return buffer.getvalue()
 
@@ -90,8 +98,10 @@ def test_bad_upload_refused(case: str, client: TestClient, settings: Settings) -
 def test_streamed_body_over_the_limit(client: TestClient, settings: Settings) -> None:
     """No Content-Length (chunked): the limit is enforced while the body streams in."""
     boundary = "xyz"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.jpg\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
 
     def body():
         yield head + JPEG
@@ -99,8 +109,9 @@ def test_streamed_body_over_the_limit(client: TestClient, settings: Settings) ->
             yield bytes(100_000)
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    response = client.post("/api/jobs/upload", content=body(),
-                           headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    response = client.post(
+        "/api/jobs/upload", content=body(), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert response.status_code == 413 and "MAX_UPLOAD_BYTES" in response.json()["error"]
     _assert_nothing_recorded(client, settings)
 
@@ -109,8 +120,14 @@ def test_paths_outside_the_roots(client: TestClient, settings: Settings, tmp_pat
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (settings.allowed_roots[0] / "escape").symlink_to(outside)
-    for raw in ("/etc", str(outside), f"{settings.allowed_roots[0]}/../elsewhere",
-                str(settings.allowed_roots[0] / "escape"), "library/relative", "/nonexistent/../etc"):
+    for raw in (
+        "/etc",
+        str(outside),
+        f"{settings.allowed_roots[0]}/../elsewhere",
+        str(settings.allowed_roots[0] / "escape"),
+        "library/relative",
+        "/nonexistent/../etc",
+    ):
         response = client.post("/api/jobs", json={"paths": [raw]})
         assert response.status_code == 403, (raw, response.text)
         assert "error" in response.json()
@@ -132,12 +149,24 @@ def test_broker_down_is_503_and_keeps_nothing(client: TestClient, settings: Sett
 
 
 def test_unknown_things_are_404_and_bad_parameters_422(client: TestClient) -> None:
-    for url in ("/api/jobs/99", "/api/jobs/99/report", "/api/jobs/99/faces", "/api/jobs/99/faces/1/thumbnail.jpg",
-                "/api/jobs/99/images/1/annotated.jpg", "/jobs/99", "/api/jobs/99/events"):
+    for url in (
+        "/api/jobs/99",
+        "/api/jobs/99/report",
+        "/api/jobs/99/faces",
+        "/api/jobs/99/faces/1/thumbnail.jpg",
+        "/api/jobs/99/images/1/annotated.jpg",
+        "/jobs/99",
+        "/api/jobs/99/events",
+    ):
         response = client.get(url)
         assert response.status_code == 404 and response.json()["error"], url
-    for url in ("/api/jobs/1/faces?emotion=bored", "/api/jobs/1/faces?min_percent=101", "/api/jobs/x",
-                "/api/jobs/1/report?by=week", "/api/jobs/1/images/..%2F..%2Fetc%2Fpasswd/annotated.jpg"):
+    for url in (
+        "/api/jobs/1/faces?emotion=bored",
+        "/api/jobs/1/faces?min_percent=101",
+        "/api/jobs/x",
+        "/api/jobs/1/report?by=week",
+        "/api/jobs/1/images/..%2F..%2Fetc%2Fpasswd/annotated.jpg",
+    ):
         response = client.get(url)
         assert response.status_code in (404, 422) and response.json()["error"], url
     assert client.post("/api/jobs/99/resume").status_code == 404
@@ -156,8 +185,9 @@ def test_cross_site_posts_are_refused(client: TestClient, settings: Settings) ->
 
 
 def test_token_required_when_set(tmp_path: Path, database_url: str) -> None:
-    settings = Settings(_env_file=None, database_url=database_url, web_token="s3cret-token",
-                        upload_root=tmp_path / "uploads")
+    settings = Settings(
+        _env_file=None, database_url=database_url, web_token="s3cret-token", upload_root=tmp_path / "uploads"
+    )
     with TestClient(create_app(settings)) as client:
         assert client.get("/healthz").json() == {"ok": True}
         assert "s3cret-token" not in repr(settings)  # a SecretStr: never in logs or tracebacks
@@ -178,7 +208,12 @@ def test_token_required_when_set(tmp_path: Path, database_url: str) -> None:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_serve_refuses_to_listen_beyond_loopback_without_token(database_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "WEB_TOKEN"}
-    result = subprocess.run([sys.executable, "-m", "producer.cli", "serve", "--host", "0.0.0.0", "--port", "1"],
-                            env={**env, "DATABASE_URL": database_url}, capture_output=True, text=True,
-                            cwd=REPO_ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "serve", "--host", "0.0.0.0", "--port", "1"],
+        env={**env, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
     assert result.returncode != 0 and "WEB_TOKEN" in result.stderr and "Traceback" not in result.stderr

@@ -19,7 +19,14 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.results import (
-    Claim, ResultKey, as_result, claim_attempt, fail_images, pending_attempts, reusable, store_results,
+    Claim,
+    ResultKey,
+    as_result,
+    claim_attempt,
+    fail_images,
+    pending_attempts,
+    reusable,
+    store_results,
 )
 from db.schema import Image, Job
 from db.session import make_engine, make_session_factory
@@ -63,7 +70,9 @@ class BatchSummary:
 
 
 def process_batch(
-    message: BatchMessage, task_id: str | None = None, settings: Settings | None = None,
+    message: BatchMessage,
+    task_id: str | None = None,
+    settings: Settings | None = None,
     analyzer_for: AnalyzerFor | None = None,
 ) -> BatchSummary:
     """Analyse a batch: all images in one classifier call, or one by one after a crash.
@@ -99,8 +108,10 @@ def _check_job(session: Session, message: BatchMessage) -> None:
     if backend is None:
         raise MessageError(f"job {message.job_id} does not exist; batch {message.batch_no} refused")
     if backend != message.backend:
-        raise MessageError(f"job {message.job_id} uses backend {backend}, the message says "
-                           f"{message.backend}; batch {message.batch_no} refused")
+        raise MessageError(
+            f"job {message.job_id} uses backend {backend}, the message says "
+            f"{message.backend}; batch {message.batch_no} refused"
+        )
 
 
 def _process(
@@ -127,7 +138,10 @@ def _process(
 
 
 def _analyse_guarded(
-    message: BatchMessage, claim: Claim, summary: BatchSummary, sessions: sessionmaker[Session],
+    message: BatchMessage,
+    claim: Claim,
+    summary: BatchSummary,
+    sessions: sessionmaker[Session],
     analyzer_for: AnalyzerFor,
 ) -> None:
     """Analyse claimed images; an unexpected error is recorded against them, never lost."""
@@ -143,7 +157,10 @@ def _analyse_guarded(
 
 
 def _analyse_claimed(
-    message: BatchMessage, claim: Claim, summary: BatchSummary, sessions: sessionmaker[Session],
+    message: BatchMessage,
+    claim: Claim,
+    summary: BatchSummary,
+    sessions: sessionmaker[Session],
     analyzer: Analyzer,
 ) -> None:
     """Read each file once; reuse an earlier result only for the content actually read,

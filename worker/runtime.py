@@ -43,7 +43,12 @@ def init_process(settings: Settings) -> None:
     _report_database(settings.database_url)
     logger.info(
         "worker process %s ready in %.1fs: detector=%s backends=%s gpus=%s threads=%d",
-        os.getpid(), time.perf_counter() - started, detector, list(_analyzers), gpus, threads,
+        os.getpid(),
+        time.perf_counter() - started,
+        detector,
+        list(_analyzers),
+        gpus,
+        threads,
     )
 
 
@@ -56,8 +61,9 @@ def _report_database(url: str) -> None:
     try:
         check_database(url)
     except DatabaseUnavailableError as exc:
-        logger.error("worker process %s cannot reach its database: %s; batches are retried until it can",
-                     os.getpid(), exc)
+        logger.error(
+            "worker process %s cannot reach its database: %s; batches are retried until it can", os.getpid(), exc
+        )
 
 
 def analyzer(backend: str) -> Analyzer:

@@ -50,14 +50,12 @@ def _chunks(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
         yield chunk
 
 
-def analyse_samples(
-    analyzer: Analyzer, work: SegmentWork, batch_size: int
-) -> Iterator[tuple[int, float, ImageResult]]:
+def analyse_samples(analyzer: Analyzer, work: SegmentWork, batch_size: int) -> Iterator[tuple[int, float, ImageResult]]:
     """(sample number, timestamp, outcome) for each sample of `work`, in order."""
     samples = read_samples(work.path, work.samples, work.sample_fps, work.native_fps)
     for chunk in _chunks(samples, batch_size):
         readable = [s for s in chunk if s.rgb is not None]
-        results = iter(analyzer.analyze_frames([s.rgb for s in readable], work.path))
+        results = iter(analyzer.analyze_frames([s.rgb for s in readable if s.rgb is not None], work.path))
         for sample in chunk:
             if sample.rgb is None:
                 yield sample.k, sample.timestamp_s, ImageResult(work.path, sample.error)
@@ -87,8 +85,9 @@ def process_segment(message: SegmentMessage) -> SegmentSummary:
         error = f"segment error {type(exc).__name__}: {exc}"[:500]
         frames = [(k, k / work.sample_fps, ImageResult(work.path, error)) for k in work.samples]
     with sessions() as session:
-        summary.written = store_segment(session, work, frames, message.backend, version, error,
-                                        analyzer.detector_version)
+        summary.written = store_segment(
+            session, work, frames, message.backend, version, error, analyzer.detector_version
+        )
     summary.frames = len(frames)
     summary.faces = sum(len(r.faces) for _, _, r in frames)
     summary.failed_frames = sum(r.error is not None for _, _, r in frames)

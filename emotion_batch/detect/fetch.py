@@ -31,8 +31,10 @@ class ModelFile:
 
     def place_hint(self, target: Path) -> str:
         """What to do by hand where there is no network."""
-        return (f"place {self.name} (sha256 {self.sha256}, from {self.url}) at {target}, "
-                f"or run `producer models fetch` on a machine with network")
+        return (
+            f"place {self.name} (sha256 {self.sha256}, from {self.url}) at {target}, "
+            f"or run `producer models fetch` on a machine with network"
+        )
 
 
 # The 2023mar release file, the one DeepFace's yunet backend downloads too.
@@ -62,8 +64,7 @@ def fetch(model: ModelFile, cache: Path, url: str | None = None, timeout: float 
     if cached(model, cache):
         return target
     source = url or model.url
-    logger.warning("downloading the %s (%d KB, once) from %s to %s",
-                   model.what, model.size // 1000, source, target)
+    logger.warning("downloading the %s (%d KB, once) from %s to %s", model.what, model.size // 1000, source, target)
     import pooch
     import requests
 
@@ -71,8 +72,14 @@ def fetch(model: ModelFile, cache: Path, url: str | None = None, timeout: float 
     level = pooch_logger.level
     pooch_logger.setLevel(logging.WARNING)
     try:
-        pooch.retrieve(source, known_hash=f"sha256:{model.sha256}", fname=model.name, path=Path(cache),
-                       downloader=pooch.HTTPDownloader(timeout=timeout), progressbar=False)
+        pooch.retrieve(
+            source,
+            known_hash=f"sha256:{model.sha256}",
+            fname=model.name,
+            path=Path(cache),
+            downloader=pooch.HTTPDownloader(timeout=timeout),
+            progressbar=False,
+        )
     except (OSError, ValueError, requests.RequestException) as exc:
         reason = type(exc).__name__ if isinstance(exc, requests.RequestException) else str(exc).splitlines()[0][:200]
         raise WeightsMissingError(f"{model.what} not downloaded ({reason}): {model.place_hint(target)}") from exc
@@ -93,11 +100,14 @@ def fetch_models(settings: Settings, deepface: bool = False) -> list[tuple[str, 
     yunet = fetch(YUNET, settings.model_cache, settings.yunet_url, settings.download_timeout)
     rows = [(YUNET.what, yunet, "present" if had else "downloaded")]
     try:
-        blazeface = [path for path, _ in default_models()]
+        blazeface: list[Path | None] = [path for path, _ in default_models()]
     except WeightsMissingError:
         blazeface = [None]
-    for what, path in (*(("BlazeFace face detector", p) for p in blazeface), ("Haar cascade", default_cascade()),
-                       ("emotion CNN", settings.cnn_model)):
+    for what, path in (
+        *(("BlazeFace face detector", p) for p in blazeface),
+        ("Haar cascade", default_cascade()),
+        ("emotion CNN", settings.cnn_model),
+    ):
         if path is None or not Path(path).is_file():
             raise WeightsMissingError(f"{what} missing ({path}): reinstall emotion-batch's dependencies")
         rows.append((what, Path(path), "present"))

@@ -15,7 +15,7 @@ HAAR_FILE = "haarcascade_frontalface_default.xml"
 
 def default_cascade() -> Path:
     """The frontal-face cascade shipped in the OpenCV 4.x wheel (`cv2.data`)."""
-    return Path(cv2.data.haarcascades) / HAAR_FILE
+    return Path(cv2.data.haarcascades) / HAAR_FILE  # type: ignore[attr-defined]  # no stubs for cv2.data
 
 
 class HaarDetector:
@@ -25,7 +25,11 @@ class HaarDetector:
     name = "haar"
 
     def __init__(
-        self, cascade: Path | None = None, max_side: int = 640, min_face: int = 24, min_neighbors: int = 5,
+        self,
+        cascade: Path | None = None,
+        max_side: int = 640,
+        min_face: int = 24,
+        min_neighbors: int = 5,
     ) -> None:
         self.cascade_path = Path(cascade) if cascade else default_cascade()
         self._cascade = cv2.CascadeClassifier(str(self.cascade_path))
@@ -42,7 +46,11 @@ class HaarDetector:
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
         min_side = max(12, int(self.min_face * scale))
         boxes, _, weights = self._cascade.detectMultiScale3(
-            gray, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(min_side, min_side), outputRejectLevels=True
+            gray,
+            scaleFactor=1.1,
+            minNeighbors=self.min_neighbors,
+            minSize=(min_side, min_side),
+            outputRejectLevels=True,
         )
         if len(boxes) == 0:
             return []

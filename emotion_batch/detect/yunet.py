@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotion_batch.detect.base import FaceBox, detector_version, downscale, to_original
 from emotion_batch.config import YUNET_URL
+from emotion_batch.detect.base import FaceBox, detector_version, downscale, to_original
 from emotion_batch.errors import WeightsMissingError
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
@@ -19,9 +19,7 @@ class YuNetDetector:
 
     name = "yunet"
 
-    def __init__(
-        self, model: Path, max_side: int = 640, score: float = 0.7, min_face: int = 24
-    ) -> None:
+    def __init__(self, model: Path, max_side: int = 640, score: float = 0.7, min_face: int = 24) -> None:
         if not Path(model).is_file():
             raise WeightsMissingError(f"YuNet model not found at {model}; download {YUNET_URL}")
         self.model = Path(model)
@@ -38,5 +36,4 @@ class YuNetDetector:
         _, found = self._net.detect(bgr)
         if found is None:
             return []
-        return to_original(found[:, :4], found[:, 14], scale, rgb.shape, self.min_face,
-                           landmarks=found[:, 4:14])
+        return to_original(found[:, :4], found[:, 14], scale, rgb.shape, self.min_face, landmarks=found[:, 4:14])

@@ -30,6 +30,18 @@ def main() -> None:
     """
 
 
-for command in (submit_cmd, watch, status, resume_cmd, retry_failed, migrate, report, chart, annotate, run,
-                models, serve):
+for command in (
+    submit_cmd,
+    watch,
+    status,
+    resume_cmd,
+    retry_failed,
+    migrate,
+    report,
+    chart,
+    annotate,
+    run,
+    models,
+    serve,
+):
     main.add_command(command)

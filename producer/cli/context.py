@@ -67,7 +67,7 @@ def shared_options(command: F) -> F:
     @click.option("--database-url", help="SQLAlchemy URL (overrides DATABASE_URL).")
     @functools.wraps(command)
     def wrapper(*args: Any, redis_url: str | None, database_url: str | None, **kwargs: Any) -> Any:
-        overrides = {k: v for k, v in (("redis_url", redis_url), ("database_url", database_url)) if v}
+        overrides: dict[str, Any] = {k: v for k, v in (("redis_url", redis_url), ("database_url", database_url)) if v}
         return command(CliContext(Settings(**overrides)), *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -103,5 +103,6 @@ def existing_job(session: Session, job: int | None) -> int:
 
 
 def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )

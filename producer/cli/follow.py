@@ -22,22 +22,36 @@ def follow(c: CliContext, job_id: int, timeout: float | None, resume_stalled: bo
         task = bar.add_task(f"job {job_id}", total=None)
 
         def show(p: Progress) -> None:
-            bar.update(task, total=p.total, completed=p.finished,
-                       description=f"job {job_id}: {p.faces} faces, {p.failed} failed, {p.rate:.1f} img/s")
+            bar.update(
+                task,
+                total=p.total,
+                completed=p.finished,
+                description=f"job {job_id}: {p.faces} faces, {p.failed} failed, {p.rate:.1f} img/s",
+            )
 
         def stalled() -> None:
             batches = resume(sessions, c.client, job_id, c.settings.queue)
-            console.print(f"[yellow]job {job_id}: no progress for {c.settings.stall_seconds}s, "
-                          f"re-enqueued {batches} batches of pending images")
+            console.print(
+                f"[yellow]job {job_id}: no progress for {c.settings.stall_seconds}s, "
+                f"re-enqueued {batches} batches of pending images"
+            )
 
-        final = wait_for_job(sessions, job_id, timeout, show, on_stall=stalled if resume_stalled else None,
-                             stall_seconds=c.settings.stall_seconds)
+        final = wait_for_job(
+            sessions,
+            job_id,
+            timeout,
+            show,
+            on_stall=stalled if resume_stalled else None,
+            stall_seconds=c.settings.stall_seconds,
+        )
     console.print(render.progress_line(final))
     if not final.complete:
         raise click.ClickException(f"job {job_id} not finished after {timeout}s")
     if final.total and final.failed == final.total:
-        raise click.ClickException(f"job {job_id} could not run: all {final.total} images failed "
-                                   f"(see `producer report {job_id}` and the worker log)")
+        raise click.ClickException(
+            f"job {job_id} could not run: all {final.total} images failed "
+            f"(see `producer report {job_id}` and the worker log)"
+        )
 
 
 def print_failures(c: CliContext, job_id: int, limit: int = 20) -> None:

@@ -19,8 +19,8 @@ from producer.submit import retry_failed as retry_failed_images
 from producer.videos import VideoOptions
 
 backend_option = click.option(
-    "--backend", type=click.Choice(list(BACKENDS)), default=None,
-    help="Classifier (default: the BACKEND setting, cnn).")
+    "--backend", type=click.Choice(list(BACKENDS)), default=None, help="Classifier (default: the BACKEND setting, cnn)."
+)
 
 
 @click.command("submit")
@@ -29,17 +29,38 @@ backend_option = click.option(
 @click.option("--batch-size", type=int, help="Images per batch, 1-1024 (default: the BATCH_SIZE setting, 32).")
 @click.option("--name", help="Job name (default: the first path).")
 @click.option("--force", is_flag=True, help="Re-analyse images already analysed with this model.")
-@click.option("--rehash", is_flag=True, help="Read every file to hash it, even those whose path, size and "
-              "modification time match an image analysed before.")
-@click.option("--wait", is_flag=True, help="Block with a progress bar until the job is finished; "
-              "re-enqueues pending images after STALL_RESUME_AFTER seconds without progress.")
+@click.option(
+    "--rehash",
+    is_flag=True,
+    help="Read every file to hash it, even those whose path, size and "
+    "modification time match an image analysed before.",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Block with a progress bar until the job is finished; "
+    "re-enqueues pending images after STALL_RESUME_AFTER seconds without progress.",
+)
 @click.option("--timeout", type=float, default=None, help="With --wait: give up after this many seconds.")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True, max=120), default=None,
-              help="Video frames sampled per second (default: the VIDEO_FPS setting, 1).")
+@click.option(
+    "--fps",
+    type=click.FloatRange(min=0, min_open=True, max=120),
+    default=None,
+    help="Video frames sampled per second (default: the VIDEO_FPS setting, 1).",
+)
 @shared_options
-def submit_cmd(c: CliContext, paths: tuple[Path, ...], backend: str | None, batch_size: int | None,
-               name: str | None, force: bool, rehash: bool, wait: bool, timeout: float | None,
-               fps: float | None) -> None:
+def submit_cmd(
+    c: CliContext,
+    paths: tuple[Path, ...],
+    backend: str | None,
+    batch_size: int | None,
+    name: str | None,
+    force: bool,
+    rehash: bool,
+    wait: bool,
+    timeout: float | None,
+    fps: float | None,
+) -> None:
     """Scan PATHS, record a job and its images in the database (creating or upgrading the
     schema) and enqueue batches on Redis as the scan goes. Prints the job id."""
     missing = [str(p) for p in paths if not p.exists()]
@@ -49,9 +70,17 @@ def submit_cmd(c: CliContext, paths: tuple[Path, ...], backend: str | None, batc
     with progress_bar() as bar:
         show = _stream_progress(bar)
         result = submit(
-            c.sessions, c.client, paths, backend=backend or c.settings.backend,
-            batch_size=c.settings.batch_size if batch_size is None else batch_size, name=name or str(paths[0]),
-            force=force, queue=c.settings.queue, settings=c.settings, rehash=rehash, on_progress=show,
+            c.sessions,
+            c.client,
+            paths,
+            backend=backend or c.settings.backend,
+            batch_size=c.settings.batch_size if batch_size is None else batch_size,
+            name=name or str(paths[0]),
+            force=force,
+            queue=c.settings.queue,
+            settings=c.settings,
+            rehash=rehash,
+            on_progress=show,
             video=VideoOptions.from_settings(c.settings, fps),
         )
     _summary(result)
@@ -63,8 +92,10 @@ def submit_cmd(c: CliContext, paths: tuple[Path, ...], backend: str | None, batc
 def _stream_progress(bar) -> Callable[[SubmitProgress], None]:  # noqa: ANN001 (rich Progress)
     """Three counters that move together while a submit streams: files scanned, rows
     registered (committed), images queued."""
-    tasks = {key: bar.add_task(label, total=None) for key, label in
-             (("scanned", "scanned"), ("registered", "registered"), ("queued", "queued"))}
+    tasks = {
+        key: bar.add_task(label, total=None)
+        for key, label in (("scanned", "scanned"), ("registered", "registered"), ("queued", "queued"))
+    }
 
     def show(p: SubmitProgress) -> None:
         for key, task in tasks.items():
@@ -79,8 +110,10 @@ def _summary(result: SubmitResult) -> None:
     for path in result.problems.missing:
         console.print(f"[yellow]not found: {path}")
     if result.problems.broken_links:
-        console.print(f"[yellow]{result.problems.broken_links} broken symbolic links skipped, e.g. "
-                      f"{result.problems.broken_link_examples[0]!r}")
+        console.print(
+            f"[yellow]{result.problems.broken_links} broken symbolic links skipped, e.g. "
+            f"{result.problems.broken_link_examples[0]!r}"
+        )
     console.print(
         f"job [bold]{result.job_id}[/]: {result.found} images found ({result.read} read, the others' hashes "
         f"reused), {result.queued} queued in {result.batches} batches, {result.reused} results reused, "
@@ -89,17 +122,22 @@ def _summary(result: SubmitResult) -> None:
     )
     videos = result.videos
     if videos.found:
-        console.print(f"videos: {videos.registered} registered, {videos.segments} segments queued, "
-                      f"{videos.failed} unusable, {videos.duplicates} duplicates skipped "
-                      f"(report: producer report {result.job_id} --by video)")
+        console.print(
+            f"videos: {videos.registered} registered, {videos.segments} segments queued, "
+            f"{videos.failed} unusable, {videos.duplicates} duplicates skipped "
+            f"(report: producer report {result.job_id} --by video)"
+        )
 
 
 @click.command()
 @click.argument("job", type=int)
 @click.option("--timeout", type=float, default=None, help="Give up (exit non-zero) after this many seconds.")
-@click.option("--resume-stalled", is_flag=True,
-              help="Writes: after STALL_RESUME_AFTER seconds without progress, re-enqueue the pending "
-              "images (after a Redis loss). Without it, watch only reads.")
+@click.option(
+    "--resume-stalled",
+    is_flag=True,
+    help="Writes: after STALL_RESUME_AFTER seconds without progress, re-enqueue the pending "
+    "images (after a Redis loss). Without it, watch only reads.",
+)
 @shared_options
 def watch(c: CliContext, job: int, timeout: float | None, resume_stalled: bool) -> None:
     """Follow JOB live until it is finished (read-only unless --resume-stalled)."""
@@ -127,12 +165,15 @@ def resume_cmd(c: CliContext, job: int) -> None:
     with c.sessions() as session:
         existing_job(session, job)
     with progress_bar() as bar:
-        resumed = resume_job(c.sessions, c.client, job, c.settings.queue, settings=c.settings,
-                             on_progress=_stream_progress(bar))
+        resumed = resume_job(
+            c.sessions, c.client, job, c.settings.queue, settings=c.settings, on_progress=_stream_progress(bar)
+        )
     console.print(f"job {job}: {resumed.requeued} pending images re-enqueued; {resumed.batches} batches in all")
     if resumed.scan:
-        console.print(f"job {job}: interrupted scan finished: {resumed.scan.scanned} more images found, "
-                      f"{resumed.scan.queued} queued, {resumed.scan.reused} results reused")
+        console.print(
+            f"job {job}: interrupted scan finished: {resumed.scan.scanned} more images found, "
+            f"{resumed.scan.queued} queued, {resumed.scan.reused} results reused"
+        )
 
 
 @click.command("retry-failed")

@@ -15,16 +15,24 @@ from producer.cli.output import FORMATS, emit_report, emit_text
 
 @click.command()
 @click.argument("job", type=int, required=False)
-@click.option("--by", type=click.Choice(["job", "folder", "date", "video"]), default="job",
-              help="Group by folder, or by date (EXIF capture date, else file date); video: one "
-              "row per video with its strongest moments (json adds each video's emotion over time).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
-              help="html: one self-contained page with charts and faces (grouped by folder and date).")
+@click.option(
+    "--by",
+    type=click.Choice(["job", "folder", "date", "video"]),
+    default="job",
+    help="Group by folder, or by date (EXIF capture date, else file date); video: one "
+    "row per video with its strongest moments (json adds each video's emotion over time).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    help="html: one self-contained page with charts and faces (grouped by folder and date).",
+)
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write to this file.")
 @click.option("--faces-per-emotion", type=int, default=6, show_default=True, help="html: thumbnails per emotion.")
 @shared_options
-def report(c: CliContext, job: int | None, by: str, fmt: str, out_file: Path | None,
-           faces_per_emotion: int) -> None:
+def report(c: CliContext, job: int | None, by: str, fmt: str, out_file: Path | None, faces_per_emotion: int) -> None:
     """Aggregate emotion report of JOB (default: the latest job)."""
     if fmt == "parquet" and out_file is None:
         raise click.UsageError("--format parquet needs --out FILE")
@@ -41,8 +49,9 @@ def report(c: CliContext, job: int | None, by: str, fmt: str, out_file: Path | N
 
 @click.command()
 @click.argument("job", type=int, required=False)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Folder for the PNG files (created).")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the PNG files (created)."
+)
 @shared_options
 def chart(c: CliContext, job: int | None, out_dir: Path) -> None:
     """PNG charts of JOB: emotions per folder and share over time."""
@@ -57,8 +66,13 @@ def chart(c: CliContext, job: int | None, out_dir: Path) -> None:
 
 @click.command()
 @click.argument("job", type=int, required=False)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Folder for the copies (created; the originals are never changed).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for the copies (created; the originals are never changed).",
+)
 @click.option("--limit", type=int, default=None, help="At most this many images.")
 @shared_options
 def annotate(c: CliContext, job: int | None, out_dir: Path, limit: int | None) -> None:

@@ -34,9 +34,17 @@ def run(c: CliContext, photos: tuple[Path, ...], backend: str | None, workers: i
     with embedded_system(c.settings, backend, workers, console) as (live, photo_paths):
         lc = CliContext(live)
         paths = list(photos) or photo_paths
-        result = submit(lc.sessions, lc.client, paths, backend=backend, batch_size=live.batch_size,
-                        name="demo" if not photos else str(paths[0]), force=False, queue=live.queue,
-                        settings=live)
+        result = submit(
+            lc.sessions,
+            lc.client,
+            paths,
+            backend=backend,
+            batch_size=live.batch_size,
+            name="demo" if not photos else str(paths[0]),
+            force=False,
+            queue=live.queue,
+            settings=live,
+        )
         console.print(f"job {result.job_id}: {result.queued} images queued, {result.duplicates} duplicates")
         follow(lc, result.job_id, timeout, resume_stalled=True)
         with lc.read_sessions() as session:

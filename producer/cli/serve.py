@@ -13,13 +13,20 @@ from producer.cli.context import CliContext, console, shared_options
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; beyond loopback WEB_TOKEN is required.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; beyond loopback WEB_TOKEN is required.",
+)
 @click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--embedded", is_flag=True,
-              help="Also start what `producer run` starts: a loopback redis-server (unless REDIS_URL is "
-              "set; data in .emotion-batch/redis) and worker processes, stopped with the server; writes "
-              "sample photos to ./sample-photos (submittable by path when ALLOWED_ROOTS is empty).")
+@click.option(
+    "--embedded",
+    is_flag=True,
+    help="Also start what `producer run` starts: a loopback redis-server (unless REDIS_URL is "
+    "set; data in .emotion-batch/redis) and worker processes, stopped with the server; writes "
+    "sample photos to ./sample-photos (submittable by path when ALLOWED_ROOTS is empty).",
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="With --embedded: worker processes.")
 @shared_options
 def serve(c: CliContext, host: str, port: int, embedded: bool, workers: int) -> None:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -22,9 +22,9 @@ from starlette.concurrency import run_in_threadpool
 
 from db.faces import face_page, image_faces, job_face
 from db.jobs import failed_images, job_progress, list_jobs
-from db.videos import pending_segment_count
 from db.reports import GroupBy, job_report
 from db.schema import Job
+from db.videos import pending_segment_count
 from emotion_batch.classify import BACKENDS
 from emotion_batch.errors import JobNotFoundError, PathNotFoundError
 from models.labels import EMOTIONS
@@ -37,8 +37,12 @@ from producer.web.uploads import Limits, Upload, store_upload
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 log = logging.getLogger(__name__)
-Backend = Literal[tuple(BACKENDS)]  # type: ignore[valid-type]  # the one backend registry
-Emotion = Literal[tuple(EMOTIONS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # the choices exist at run time only (FastAPI validates against them)
+    Backend = str
+    Emotion = str
+else:
+    Backend = Literal[tuple(BACKENDS)]  # the one backend registry
+    Emotion = Literal[tuple(EMOTIONS)]
 JPEG_QUALITY = 88
 
 
@@ -81,8 +85,15 @@ def job_state(session: Session, job_id: int) -> dict[str, Any]:
     p = job_progress(session, job_id)
     segments = pending_segment_count(session, job_id)
     return {
-        "job": p.job_id, "total": p.total, "finished": p.finished, "pending": p.pending, "done": p.done,
-        "no_face": p.no_face, "failed": p.failed, "faces": p.faces, "pending_video_segments": segments,
+        "job": p.job_id,
+        "total": p.total,
+        "finished": p.finished,
+        "pending": p.pending,
+        "done": p.done,
+        "no_face": p.no_face,
+        "failed": p.failed,
+        "faces": p.faces,
+        "pending_video_segments": segments,
         "scanning": not p.scan_complete,
         "complete": p.complete and not segments,
         "percent": round(100.0 * p.finished / p.total, 1) if p.total else 100.0,
@@ -95,20 +106,42 @@ def job_state(session: Session, job_id: int) -> dict[str, Any]:
 
 def _submitted(result: SubmitResult) -> JSONResponse:
     body = {
-        "job": result.job_id, "found": result.found, "queued": result.queued, "duplicates": result.duplicates,
-        "failed_at_scan": result.failed_at_scan, "batches": result.batches,
-        "missing": result.problems.missing, "unreadable_dirs": result.problems.unreadable_dirs,
+        "job": result.job_id,
+        "found": result.found,
+        "queued": result.queued,
+        "duplicates": result.duplicates,
+        "failed_at_scan": result.failed_at_scan,
+        "batches": result.batches,
+        "missing": result.problems.missing,
+        "unreadable_dirs": result.problems.unreadable_dirs,
         "links": {"status": f"/api/jobs/{result.job_id}", "page": f"/jobs/{result.job_id}"},
     }
     return JSONResponse(body, status_code=201, headers={"Location": f"/api/jobs/{result.job_id}"})
 
 
-def _submit(web: WebState, paths: list[Path], backend: str | None, batch_size: int | None,
-            name: str | None, force: bool, on_job: Callable[[int], None] | None = None) -> SubmitResult:
+def _submit(
+    web: WebState,
+    paths: list[Path],
+    backend: str | None,
+    batch_size: int | None,
+    name: str | None,
+    force: bool,
+    on_job: Callable[[int], None] | None = None,
+) -> SubmitResult:
     s = web.settings
-    return submit(web.sessions, web.client, paths, backend=backend or s.backend,
-                  batch_size=batch_size or s.batch_size, name=name or str(paths[0]), force=force, queue=s.queue,
-                  settings=s, video=VideoOptions.from_settings(s), on_job=on_job)
+    return submit(
+        web.sessions,
+        web.client,
+        paths,
+        backend=backend or s.backend,
+        batch_size=batch_size or s.batch_size,
+        name=name or str(paths[0]),
+        force=force,
+        queue=s.queue,
+        settings=s,
+        video=VideoOptions.from_settings(s),
+        on_job=on_job,
+    )
 
 
 @router.post("/jobs", status_code=202, summary="Create a job from server paths under the allowed roots")
@@ -136,8 +169,9 @@ def create_job_from_paths(job: PathJob, web: State) -> JSONResponse:
     threading.Thread(target=scan, name="web-submit", daemon=True).start()
     job_id = recorded.result()
     links = {"status": f"/api/jobs/{job_id}", "page": f"/jobs/{job_id}"}
-    return JSONResponse({"job": job_id, "scanning": True, "links": links}, status_code=202,
-                        headers={"Location": links["status"]})
+    return JSONResponse(
+        {"job": job_id, "scanning": True, "links": links}, status_code=202, headers={"Location": links["status"]}
+    )
 
 
 @router.post("/jobs/upload", status_code=201, summary="Create a job from uploaded images or one zip of images")
@@ -163,8 +197,7 @@ def create_job_from_upload(
 
 
 @router.get("/jobs", summary="List jobs, newest first, with their counts")
-def jobs(web: State, offset: Annotated[int, Query(ge=0)] = 0,
-         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+def jobs(web: State, offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
     with web.sessions() as session:
         total, page = list_jobs(session, offset, limit)
     return {"total": total, "offset": offset, "jobs": [{**j, "created_at": j["created_at"].isoformat()} for j in page]}
@@ -180,8 +213,9 @@ def status(job_id: int, web: State) -> dict:
 
 
 @router.get("/jobs/{job_id}/events", summary="Live progress as Server-Sent Events (ends when the job is finished)")
-async def events(job_id: int, request: Request, web: State,
-                 interval: Annotated[float, Query(ge=0.2, le=60)] = 1.0) -> StreamingResponse:
+async def events(
+    job_id: int, request: Request, web: State, interval: Annotated[float, Query(ge=0.2, le=60)] = 1.0
+) -> StreamingResponse:
     await run_in_threadpool(require_job, web, job_id)
 
     def read() -> dict:
@@ -205,7 +239,8 @@ async def events(job_id: int, request: Request, web: State,
 
 @router.get("/jobs/{job_id}/report", summary="The report: `producer report --format json|csv|parquet|html`")
 def report(
-    job_id: int, web: State,
+    job_id: int,
+    web: State,
     by: GroupBy = "job",
     format: Literal["json", "csv", "parquet", "html"] = "json",  # noqa: A002 (the CLI's option name)
     faces_per_emotion: Annotated[int, Query(ge=0, le=50)] = 6,
@@ -220,19 +255,26 @@ def report(
         return Response(render.report_json(data), media_type="application/json")
     filename = f"job{job_id}-{by}"
     if format == "csv":
-        return Response(render.report_csv(data), media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
+        return Response(
+            render.report_csv(data),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+        )
     from producer.report_files import write_parquet
 
     buffer = io.BytesIO()
     write_parquet(data, buffer)
-    return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}.parquet"'})
+    return Response(
+        buffer.getvalue(),
+        media_type="application/vnd.apache.parquet",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.parquet"'},
+    )
 
 
 @router.get("/jobs/{job_id}/faces", summary="A job's faces, most certain first, filtered and paged")
 def faces(
-    job_id: int, web: State,
+    job_id: int,
+    web: State,
     emotion: Emotion | None = None,
     min_percent: Annotated[float, Query(ge=0, le=100)] = 0.0,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -242,8 +284,10 @@ def faces(
     with web.sessions() as session:
         page = face_page(session, job_id, emotion, min_percent, offset, limit)
     for face in page.faces:
-        face["links"] = {"thumbnail": f"/api/jobs/{job_id}/faces/{face['id']}/thumbnail.jpg",
-                         "annotated": f"/api/jobs/{job_id}/images/{face['image_id']}/annotated.jpg"}
+        face["links"] = {
+            "thumbnail": f"/api/jobs/{job_id}/faces/{face['id']}/thumbnail.jpg",
+            "annotated": f"/api/jobs/{job_id}/images/{face['image_id']}/annotated.jpg",
+        }
     return {"total": page.total, "offset": offset, "limit": limit, "faces": page.faces}
 
 
@@ -257,8 +301,11 @@ def _unreadable(path: str) -> LookupError:
     return LookupError(f"{Path(path).name} cannot be read any more")
 
 
-@router.get("/jobs/{job_id}/images/{image_id}/annotated.jpg", summary="One image with its faces boxed and labelled",
-            response_class=Response)
+@router.get(
+    "/jobs/{job_id}/images/{image_id}/annotated.jpg",
+    summary="One image with its faces boxed and labelled",
+    response_class=Response,
+)
 def annotated(job_id: int, image_id: int, web: State) -> Response:
     from producer.annotate import draw_faces, upright
 
@@ -287,8 +334,9 @@ def thumbnail(job_id: int, face_id: int, web: State) -> Response:
     return _jpeg(crop_face(picture, face, size=160))
 
 
-@router.get("/jobs/{job_id}/charts/{name}.png", summary="The job's PNG charts (as `producer chart`)",
-            response_class=Response)
+@router.get(
+    "/jobs/{job_id}/charts/{name}.png", summary="The job's PNG charts (as `producer chart`)", response_class=Response
+)
 def chart(job_id: int, name: Literal["emotions-by-folder", "share-over-time"], web: State) -> Response:
     from producer.outputs import charts_for
 

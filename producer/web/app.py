@@ -124,8 +124,9 @@ def create_app(settings: Settings) -> FastAPI:
     """The app for `settings` (migrates the database first, like every CLI command)."""
     from producer.web import api, pages
 
-    app = FastAPI(title="emotion-batch", description="Batch emotion analysis: jobs, progress, reports, faces.",
-                  version="1")
+    app = FastAPI(
+        title="emotion-batch", description="Batch emotion analysis: jobs, progress, reports, faces.", version="1"
+    )
     app.state.web = WebState(settings)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -136,7 +137,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.middleware("http")
     async def require_token(request: Request, call_next):  # noqa: ANN202
         if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(
-                request.headers.get("origin"), request.headers.get("host")):
+            request.headers.get("origin"), request.headers.get("host")
+        ):
             # Another site's page posting here (a form needs no CORS preflight): refused,
             # even on loopback without a token.
             return error(403, "cross-site request refused: Origin does not match Host")
@@ -177,8 +179,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
-                             for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()
+        )
         return JSONResponse({"error": problems, "status": 422}, status_code=422)
 
     @app.exception_handler(Exception)

@@ -51,8 +51,15 @@ def job_list(request: Request, web: State, page: Annotated[int, Query(ge=1)] = 1
 @router.get("/jobs/new", response_class=HTMLResponse)
 def new_job(request: Request, web: State) -> HTMLResponse:
     s = web.settings
-    return _page(request, "submit.html", backends=list(BACKENDS), roots=[str(r) for r in s.allowed_roots], backend=s.backend,
-                 batch_size=s.batch_size, max_upload_mb=s.max_upload_bytes // 1_000_000)
+    return _page(
+        request,
+        "submit.html",
+        backends=list(BACKENDS),
+        roots=[str(r) for r in s.allowed_roots],
+        backend=s.backend,
+        batch_size=s.batch_size,
+        max_upload_mb=s.max_upload_bytes // 1_000_000,
+    )
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -60,20 +67,38 @@ def job_page(request: Request, job_id: int, web: State) -> HTMLResponse:
     job = require_job(web, job_id)
     with web.sessions() as session:
         progress = job_state(session, job_id)
-        report = dict(cached(web, session, job_id, ("report", "folder", "date"),
-                             lambda: job_report(session, job_id, by=("folder", "date"))))
+        report = dict(
+            cached(
+                web,
+                session,
+                job_id,
+                ("report", "folder", "date"),
+                lambda: job_report(session, job_id, by=("folder", "date")),
+            )
+        )
         failures = failed_images(session, job_id, limit=FAILURES_SHOWN)
     dates = report.pop("dates")
     folders = _short(report.pop("folders"))
-    return _page(request, "job.html", job=job, progress=progress, report=report, failures=failures,
-                 folders=folders[:GROUP_ROWS], folder_count=len(folders),
-                 dates=[(n, n, g) for n, g in list(dates.items())[:GROUP_ROWS]], date_count=len(dates),
-                 group_rows=GROUP_ROWS)
+    return _page(
+        request,
+        "job.html",
+        job=job,
+        progress=progress,
+        report=report,
+        failures=failures,
+        folders=folders[:GROUP_ROWS],
+        folder_count=len(folders),
+        dates=[(n, n, g) for n, g in list(dates.items())[:GROUP_ROWS]],
+        date_count=len(dates),
+        group_rows=GROUP_ROWS,
+    )
 
 
 @router.get("/jobs/{job_id}/faces", response_class=HTMLResponse)
 def gallery(
-    request: Request, job_id: int, web: State,
+    request: Request,
+    job_id: int,
+    web: State,
     emotion: Annotated[Emotion | Literal[""] | None, Query()] = None,
     min_percent: Annotated[float, Query(ge=0, le=100)] = 0.0,
     page: Annotated[int, Query(ge=1)] = 1,
@@ -86,8 +111,18 @@ def gallery(
     def link(p: int) -> str:
         return f"?{urlencode({'emotion': emotion or '', 'min_percent': min_percent, 'page': p})}"
 
-    return _page(request, "gallery.html", job=job, faces=found.faces, total=found.total, emotion=emotion or "",
-                 min_percent=min_percent, page=page, pages=pages, link=link)
+    return _page(
+        request,
+        "gallery.html",
+        job=job,
+        faces=found.faces,
+        total=found.total,
+        emotion=emotion or "",
+        min_percent=min_percent,
+        page=page,
+        pages=pages,
+        link=link,
+    )
 
 
 @router.get("/jobs/{job_id}/images/{image_id}", response_class=HTMLResponse)
@@ -104,8 +139,9 @@ def photo(request: Request, job_id: int, image_id: int, web: State) -> HTMLRespo
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/") -> HTMLResponse:  # noqa: A002
-    return _page(request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/",
-                 wrong=False)
+    return _page(
+        request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/", wrong=False
+    )
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -116,9 +152,9 @@ def login(request: Request, web: State, token: Annotated[str, Form()], next: Ann
         response = _page(request, "login.html", next=target, wrong=True)
         response.status_code = 401
         return response
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
-    return response
+    redirect = RedirectResponse(target, status_code=303)
+    redirect.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return redirect
 
 
 @router.get("/healthz", include_in_schema=True, tags=["service"])

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from emotion_batch.errors import UnsafeArchiveError, UnsupportedUploadError, UploadTooLargeError
 from emotion_batch.scan import sniff_image
@@ -95,7 +95,7 @@ def safe_name(name: str, used: set[str]) -> str:
     return candidate
 
 
-def _copy_limited(source: BinaryIO, target: Path, limit: int, what: str, budget: list[int] | None = None) -> None:
+def _copy_limited(source: IO[bytes], target: Path, limit: int, what: str, budget: list[int] | None = None) -> None:
     """Copy at most `limit` bytes (and no more than what is left of `budget`), else refuse."""
     written = 0
     with open(target, "xb") as out:
@@ -157,8 +157,12 @@ def _extract_zip(upload: Upload, folder: Path, limits: Limits) -> None:
 
 
 def _extract_entry(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, parts: tuple[str, ...], folder: Path,
-    limits: Limits, budget: list[int],
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    parts: tuple[str, ...],
+    folder: Path,
+    limits: Limits,
+    budget: list[int],
 ) -> None:
     target = folder.joinpath(*parts)
     if not target.resolve().is_relative_to(folder.resolve()):

@@ -8,27 +8,27 @@ never reused for new analyses.
 Revision ID: 0002
 Revises: 0001
 """
-from typing import Sequence, Union
 
-from alembic import op
+from collections.abc import Sequence
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision: str = '0002'
-down_revision: Union[str, None] = '0001'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('images') as batch:
-        batch.add_column(sa.Column('detector', sa.String(length=80), nullable=True))
-    with op.batch_alter_table('faces') as batch:
-        batch.add_column(sa.Column('detector', sa.String(length=80), nullable=True))
+    with op.batch_alter_table("images") as batch:
+        batch.add_column(sa.Column("detector", sa.String(length=80), nullable=True))
+    with op.batch_alter_table("faces") as batch:
+        batch.add_column(sa.Column("detector", sa.String(length=80), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('faces') as batch:
-        batch.drop_column('detector')
-    with op.batch_alter_table('images') as batch:
-        batch.drop_column('detector')
+    with op.batch_alter_table("faces") as batch:
+        batch.drop_column("detector")
+    with op.batch_alter_table("images") as batch:
+        batch.drop_column("detector")

@@ -15,15 +15,16 @@ images.job_id alone (the first column of two other indexes).
 Revision ID: 0004
 Revises: 0003
 """
-from typing import Sequence, Union
+
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: Union[str, None] = "0003"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 STATUSES = ("pending", "done", "no_face", "failed")
 REDUNDANT = ("ix_images_job_id", "ix_images_status", "ix_images_processed_at")
