@@ -493,6 +493,13 @@ def _ints(text: str) -> tuple[int, ...]:
     "--export-only", is_flag=True, help="Only export --run-dir's best.keras (+ .tflite, sidecar) to --model-out."
 )
 @click.option(
+    "--min-gain",
+    default=0.01,
+    show_default=True,
+    help="Replace the served model only when validation accuracy beats it by this much "
+    "(2,872 validation faces: one point is about 29 faces, the noise of one comparison).",
+)
+@click.option(
     "--force-export",
     is_flag=True,
     help="Export even when the served model did better on the validation split "
@@ -522,6 +529,7 @@ def main(
     resume: bool,
     export_only: bool,
     force_export: bool,
+    min_gain: float,
 ) -> None:
     """Train the emotion CNN on FER2013 and export the best checkpoint."""
     cfg = TrainConfig(
@@ -552,13 +560,14 @@ def main(
         summary = run_training(cfg, run_dir, resume, committed=model_out)
         summary["hardware"] = hardware
     served = read_sidecar(model_out).get("training", {}).get("best_val_accuracy", 0.0)
-    if export_only or force_export or summary["best_val_accuracy"] > served:
+    if export_only or force_export or summary["best_val_accuracy"] >= served + min_gain:
         export(run_dir, model_out, cfg, summary)
-    else:  # the schedule goes on; the served model stays until a better one exists
+    else:  # the schedule goes on; the served model stays until a clearly better one exists
         write_resume_point(run_dir, model_out, cfg, summary)
         click.echo(
-            f"kept the served {model_out.name}: validation {served:.2%} >= this run's "
-            f"best {summary['best_val_accuracy']:.2%}; resume point written"
+            f"kept the served {model_out.name}: this run's best validation accuracy "
+            f"{summary['best_val_accuracy']:.2%} is not {min_gain:.1%} above its {served:.2%}; "
+            "resume point written"
         )
     click.echo(json.dumps(summary, indent=1))
 
