@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from db.schema import Face, Image, ImageStatus, face_owner
@@ -154,44 +154,31 @@ def _face_dict(face: Face, path: str, percent: float) -> dict:
     }
 
 
+def _face_rows_query() -> Select:
+    """A face with its image's path, box, dominant emotion and that emotion's percent."""
+    return select(
+        Face.image_id,
+        Image.path,
+        Face.x,
+        Face.y,
+        Face.w,
+        Face.h,
+        Face.dominant,
+        dominant_percent().label("percent"),
+    ).join(Image, Face.image_id == Image.id)
+
+
 def image_faces(session: Session, job_id: int, image_id: int) -> tuple[Image, list[FaceRow]] | None:
     """One image of a job and its faces (None when the image is not in that job)."""
     image = session.scalar(select(Image).where(Image.id == image_id, Image.job_id == job_id))
     if image is None:
         return None
-    query = (
-        select(
-            Face.image_id,
-            Image.path,
-            Face.x,
-            Face.y,
-            Face.w,
-            Face.h,
-            Face.dominant,
-            dominant_percent().label("percent"),
-        )
-        .join(Image, Face.image_id == Image.id)
-        .where(Face.image_id == image_id)
-        .order_by(Face.face_index)
-    )
+    query = _face_rows_query().where(Face.image_id == image_id).order_by(Face.face_index)
     return image, [_row(r) for r in session.execute(query)]
 
 
 def job_face(session: Session, job_id: int, face_id: int) -> FaceRow | None:
     """One face of a job (None when the face is not in that job)."""
-    query = (
-        select(
-            Face.image_id,
-            Image.path,
-            Face.x,
-            Face.y,
-            Face.w,
-            Face.h,
-            Face.dominant,
-            dominant_percent().label("percent"),
-        )
-        .join(Image, Face.image_id == Image.id)
-        .where(Face.id == face_id, Image.job_id == job_id)
-    )
+    query = _face_rows_query().where(Face.id == face_id, Image.job_id == job_id)
     row = session.execute(query).first()
     return _row(row) if row else None

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from db.schema import Face, Image, ImageStatus, utcnow
 from db.session import rows_changed
 from emotion_batch.paths import from_db, storable
-from emotion_batch.pipeline import ImageResult
+from emotion_batch.pipeline import FaceResult, ImageResult
 from models.labels import EMOTIONS
 
 PENDING = ImageStatus.PENDING.value
@@ -167,26 +167,34 @@ def reusable(session: Session, sha256s: Sequence[str], key: ResultKey) -> dict[s
     return found
 
 
+def face_values(face: FaceResult, index: int) -> dict[str, object]:
+    """The columns every stored face has (`db.schema.FaceColumns`): its place in the image,
+    its box, the detector's confidence, the percentages and the dominant emotion."""
+    box = face.box
+    row: dict[str, object] = {
+        "face_index": index,
+        "x": box.x,
+        "y": box.y,
+        "w": box.w,
+        "h": box.h,
+        "confidence": box.confidence,
+        "dominant": face.dominant,
+    }
+    row.update({emotion: float(face.emotions[emotion]) for emotion in EMOTIONS})
+    return row
+
+
 def _face_rows(image_id: int, result: ImageResult, key: ResultKey) -> list[dict]:
-    rows = []
-    for index, face in enumerate(result.faces):
-        box = face.box
-        row = {
+    return [
+        {
             "image_id": image_id,
-            "face_index": index,
-            "x": box.x,
-            "y": box.y,
-            "w": box.w,
-            "h": box.h,
-            "confidence": box.confidence,
-            "dominant": face.dominant,
+            **face_values(face, index),
             "backend": key.backend,
             "model_version": key.model_version,
             "detector": key.detector,
         }
-        row.update({emotion: float(face.emotions[emotion]) for emotion in EMOTIONS})
-        rows.append(row)
-    return rows
+        for index, face in enumerate(result.faces)
+    ]
 
 
 def _outcome(result: ImageResult) -> dict[str, object]:

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from db.results import face_values
 from db.schema import utcnow
 from db.session import rows_changed
 from db.video_schema import Frame, FrameFace, Video, VideoSegment
-from emotion_batch.pipeline import ImageResult
+from emotion_batch.pipeline import FaceResult, ImageResult
 from emotion_batch.scan import ScannedFile
 from emotion_batch.video import VideoInfo, expected_samples
-from models.labels import EMOTIONS
 
 PENDING, DONE, FAILED, NO_FACE = "pending", "done", "failed", "no_face"
 
@@ -214,20 +214,8 @@ def store_segment(
     return len(rows)
 
 
-def _face_row(frame_id: int, index: int, face) -> dict:  # noqa: ANN001 (a FaceResult)
-    box = face.box
-    row = {
-        "frame_id": frame_id,
-        "face_index": index,
-        "x": box.x,
-        "y": box.y,
-        "w": box.w,
-        "h": box.h,
-        "confidence": box.confidence,
-        "dominant": face.dominant,
-    }
-    row.update({emotion: float(face.emotions[emotion]) for emotion in EMOTIONS})
-    return row
+def _face_row(frame_id: int, index: int, face: FaceResult) -> dict:
+    return {"frame_id": frame_id, **face_values(face, index)}
 
 
 def finish_video(session: Session, video_id: int) -> bool:
