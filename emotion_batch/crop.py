@@ -22,13 +22,20 @@ from models.preprocess import FACE_SIZE, preprocess_face
 SQRT2 = math.sqrt(2.0)
 
 
+MAX_TILT = 45.0
+"""Eye lines steeper than this are not trusted (detectors find upright-ish faces)."""
+
+
 def eye_angle(box: FaceBox) -> float:
     """Degrees to rotate the image (counter-clockwise, OpenCV's convention) so the eyes are
-    level; 0 without landmarks."""
+    level; 0 without landmarks or when the eye line is implausibly steep."""
     if not box.landmarks or len(box.landmarks) < 2:
         return 0.0
     (rx, ry), (lx, ly) = box.landmarks[0], box.landmarks[1]
-    return math.degrees(math.atan2(ly - ry, lx - rx))
+    if lx < rx:  # whichever order a detector gives its eyes, measure left to right
+        (rx, ry), (lx, ly) = (lx, ly), (rx, ry)
+    angle = math.degrees(math.atan2(ly - ry, lx - rx))
+    return angle if abs(angle) <= MAX_TILT else 0.0
 
 
 def _square(gray: np.ndarray, cx: float, cy: float, side: int) -> np.ndarray:

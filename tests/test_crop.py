@@ -41,6 +41,14 @@ def test_alignment_levels_the_eyes(angle):
     assert abs(aligned[0] - aligned[1]) < 1.0
 
 
+def test_eye_order_does_not_matter_and_steep_lines_are_ignored():
+    _, box = two_eyes(12.0)
+    swapped = FaceBox(box.x, box.y, box.w, box.h, box.confidence, box.landmarks[::-1])
+    assert eye_angle(swapped) == pytest.approx(eye_angle(box))
+    _, steep = two_eyes(70.0)
+    assert eye_angle(steep) == 0.0
+
+
 def test_margin_widens_the_frame():
     gray, box = two_eyes(0.0)
     tight = face_crop(gray, box, margin=1.0)
