@@ -112,6 +112,7 @@ def mark_analysed(database_url: str, job_id: int, key) -> float:  # noqa: ANN001
     with these settings would store; returns the seconds it took."""
     from sqlalchemy import case, func, insert, literal, select, update
 
+    from db.frames import FACE_COLUMNS
     from db.schema import Face, Image
     from db.session import make_session_factory
     from models.labels import EMOTIONS
@@ -138,20 +139,7 @@ def mark_analysed(database_url: str, job_id: int, key) -> float:  # noqa: ANN001
         )
         dominant = case(*((Image.id % 7 == i, e) for i, e in enumerate(EMOTIONS)))
         percents = [case((Image.id % 7 == i, 70.0), else_=5.0).label(e) for i, e in enumerate(EMOTIONS)]
-        columns = [
-            "image_id",
-            "face_index",
-            "x",
-            "y",
-            "w",
-            "h",
-            "confidence",
-            *EMOTIONS,
-            "dominant",
-            "backend",
-            "model_version",
-            "detector",
-        ]
+        columns = list(FACE_COLUMNS[1:])  # every face column but the generated id
         source = select(
             Image.id,
             literal(0),
