@@ -140,6 +140,7 @@ def candidates(settings: Settings, yunet: Path | None) -> dict[str, Callable[[],
     )
     full, short = default_models()
     found["blazeface"] = lambda: BlazeFaceDetector(**common)
+    found["blazeface unframed"] = lambda: BlazeFaceDetector(framing={}, **common)  # its own boxes, not YuNet's framing
     found["blazeface without tiles"] = lambda: BlazeFaceDetector(tiles=False, **common)
     found["blazeface full range only"] = lambda: BlazeFaceDetector((full,), **common)
     found["blazeface short range only"] = lambda: BlazeFaceDetector(((short[0], 0.5),), **common)

@@ -126,12 +126,17 @@ def answers(results: list, items: list[Pasted], labels: tuple[str, ...]) -> np.n
     return predicted
 
 
-def run_pipeline(items: list[Pasted], analyzer: object, labels: tuple[str, ...], batch: int = 32) -> dict:
-    """Run the pasted photos through an `Analyzer`; faces found and accuracy."""
+def predict(items: list[Pasted], analyzer: object, labels: tuple[str, ...], batch: int = 32) -> np.ndarray:
+    """Run the pasted photos through an `Analyzer`; the predicted label per item (-1: missed)."""
     results = []
     for i in range(0, len(items), batch):
         results += analyzer.analyze([it.path for it in items[i : i + batch]])  # type: ignore[attr-defined]
-    predicted = answers(results, items, labels)
+    return answers(results, items, labels)
+
+
+def run_pipeline(items: list[Pasted], analyzer: object, labels: tuple[str, ...], batch: int = 32) -> dict:
+    """Run the pasted photos through an `Analyzer`; faces found and accuracy."""
+    predicted = predict(items, analyzer, labels, batch)
     truth = np.array([it.label for it in items])
     found = predicted >= 0
     return {

@@ -14,9 +14,12 @@ import pytest
 from bench.detect import _skimage, iou
 from emotion_batch.config import Settings
 from emotion_batch.detect import BlazeFaceDetector, YuNetDetector, choose_detector, make_detector
+from emotion_batch.detect import expected_detector_version
+from emotion_batch.detect.blazeface import FRAMING, FULL_SCORE, default_models
 from emotion_batch.detect.fetch import YUNET
 from emotion_batch.errors import WeightsMissingError
 from emotion_batch.hashing import sha256_file
+from emotion_batch.imaging import load_image
 from tests.conftest import run_producer
 
 ASTRONAUT_FACE = (178, 62, 90, 112)  # bench/detect_labels.json
@@ -73,6 +76,49 @@ def test_blazeface_finds_the_astronaut_and_nothing_on_faceless_photos() -> None:
     for name in ("astronaut-suit", "coffee", "chelsea", "coins", "moon"):  # Haar sees faces on the suit, coins, moon
         assert detector.detect(_skimage(name)) == [], name
     assert detector.detect(np.zeros((10, 3000, 3), np.uint8)) == []  # extreme aspect ratio, nothing to find
+
+
+def _xywh(face) -> tuple[int, int, int, int]:
+    return (face.x, face.y, face.w, face.h)
+
+
+def test_blazeface_boxes_are_reframed_by_the_fitted_framing() -> None:
+    """One model, one pass, one real face: the shipped box is exactly FRAMING applied to
+    BlazeFace's own box (width, height, centre shift), to the pixel."""
+    full = default_models()[0][0]
+    framed = BlazeFaceDetector(((full, FULL_SCORE),), tiles=False).detect(_skimage("astronaut"))
+    own = BlazeFaceDetector(((full, FULL_SCORE),), tiles=False, framing={}).detect(_skimage("astronaut"))
+    assert len(framed) == len(own) == 1
+    f, o = framed[0], own[0]
+    fit = FRAMING[full.name]
+    assert abs(f.w - o.w * fit.width) <= 1.5 and abs(f.h - o.h * fit.height) <= 1.5
+    assert abs((f.x + f.w / 2) - (o.x + o.w / 2 + fit.shift_x * o.w)) <= 1.5
+    assert abs((f.y + f.h / 2) - (o.y + o.h / 2 + fit.shift_y * o.h)) <= 1.5
+    assert np.allclose(f.landmarks, o.landmarks, atol=0.01)  # the eyes do not move
+    assert f.confidence == pytest.approx(o.confidence)
+
+
+def test_blazeface_framing_lands_on_yunets_boxes_and_is_part_of_its_version(
+    shared_data: Path, yunet_model: Path, tmp_path: Path
+) -> None:
+    """On real photos, the shipped BlazeFace boxes overlap YuNet's (the framing the crop
+    was tuned on) better than BlazeFace's own boxes do; and a different framing is a
+    different detector version, everywhere the version is computed."""
+    framed, own, yunet = BlazeFaceDetector(), BlazeFaceDetector(framing={}), YuNetDetector(yunet_model)
+    pairs = []
+    for name in ("couple.jpg", "img1.jpg", "img3.jpg", "img10.jpg"):
+        rgb = load_image(shared_data / "photos" / name, 40_000_000, 50_000_000, 1280).rgb
+        for reference in yunet.detect(rgb):
+            found = (framed.detect(rgb), own.detect(rgb))
+            pairs.append([max((iou(_xywh(f), _xywh(reference)) for f in faces), default=0.0) for faces in found])
+    framed_iou, own_iou = np.array(pairs).T
+    assert len(pairs) >= 5 and (framed_iou >= 0.5).all()
+    assert np.median(framed_iou) > np.median(own_iou) + 0.05, (framed_iou, own_iou)
+
+    assert framed.version != own.version and framed.version.startswith("blazeface-")
+    settings = _settings(tmp_path, detector="blazeface")
+    assert choose_detector(settings).version == make_detector(settings).version == framed.version
+    assert expected_detector_version(settings) == framed.version
 
 
 def test_auto_downloads_yunet_once_from_the_pinned_file(tmp_path: Path, yunet_model: Path, serve, caplog) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from emotion_batch.config import Settings
 from emotion_batch.detect.base import FaceBox, FaceDetector, detector_version
-from emotion_batch.detect.blazeface import FULL_SCORE, BlazeFaceDetector, default_models
+from emotion_batch.detect.blazeface import FULL_SCORE, BlazeFaceDetector, blazeface_version, default_models
 from emotion_batch.detect.fetch import YUNET, cached, fetch
 from emotion_batch.detect.haar import HaarDetector, default_cascade
 from emotion_batch.detect.yunet import YUNET_FILE, YuNetDetector
@@ -61,8 +61,10 @@ class DetectorChoice:
 
     @property
     def version(self) -> str:
-        """`name-<sha256 prefix>`: what results store and the reuse key compares."""
-        return detector_version(self.name, *(path for path, _ in self.models))
+        """`name-<sha256 prefix>`: what results store and the reuse key compares (the same
+        string the built detector carries)."""
+        paths = [path for path, _ in self.models]
+        return blazeface_version(paths) if self.name == "blazeface" else detector_version(self.name, *paths)
 
 
 def find_yunet(settings: Settings) -> Path | None:

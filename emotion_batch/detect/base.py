@@ -45,11 +45,15 @@ class FaceDetector(Protocol):
         ...
 
 
-def detector_version(name: str, *models: Path) -> str:
+def detector_version(name: str, *models: Path, extra: str = "") -> str:
     """`name-<first 16 hex digits of the model file's sha256>`, e.g. `yunet-8f2383e4dd3cfbb4`
-    (several files: of the sha256 of their sha256s, in order)."""
+    (several files, or `extra`, such as constants that change the boxes: of the sha256 of
+    their sha256s, in order, then `extra`)."""
     digests = [sha256_file(model) for model in models]
-    digest = digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
+    if len(digests) == 1 and not extra:
+        digest = digests[0]
+    else:
+        digest = hashlib.sha256(("".join(digests) + extra).encode()).hexdigest()
     return f"{name}-{digest[:16]}"
 
 
