@@ -111,8 +111,8 @@ quartiles within +-0.06 of each median. Derived by
     python -m bench.blazeface_framing --n 1500 --seed 101
 
 (output in bench/RESULTS.md). The earlier constants, medians over the 35 faces of
-bench/detect_labels.json, framed FER2013 faces about 3% of their height too high and 6%
-too narrow."""
+bench/detect_labels.json (real photos), framed FER2013 faces 2-4% of the box height too
+high and 6% too narrow."""
 
 
 def framing_tag(framing: Mapping[str, Framing]) -> str:
