@@ -23,10 +23,12 @@ import tempfile
 from pathlib import Path
 
 import click
-import cv2
 import numpy as np
 
+from bench.detect import yunet_option
 from bench.pasted import Pasted, build_set
+from emotion_batch.config import Settings
+from emotion_batch.imaging import load_image
 
 VAL_FRACTION, VAL_SEED = 0.1, 1234  # models/train.py's validation carve-out: train/ faces the CNN never fitted
 
@@ -52,47 +54,36 @@ def _quartiles(values: list[float]) -> str:
     return f"{q2:+.3f} ({q1:+.3f} .. {q3:+.3f})"
 
 
-def collect(items: list[Pasted], yunet: Path, settings: object) -> tuple[dict, dict]:
+def collect(items: list[Pasted], yunet: Path, settings: Settings) -> tuple[dict, dict]:
     """Per item: YuNet's row and each BlazeFace model's unframed row (or None)."""
     from emotion_batch.detect import BlazeFaceDetector, YuNetDetector
 
-    yn = YuNetDetector(
-        yunet,
-        score=settings.face_score,  # type: ignore[attr-defined]
-        max_side=settings.detect_max_side,  # type: ignore[attr-defined]
-        min_face=settings.min_face,  # type: ignore[attr-defined]
-    )
-    bf = BlazeFaceDetector(max_side=settings.detect_max_side, min_face=settings.min_face)  # type: ignore[attr-defined]
+    yn = YuNetDetector(yunet, score=settings.face_score, max_side=settings.detect_max_side, min_face=settings.min_face)
+    bf = BlazeFaceDetector(max_side=settings.detect_max_side, min_face=settings.min_face)
     ours: dict[str, list] = {"yunet": []}
     for item in items:
-        rgb = cv2.cvtColor(cv2.imread(item.path), cv2.COLOR_BGR2RGB)
+        rgb = load_image(item.path, settings.max_pixels, settings.max_file_bytes).rgb
         faces = yn.detect(rgb)
         rows = np.array(
             [[f.x, f.y, f.w, f.h, *np.ravel(f.landmarks or [(0, 0)] * 2)[:4]] for f in faces], np.float32
         ).reshape(-1, 8)
         ours["yunet"].append(_nearest(rows, np.array([f.confidence for f in faces]), item))
         per_model: dict[str, tuple[list, list]] = {}
-        for name, found, scores in bf.passes(rgb):  # 640x480: no downscaling
+        for name, candidates, scores in bf.passes(rgb):  # 640x480: no downscaling
             per_model.setdefault(name, ([], []))
-            per_model[name][0].append(found)
+            per_model[name][0].append(candidates)
             per_model[name][1].append(scores)
-        for name, (found, scores) in per_model.items():
-            ours.setdefault(name, []).append(_nearest(np.concatenate(found), np.concatenate(scores), item))
+        for name, (boxes, confidences) in per_model.items():
+            ours.setdefault(name, []).append(_nearest(np.concatenate(boxes), np.concatenate(confidences), item))
     return ours, bf.framing
 
 
 @click.command()
 @click.option("--n", default=1500, show_default=True, help="Train faces (stratified over the 7 classes).")
 @click.option("--seed", default=101, show_default=True)
-@click.option(
-    "--yunet",
-    type=click.Path(path_type=Path),
-    default=Path(__file__).resolve().parents[2] / "shared" / "data" / "detectors" / "face_detection_yunet_2023mar.onnx",
-    show_default=True,
-)
+@yunet_option
 def main(n: int, seed: int, yunet: Path) -> None:
     """Print the fitted framing per BlazeFace model file."""
-    from emotion_batch.config import Settings
     from models.data import load_split, stratified_split, stratified_subset
 
     settings = Settings(_env_file=None)
@@ -102,7 +93,8 @@ def main(n: int, seed: int, yunet: Path) -> None:
         items = build_set(train, Path(folder), seed, max_angle=0.0, sizes=(96, 240))
         rows, current = collect(items, yunet, settings)
     click.echo(
-        f"{len(items)} FER2013 train/ faces (its validation tenth, seed {VAL_SEED}) pasted into 640x480 scenes (96-240 px), seed {seed}; "
+        f"{len(items)} FER2013 train/ faces (its validation tenth, seed {VAL_SEED}) pasted into "
+        f"640x480 scenes (96-240 px), seed {seed}; "
         f"detect_max_side={settings.detect_max_side}, FACE_MARGIN={settings.face_margin}"
     )
     found = {name: sum(r is not None for r in got) for name, got in rows.items()}
@@ -133,8 +125,8 @@ def main(n: int, seed: int, yunet: Path) -> None:
         )
         fitted[name] = tuple(round(float(np.median(v)), 3) for v in (width, height, sx, sy))
     click.echo("\nFRAMING (emotion_batch/detect/blazeface.py), fitted:")
-    for name, (w, h, sx, sy) in fitted.items():
-        click.echo(f'    "{name}": Framing({w}, {h}, {sx}, {sy}),  # was {current.get(name)}')
+    for name, values in fitted.items():
+        click.echo(f'    "{name}": Framing{values},  # was {current.get(name)}')
 
 
 if __name__ == "__main__":

@@ -231,6 +231,15 @@ def table(rows: list[Row], samples: list[Sample]) -> str:
     return "\n".join(lines)
 
 
+yunet_option = click.option(
+    "--yunet",
+    type=click.Path(path_type=Path),
+    default=SHARED_DATA_DIR / "detectors" / "face_detection_yunet_2023mar.onnx",
+    show_default=True,
+    help="YuNet's ONNX file (the reference detector).",
+)
+
+
 @click.command()
 @click.option(
     "--photos",
@@ -239,12 +248,7 @@ def table(rows: list[Row], samples: list[Sample]) -> str:
     show_default=True,
     help="The labelled photos (skipped when absent).",
 )
-@click.option(
-    "--yunet",
-    type=click.Path(path_type=Path),
-    default=SHARED_DATA_DIR / "detectors" / "face_detection_yunet_2023mar.onnx",
-    show_default=True,
-)
+@yunet_option
 @click.option("--only", default="", help="Comma-separated detector names (default: all).")
 def main(photos: Path, yunet: Path, only: str) -> None:
     """Print the detector table."""

@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from bench.detect import yunet_option
 from bench.pasted import build_set, predict
 from emotion_batch.config import Settings
 
@@ -61,12 +62,7 @@ def compare(predicted: np.ndarray, truth: np.ndarray, reference: np.ndarray | No
 @click.command()
 @click.option("--n", default=1000, show_default=True, help="Faces (stratified over the 7 classes).")
 @click.option("--seed", default=7, show_default=True)
-@click.option(
-    "--yunet",
-    type=click.Path(path_type=Path),
-    default=Path(__file__).resolve().parents[2] / "shared" / "data" / "detectors" / "face_detection_yunet_2023mar.onnx",
-    show_default=True,
-)
+@yunet_option
 @click.option("--only", default="", help="Comma-separated detector names (default: all but mtcnn).")
 @click.option("--json", "as_json", is_flag=True, help="Also print the rows as one JSON line.")
 def main(n: int, seed: int, yunet: Path, only: str, as_json: bool) -> None:
