@@ -23,12 +23,12 @@ import tempfile
 from pathlib import Path
 
 import click
+import cv2
 import numpy as np
 
 from bench.detect import yunet_option
 from bench.pasted import Pasted, build_set
 from emotion_batch.config import Settings
-from emotion_batch.imaging import load_image
 
 VAL_FRACTION, VAL_SEED = 0.1, 1234  # models/train.py's validation carve-out: train/ faces the CNN never fitted
 
@@ -62,7 +62,10 @@ def collect(items: list[Pasted], yunet: Path, settings: Settings) -> tuple[dict,
     bf = BlazeFaceDetector(max_side=settings.detect_max_side, min_face=settings.min_face)
     ours: dict[str, list] = {"yunet": []}
     for item in items:
-        rgb = load_image(item.path, settings.max_pixels, settings.max_file_bytes).rgb
+        bgr = cv2.imread(item.path)
+        if bgr is None:
+            raise click.ClickException(f"cannot read {item.path}")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         faces = yn.detect(rgb)
         rows = np.array(
             [[f.x, f.y, f.w, f.h, *np.ravel(f.landmarks or [(0, 0)] * 2)[:4]] for f in faces], np.float32
