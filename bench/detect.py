@@ -1,7 +1,7 @@
 """Face detectors compared on hand-labelled boxes: which one a fresh install should use.
 
     python -m bench.detect                  # every detector that can be built here
-    python -m bench.detect --only blazeface,haar
+    python -m bench.detect --only blazeface,haar    # names match by prefix: every BlazeFace variant
 
 The labelled set (bench/detect_labels.json): every face in ../shared/data/photos (32 real
 photos, 37 faces), the astronaut portrait scikit-image ships at two sizes, and 18 photos
