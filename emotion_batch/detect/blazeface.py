@@ -13,7 +13,9 @@ Each face also carries BlazeFace's two eye keypoints, so the crop levels the eye
 does with YuNet's landmarks. Both models run and their boxes are merged: full range finds the smaller faces (on the
 whole image and on tiles), short range the close-ups full range misses (on the whole
 image, and on the tiles, where a small face becomes a close-up). Chosen by measurement over Haar, MTCNN and each
-model alone (bench/detect.py, bench/detect_emotion.py, bench/RESULTS.md).
+model alone (bench/detect.py, bench/detect_emotion.py, bench/RESULTS.md). Each model's
+boxes are reframed to YuNet's framing (`FRAMING`, fitted on FER2013 train faces by
+bench/blazeface_framing.py), and that framing is part of the detector version.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ FRAMING = {
 """Per model file: medians over the FER2013 faces both detectors found (1,122 for full
 range, 1,343 for short range) of 1,500 `train/` faces pasted into scenes, from the tenth
 models/train.py holds out for validation (never the test faces accuracy is reported on);
-quartiles within +-0.06 of each median. Derived by
+quartiles within 0.075 of each median. Derived by
 
     python -m bench.blazeface_framing --n 1500 --seed 101
 
