@@ -5,11 +5,28 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateTable
 
 from db.schema import Image, ImageStatus, Job, JobCounts, utcnow
 from db.session import rows_changed
@@ -118,30 +135,60 @@ def pending_pages(sessions, job_id: int, page: int = 2000) -> Iterator[list[Imag
         after = refs[-1].image_id
 
 
-def _naive_utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is None:
-        return moment
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+# What the walk found (path, size, modification time), staged to look up in one join
+# which of those files an earlier image already hashed.
+_FOUND = Table(
+    "register_found",
+    MetaData(),
+    Column("path", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("file_mtime", DateTime(timezone=True)),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _fill(session: Session, table: Table, rows: list[tuple]) -> None:
+    """Empty the temporary `table` (created on first use in this connection) and insert
+    `rows` (tuples in column order) with one executemany straight to the driver: no
+    per-row work in SQLAlchemy. Date-times are converted as the column type would."""
+    session.execute(CreateTable(table, if_not_exists=True))
+    session.execute(delete(table))
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    converters = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns]
+    converters = [c if isinstance(t.type, DateTime) else None for c, t in zip(converters, table.columns)]
+    if any(converters):
+        rows = [tuple(f(v) if f and v is not None else v for f, v in zip(converters, row)) for row in rows]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(c.name for c in table.columns)
+    marks = ", ".join([mark] * len(table.columns))
+    connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
 def known_hashes(session: Session, found: Sequence[Candidate]) -> dict[str, str]:
     """{path: sha256} for files whose path, size and modification time match an image
     already registered with a real content hash (so re-runs need not read them again).
-    Images failed at scan time (never delivered) carry a path key, not a hash: skipped."""
+    Images failed at scan time (never delivered) carry a path key, not a hash: skipped.
+    Compared in the database (one join on the path index), not row by row here."""
     by_path = {to_db(c.path): c for c in found}
     if not by_path:
         return {}
+    _fill(session, _FOUND, [(path, c.size, c.mtime) for path, c in by_path.items()])
+    staged = _FOUND.c
+    images = cast(Table, Image.__table__).c
     rows = session.execute(
-        select(Image.path, Image.size_bytes, Image.file_mtime, Image.sha256)
-        .where(Image.path.in_(list(by_path)))
-        .where(~((Image.status == ImageStatus.FAILED.value) & (Image.attempts == 0)))
+        select(staged.path, images.sha256)
+        .join(
+            Image.__table__,
+            (images.path == staged.path)
+            & (images.size_bytes == staged.size_bytes)
+            & (images.file_mtime == staged.file_mtime),
+        )
+        .where(~((images.status == ImageStatus.FAILED.value) & (images.attempts == 0)))
     )
-    known: dict[str, str] = {}
-    for path, size, mtime, sha256 in rows:
-        candidate = by_path[path]
-        if size == candidate.size and _naive_utc(mtime) == _naive_utc(candidate.mtime):
-            known[candidate.path] = sha256
-    return known
+    return {by_path[path].path: sha256 for path, sha256 in rows}
 
 
 @dataclass(frozen=True)
@@ -154,20 +201,103 @@ class Registered:
     duplicates: int
 
 
-def _reused_row(row: dict, source: Image) -> dict:
-    return row | {
-        "status": source.status,
-        "error": None,
-        "width": source.width,
-        "height": source.height,
-        "taken_at": source.taken_at,
-        "face_count": source.face_count,
-        "backend": source.backend,
-        "model_version": source.model_version,
-        "detector": source.detector,
-        "reused_from": source.id,
-        "processed_at": utcnow(),
+# One chunk of scanned files, staged in a temporary table (per connection, emptied for
+# every chunk) so that registering it is a few set-based statements run in the
+# database's own code: duplicates, the earlier result to reuse and the new rows are
+# found and written by joins, not row by row in Python.
+_STAGE = Table(
+    "register_stage",
+    MetaData(),
+    Column("seq", Integer, primary_key=True),  # walk order: the new rows' ids follow it
+    Column("path", Text, nullable=False),
+    Column("folder", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("file_mtime", DateTime(timezone=True)),
+    Column("error", Text),
+    Column("source", Integer),  # the earlier image whose result is reused
+    prefixes=["TEMPORARY"],
+)
+
+
+def _stage(session: Session, job_id: int, files: Sequence[ScannedFile]) -> int:
+    """Put the chunk's first file per content into the stage, minus the contents already
+    in the job; return the duplicates (a content already in the job under another path:
+    the same path is a row registered before an interrupted submit was resumed)."""
+    first: dict[str, ScannedFile] = {}
+    for scanned_file in files:
+        first.setdefault(scanned_file.sha256, scanned_file)
+    duplicates = len(files) - len(first)
+    _fill(
+        session,
+        _STAGE,
+        [
+            (seq, to_db(f.path), to_db(f.folder), sha256, f.size, f.mtime, f.error, None)
+            for seq, (sha256, f) in enumerate(first.items())
+        ],
+    )
+    if not first:
+        return duplicates
+    stage, earlier = _STAGE.c, cast(Table, Image.__table__).alias("earlier")
+    known = session.execute(
+        select(stage.seq, stage.path, earlier.c.path).join(
+            earlier, (earlier.c.job_id == job_id) & (earlier.c.sha256 == stage.sha256)
+        )
+    ).all()
+    if known:
+        duplicates += sum(1 for _, path, existing in known if path != existing)
+        session.execute(delete(_STAGE).where(stage.seq.in_([seq for seq, _, _ in known])))
+    return duplicates
+
+
+def _find_sources(session: Session, reuse: ResultKey) -> None:
+    """Each staged content's earliest image analysed under `reuse` (the worker's rule,
+    db.results.reusable), in one UPDATE."""
+    from db.results import reusable_filter  # the worker's rule (imports the pipeline: only when reusing)
+
+    source = cast(Table, Image.__table__).alias("source")
+    earliest = (
+        select(func.min(source.c.id))
+        .where(source.c.sha256 == _STAGE.c.sha256, *reusable_filter(source.c, reuse))
+        .scalar_subquery()
+    )
+    session.execute(update(_STAGE).where(_STAGE.c.error.is_(None)).values(source=earliest))
+
+
+def _insert_staged(session: Session, job_id: int) -> None:
+    """One INSERT ... SELECT of the staged files as the job's images: failed at scan time
+    with their error, finished with the reused result (`reused_from`), or pending."""
+    images, stage = cast(Table, Image.__table__), _STAGE.c
+    source = images.alias("source")
+    now = utcnow()
+    failed, reused = stage.error.is_not(None), source.c.id.is_not(None)
+    columns = {
+        "job_id": literal(job_id),
+        "path": stage.path,
+        "folder": stage.folder,
+        "sha256": stage.sha256,
+        "size_bytes": stage.size_bytes,
+        "file_mtime": stage.file_mtime,
+        "status": case((failed, ImageStatus.FAILED.value), (reused, source.c.status), else_=ImageStatus.PENDING.value),
+        "error": stage.error,
+        "attempts": literal(0),
+        "width": source.c.width,
+        "height": source.c.height,
+        "taken_at": source.c.taken_at,
+        "face_count": func.coalesce(source.c.face_count, 0),
+        "backend": source.c.backend,
+        "model_version": source.c.model_version,
+        "detector": source.c.detector,
+        "reused_from": source.c.id,
+        "created_at": literal(now, DateTime(timezone=True)),
+        "processed_at": case((failed | reused, literal(now, DateTime(timezone=True))), else_=None),
     }
+    rows = (
+        select(*(value.label(name) for name, value in columns.items()))
+        .select_from(_STAGE.outerjoin(source, source.c.id == stage.source))
+        .order_by(stage.seq)
+    )
+    session.execute(insert(images).from_select(list(columns), rows))
 
 
 def register_chunk(
@@ -178,56 +308,35 @@ def register_chunk(
     One row per distinct content in the job: a content already in the job is a duplicate,
     unless it is the same path (registered before an interrupted submit was resumed).
     With `reuse`, a content analysed before under that key is registered finished, its
-    result shared with the earlier image (`reused_from`), and is not queued.
+    result shared with the earlier image (`reused_from`), and is not queued. The work is
+    set-based (a staged temporary table, joins): an unchanged re-run costs about a walk
+    and a stat per file, not a Python round trip per row.
     """
-    first: dict[str, ScannedFile] = {}
-    duplicates = 0
-    for scanned_file in files:
-        if scanned_file.sha256 in first:
-            duplicates += 1
-        else:
-            first[scanned_file.sha256] = scanned_file
-    if first:
-        existing = session.execute(
-            select(Image.sha256, Image.path).where(Image.job_id == job_id, Image.sha256.in_(list(first)))
-        ).all()
-        for sha256, path in existing:
-            if to_db(first.pop(sha256).path) != path:
-                duplicates += 1
-    sources = {}
-    if reuse and first:
-        from db.results import reusable  # the worker's rule (imports the pipeline: only when reusing)
-
-        sources = reusable(session, [sha for sha, f in first.items() if f.error is None], reuse)
-    rows = []
-    for sha256, scanned_file in first.items():
-        row = _image_row(job_id, scanned_file)
-        rows.append(_reused_row(row, sources[sha256]) if sha256 in sources else row)
+    duplicates = _stage(session, job_id, files)
     pending: list[ImageRef] = []
-    if rows:
-        # Core executemany on the table: no ORM bookkeeping per row, and RETURNING would go
-        # row by row on SQLite
-        session.execute(insert(cast(Table, Image.__table__)), rows)
+    reused = failed = 0
+    if files:
+        if reuse:
+            _find_sources(session, reuse)
+        _insert_staged(session, job_id)
+        stage, images = _STAGE.c, cast(Table, Image.__table__).c
         pending = [
             ImageRef(i, path)
             for i, path in session.execute(
-                select(Image.id, Image.path)
-                .where(
-                    Image.job_id == job_id,
-                    Image.sha256.in_([r["sha256"] for r in rows]),
-                    Image.status == ImageStatus.PENDING.value,
-                )
-                .order_by(Image.id)
+                select(images.id, images.path)
+                .join(_STAGE, (images.job_id == job_id) & (images.sha256 == stage.sha256))
+                .where(images.status == ImageStatus.PENDING.value)
+                .order_by(images.id)
             )
         ]
+        reused, failed = session.execute(select(func.count(stage.source), func.count(stage.error))).one()
     session.execute(
         update(Job)
         .where(Job.id == job_id)
         .values(scanned=Job.scanned + scanned, duplicates=Job.duplicates + duplicates)
     )
     session.commit()
-    failed = sum(1 for r in rows if r["status"] == ImageStatus.FAILED.value and r.get("reused_from") is None)
-    return Registered(pending, len(sources), failed, duplicates)
+    return Registered(pending, reused, failed, duplicates)
 
 
 def reset_failed(session: Session, job_id: int) -> int:

@@ -142,6 +142,19 @@ class ResultKey:
     detector: str
 
 
+def reusable_filter(columns, key: ResultKey) -> tuple:  # noqa: ANN001 (Image or a table alias's columns)
+    """The conditions an earlier image meets to lend its result under `key`: analysed by
+    the same backend, model version and detector, finished with a result, and itself an
+    original (not a reuse). `columns`: the Image class or an alias's `.c`."""
+    return (
+        columns.backend == key.backend,
+        columns.model_version == key.model_version,
+        columns.detector == key.detector,
+        columns.status.in_((ImageStatus.DONE.value, ImageStatus.NO_FACE.value)),
+        columns.reused_from.is_(None),
+    )
+
+
 def reusable(session: Session, sha256s: Sequence[str], key: ResultKey) -> dict[str, Image]:
     """Earlier analysed images with the same content and the same `key`: the one rule
     deciding reuse, at submit time and in the worker."""
@@ -149,16 +162,7 @@ def reusable(session: Session, sha256s: Sequence[str], key: ResultKey) -> dict[s
         image
         for part in chunks(sorted(set(sha256s)))
         for image in session.scalars(
-            select(Image)
-            .where(
-                Image.sha256.in_(part),
-                Image.backend == key.backend,
-                Image.model_version == key.model_version,
-                Image.detector == key.detector,
-                Image.status.in_((ImageStatus.DONE.value, ImageStatus.NO_FACE.value)),
-                Image.reused_from.is_(None),
-            )
-            .order_by(Image.id)
+            select(Image).where(Image.sha256.in_(part), *reusable_filter(Image, key)).order_by(Image.id)
         ).all()
     ]
     found: dict[str, Image] = {}

@@ -12,13 +12,13 @@ import io
 from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from db.reports import UNKNOWN_DATE, combine, summary_of
 from models.labels import EMOTIONS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 COLOURS = {
     "angry": "#d62728",
@@ -34,7 +34,17 @@ TOP_GROUPS = 20
 MAX_POINTS = 100
 
 
+def new_figure(width: float, height: float) -> Figure:
+    """A matplotlib figure (imported here, not at start: every CLI command loads this
+    module, few of them draw)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
 def _png(figure: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
@@ -65,7 +75,7 @@ def distribution_chart(groups: dict[str, dict[str, Any]], title: str) -> bytes:
     groups and in "other" (at most TOP_GROUPS + 1 bars whatever the number of groups)."""
     groups = top_groups(groups)
     names = [n for n, g in groups.items() if g["faces"]] or list(groups)
-    figure = Figure(figsize=(9, 1.2 + 0.45 * max(len(names), 1)))
+    figure = new_figure(9, 1.2 + 0.45 * max(len(names), 1))
     axes = figure.add_subplot()
     left = [0.0] * len(names)
     for emotion in EMOTIONS:
@@ -125,7 +135,7 @@ def _buckets(dates: dict[str, dict[str, Any]]) -> tuple[list[date], list[dict[st
 def timeline_chart(dates: dict[str, dict[str, Any]], title: str) -> bytes:
     """Share of each dominant emotion per day or month (capture date, else file date)."""
     x, counts, unit = _buckets(dates)
-    figure = Figure(figsize=(9, 4))
+    figure = new_figure(9, 4)
     axes = figure.add_subplot()
     for emotion in EMOTIONS:
         shares = [100.0 * c[emotion] / max(sum(c.values()), 1) for c in counts]

@@ -41,7 +41,11 @@ from emotion_batch.messages import BatchMessage, ImageRef
 from emotion_batch.scan import ScannedFile, ScanProblems, candidates, hash_stream
 from producer.videos import VideoOptions, VideoSubmit, resume_segments, submit_videos
 
-CHUNK = 1000  # files registered per transaction
+CHUNK = 1000  # files read (new or changed) registered per transaction
+# Files whose hash was reused (unchanged since an earlier submit) need no reading and,
+# analysed before, no queueing: up to this many times CHUNK of them share a transaction,
+# which makes an unchanged re-run a few large set-based writes instead of many small ones.
+UNCHANGED_PER_CHUNK = 20
 
 
 @dataclass
@@ -158,7 +162,16 @@ def reuse_key(backend: str, settings: Settings | None, force: bool) -> ResultKey
 
 
 def _chunks(files: Iterator[ScannedFile], size: int) -> Iterator[list[ScannedFile]]:
-    while chunk := list(itertools.islice(files, size)):
+    """`size` files read, or `size * UNCHANGED_PER_CHUNK` files in all, whichever comes first."""
+    chunk: list[ScannedFile] = []
+    read = 0
+    for scanned in files:
+        chunk.append(scanned)
+        read += scanned.read
+        if read >= size or len(chunk) >= size * UNCHANGED_PER_CHUNK:
+            yield chunk
+            chunk, read = [], 0
+    if chunk:
         yield chunk
 
 

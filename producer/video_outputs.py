@@ -10,12 +10,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
 from models.labels import EMOTIONS
-from producer.charts import COLOURS, _png
+from producer.charts import COLOURS, _png, new_figure
 from producer.thumbnails import png_uri
 
 COUNTS = ("frames", "frames_no_face", "frames_failed", "faces")
@@ -27,7 +26,7 @@ def over_time_chart(video: dict[str, Any], title: str) -> bytes:
     """Mean % of each emotion over the faces of each sampled frame, against time; the
     strongest moment of each emotion marked."""
     timeline = video["timeline"]
-    figure = Figure(figsize=(10, 3.8))
+    figure = new_figure(10, 3.8)
     axes = figure.add_subplot()
     times = [p["t"] for p in timeline]
     for emotion in EMOTIONS:

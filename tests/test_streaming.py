@@ -294,3 +294,20 @@ def test_size_checked_before_hashing_and_odd_names_kept(sessions, database_url, 
     stored = to_db(odd)
     assert stored.startswith("bytes:") and stored in rows and rows[stored].status == "pending"
     assert from_db(stored) == odd and Path(from_db(stored)).read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_unchanged_files_share_larger_transactions() -> None:
+    """Files read close a chunk at `chunk`; files whose hash was reused (an unchanged
+    re-run) fill up to `chunk * UNCHANGED_PER_CHUNK` before the commit."""
+    from emotion_batch.scan import ScannedFile
+    from producer.submit import UNCHANGED_PER_CHUNK, _chunks
+
+    def files(read: bool, n: int) -> list[ScannedFile]:
+        return [ScannedFile(f"/p/{read}{i}.jpg", "/p", f"{read}{i}", 1, None, read=read) for i in range(n)]
+
+    big = 4 * UNCHANGED_PER_CHUNK
+    stream = files(True, 9) + files(False, big + 3) + files(True, 5)
+    sizes = [len(c) for c in _chunks(iter(stream), 4)]
+    # 4 read, 4 read, 1 read + unchanged up to the larger limit, the 4 unchanged left + 4
+    # read (the 4th read closes it), the last read one
+    assert sizes == [4, 4, big, 8, 1]
