@@ -320,13 +320,14 @@ def register_chunk(
             _find_sources(session, reuse)
         _insert_staged(session, job_id)
         stage, images = _STAGE.c, cast(Table, Image.__table__).c
+        # The staged rows neither failed nor reused are the new pending images. Driven by
+        # the stage (a correlated look-up on the job's unique (job_id, sha256)): a join
+        # may be planned from the job's pending images instead, a scan growing with the job.
+        new_id = select(images.id).where(images.job_id == job_id, images.sha256 == stage.sha256).scalar_subquery()
         pending = [
             ImageRef(i, path)
             for i, path in session.execute(
-                select(images.id, images.path)
-                .join(_STAGE, (images.job_id == job_id) & (images.sha256 == stage.sha256))
-                .where(images.status == ImageStatus.PENDING.value)
-                .order_by(images.id)
+                select(new_id, stage.path).where(stage.source.is_(None), stage.error.is_(None)).order_by(stage.seq)
             )
         ]
         reused, failed = session.execute(select(func.count(stage.source), func.count(stage.error))).one()
