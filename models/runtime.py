@@ -9,8 +9,8 @@ Runtimes (see `bench/classify_speed.py` for the measured speeds):
 - "tflite": the exported `emotion_cnn.tflite` (same weights, batch norm folded) run by
   `tf.lite.Interpreter`; predictions match "tf" within 1e-4 (tested).
 "auto" uses the runtime named in the model's sidecar, else "tf" (`resolve_runtime` says which
-runtime and file). `flip_tta=True` averages each face with its mirror image (+1.6 points of
-test accuracy, half the throughput; see models/README.md).
+runtime and file). `flip_tta=True` averages each face with its mirror image (+0.75 points of
+test accuracy for v2, half the throughput; see models/README.md).
 Load in the process that will use it (e.g. after a Celery pool has forked).
 """
 
@@ -153,8 +153,8 @@ def load_classifier_fn(
     """Load the classifier: (N, 48, 48, 1) uint8 -> (N, n_labels) float32 probabilities.
 
     `path` is the .keras file; the .tflite runtime reads the file of the same stem next to it.
-    `flip_tta` averages each face with its mirror image: +1.6 points of test accuracy for
-    half the throughput (see models/README.md). `threads` is the TFLite interpreter's
+    `flip_tta` averages each face with its mirror image: +0.75 points of test accuracy for
+    v2 (+1.6 for v1) at half the throughput (see models/README.md). `threads` is the TFLite interpreter's
     thread count (None: every core this process may use); the "tf" runtime follows the
     process-wide TensorFlow setting (`emotion_batch.tfsetup.configure_tensorflow`).
     """

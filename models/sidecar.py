@@ -8,7 +8,7 @@ from pathlib import Path
 from models.labels import EMOTIONS
 
 SIDECAR_FORMAT = 1
-MODEL_VERSION = "1.0.0"  # bump when a retrained model file replaces the committed one
+MODEL_VERSION = "2.0.0"  # bump when a retrained model file replaces the committed one
 
 
 def sidecar_path(model_path: Path) -> Path:
