@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     )
     queue: str = Field(defaults.QUEUE, description="Celery queue the batches go to.")
     cnn_model: Path = Field(defaults.CNN_MODEL, description="Our Keras model file.")
-    cnn_flip_tta: bool = Field(True, description="Average each face with its mirror image (v2: +0.75 points test accuracy).")
+    cnn_flip_tta: bool = Field(True, description="Average each face with its mirror image (v2: +0.75 test points).")
     deepface_home: Path = Field(
         defaults.DEEPFACE_HOME, description="Where DeepFace keeps .deepface/weights (DEEPFACE_HOME)."
     )
