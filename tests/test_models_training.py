@@ -68,7 +68,9 @@ def test_save_load_round_trip_and_tflite_match(tiny_run, tmp_path):
     via_tf = load_classifier_fn(path, "tf")(x)
     assert via_tf.dtype == np.float32 and via_tf.shape == (64, 7)
     assert np.array_equal(via_tf, load_classifier_fn(path, "tf")(x))
-    np.testing.assert_allclose(via_tf, direct, atol=1e-6)
+    # Two float32 paths through oneDNN (eager call vs tf.function) may pick different kernels:
+    # they agree to float32 rounding (1e-6 was exceeded by 1.1e-6 once), not bit for bit.
+    np.testing.assert_allclose(via_tf, direct, atol=1e-5)
     export_tflite(path)
     np.testing.assert_allclose(load_classifier_fn(path, "tflite")(x), via_tf, atol=1e-4)
     np.testing.assert_allclose(via_tf.sum(axis=1), 1.0, atol=1e-5)
