@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from emotion_batch.config import Settings
-from emotion_batch.detect.base import FaceBox, FaceDetector, detector_version
-from emotion_batch.detect.blazeface import FULL_SCORE, BlazeFaceDetector, blazeface_version, default_models
+from emotion_batch.detect.base import DetectorClass, FaceBox, FaceDetector
+from emotion_batch.detect.blazeface import FULL_SCORE, BlazeFaceDetector, default_models
 from emotion_batch.detect.fetch import YUNET, cached, fetch
 from emotion_batch.detect.haar import HaarDetector, default_cascade
 from emotion_batch.detect.yunet import YUNET_FILE, YuNetDetector
@@ -41,7 +40,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DETECTORS: dict[str, Callable[..., FaceDetector]] = {
+DETECTORS: dict[str, DetectorClass] = {
     "yunet": YuNetDetector,
     "blazeface": BlazeFaceDetector,
     "haar": HaarDetector,
@@ -63,8 +62,7 @@ class DetectorChoice:
     def version(self) -> str:
         """`name-<sha256 prefix>`: what results store and the reuse key compares (the same
         string the built detector carries)."""
-        paths = [path for path, _ in self.models]
-        return blazeface_version(paths) if self.name == "blazeface" else detector_version(self.name, *paths)
+        return DETECTORS[self.name].version_of([path for path, _ in self.models])
 
 
 def find_yunet(settings: Settings) -> Path | None:
@@ -149,7 +147,7 @@ def expected_detector_version(settings: Settings) -> str | None:
     loading anything (submit-time reuse); None when only a download would tell."""
     if settings.detector in ("yunet", "auto"):
         found = find_yunet(settings)
-        return detector_version("yunet", found) if found and found.is_file() else None
+        return YuNetDetector.version_of((found,)) if found and found.is_file() else None
     try:
         return choose_detector(settings).version
     except WeightsMissingError:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -42,6 +43,17 @@ class FaceDetector(Protocol):
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         """Return the faces found in `rgb` (H, W, 3), in original pixel coordinates."""
+        ...
+
+
+class DetectorClass(Protocol):
+    """What the detector registry needs of a detector class: building one, and the version
+    one built on given model files carries, known without loading them (submit-time reuse)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> FaceDetector: ...
+
+    def version_of(self, models: Sequence[Path]) -> str:
+        """The `version` a detector built on `models` carries."""
         ...
 
 

@@ -183,6 +183,11 @@ class BlazeFaceDetector:
 
     name = "blazeface"
 
+    @classmethod
+    def version_of(cls, models: Sequence[Path]) -> str:
+        """With the shipped framing (`FRAMING`)."""
+        return blazeface_version(models)
+
     def __init__(
         self,
         models: Sequence[tuple[Path, float]] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,10 @@ class HaarDetector:
 
     name = "haar"
 
+    @classmethod
+    def version_of(cls, models: Sequence[Path]) -> str:
+        return detector_version(cls.name, *models)
+
     def __init__(
         self,
         cascade: Path | None = None,
@@ -35,7 +40,7 @@ class HaarDetector:
         self._cascade = cv2.CascadeClassifier(str(self.cascade_path))
         if self._cascade.empty():
             raise WeightsMissingError(f"Haar cascade not loadable from {self.cascade_path}")
-        self.version = detector_version(self.name, self.cascade_path)
+        self.version = self.version_of((self.cascade_path,))
         self.max_side = max_side
         self.min_face = min_face
         self.min_neighbors = min_neighbors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -19,11 +20,15 @@ class YuNetDetector:
 
     name = "yunet"
 
+    @classmethod
+    def version_of(cls, models: Sequence[Path]) -> str:
+        return detector_version(cls.name, *models)
+
     def __init__(self, model: Path, max_side: int = 640, score: float = 0.7, min_face: int = 24) -> None:
         if not Path(model).is_file():
             raise WeightsMissingError(f"YuNet model not found at {model}; download {YUNET_URL}")
         self.model = Path(model)
-        self.version = detector_version(self.name, self.model)
+        self.version = self.version_of((self.model,))
         self.max_side = max_side
         self.min_face = min_face
         self._net = cv2.FaceDetectorYN.create(str(model), "", (320, 320), score, 0.3, 5000)
