@@ -49,7 +49,11 @@ class Settings(BaseSettings):
     )
     queue: str = Field(defaults.QUEUE, description="Celery queue the batches go to.")
     cnn_model: Path = Field(defaults.CNN_MODEL, description="Our Keras model file.")
-    cnn_flip_tta: bool = Field(True, description="Average each face with its mirror image (v2: +0.75 test points).")
+    cnn_flip_tta: bool | None = Field(
+        None,
+        description="Average each face with its mirror image at run time; unset: as the model card says "
+        "(serve_flip_tta; an ensemble whose members read both views already says false).",
+    )
     deepface_home: Path = Field(
         defaults.DEEPFACE_HOME, description="Where DeepFace keeps .deepface/weights (DEEPFACE_HOME)."
     )

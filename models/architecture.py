@@ -69,10 +69,36 @@ def build_model(
     return keras.Model(inputs, outputs, name=name)
 
 
+@keras.saving.register_keras_serializable(package="emotion_batch")
+class MirrorFaces(layers.Layer):
+    """Faces mirrored left to right, inside the graph: an ensemble member that reads the
+    mirror image adds flip averaging to the ensemble at no extra cost (models.ensemble)."""
+
+    def call(self, x: keras.KerasTensor) -> keras.KerasTensor:
+        return keras.ops.flip(x, axis=2)
+
+
+def build_ensemble(members: list[keras.Model], mirrored: list[bool], name: str = "emotion_cnn_ensemble") -> keras.Model:
+    """One model averaging the probabilities of `members` (each a face -> probabilities
+    model with its own name), member i reading the mirror image when mirrored[i]."""
+    if len(members) != len(mirrored) or not members:
+        raise ValueError("one mirrored flag per member, at least one member")
+    if len({m.name for m in members}) != len(members):
+        raise ValueError("ensemble members need distinct names")
+    inputs = keras.Input(shape=INPUT_SHAPE, dtype="float32", name="face")
+    mirror = MirrorFaces(name="mirror")(inputs) if any(mirrored) else None
+    outputs = [member(mirror if flip else inputs) for member, flip in zip(members, mirrored)]
+    probs = outputs[0] if len(outputs) == 1 else layers.Average(dtype="float32", name="probs")(outputs)
+    return keras.Model(inputs, probs, name=name)
+
+
 def count_macs(model: keras.Model) -> int:
     """Multiply-accumulates of one forward pass (convolutions and dense layers only)."""
     total = 0
     for layer in model.layers:
+        if isinstance(layer, keras.Model):  # an ensemble's member
+            total += count_macs(layer)
+            continue
         if isinstance(layer, (layers.Conv2D, layers.Dense)):
             kernel = layer.kernel.shape
             out = layer.output.shape

@@ -161,6 +161,24 @@ def augmenter(seed: int) -> tf.keras.Sequential:
     )
 
 
+def mix_batch(x: tf.Tensor, y: tf.Tensor, alpha: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mixup (Zhang et al. 2018): face i becomes lam_i * face i + (1 - lam_i) * face j for a
+    random partner j of the same batch, labels alike; lam_i ~ Beta(alpha, alpha), folded to
+    >= 0.5 so every face stays mostly itself."""
+    import tensorflow as tf
+
+    n = tf.shape(x)[0]
+    a = tf.random.gamma([n], alpha)
+    b = tf.random.gamma([n], alpha)
+    lam = tf.maximum(a / (a + b + 1e-12), b / (a + b + 1e-12))
+    partner = tf.random.shuffle(tf.range(n))
+    lam_x = tf.cast(tf.reshape(lam, [-1, 1, 1, 1]), x.dtype)  # augmentation may run in bf16
+    lam_y = tf.cast(tf.reshape(lam, [-1, 1]), y.dtype)
+    mixed_x = lam_x * x + (1.0 - lam_x) * tf.gather(x, partner)
+    mixed_y = lam_y * y + (1.0 - lam_y) * tf.gather(y, partner)
+    return mixed_x, mixed_y
+
+
 def make_dataset(
     split: Split,
     batch_size: int,
@@ -168,10 +186,12 @@ def make_dataset(
     seed: int = 0,
     weights: dict[int, float] | None = None,
     one_hot: bool = False,
+    mixup: float = 0.0,
 ) -> tf.data.Dataset:
     """Batched tf.data pipeline; when training: shuffled, augmented, with per-sample weights.
 
-    `one_hot` yields (N, classes) float labels, as label smoothing needs.
+    `one_hot` yields (N, classes) float labels, as label smoothing needs; `mixup` > 0 (one-hot
+    training batches only) blends each face and its label with another face of the batch.
     """
     import tensorflow as tf
 
@@ -189,4 +209,6 @@ def make_dataset(
         ds = ds.map(lambda x, y: (x, y, tf.gather(table, y)))
     if one_hot:
         ds = ds.map(lambda x, y, *w: (x, tf.one_hot(y, n_classes), *w))
+        if training and mixup > 0:
+            ds = ds.map(lambda x, y, *w: (*mix_batch(x, y, mixup), *w))
     return ds.prefetch(tf.data.AUTOTUNE)

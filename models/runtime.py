@@ -93,8 +93,11 @@ def tflite_classifier(path: Path, threads: int | None = None) -> ClassifierFn:
 
 
 def load_keras(path: Path) -> Any:
-    """Load a .keras model without its optimizer."""
+    """Load a .keras model without its optimizer (an ensemble's layers are registered by
+    models.architecture)."""
     import keras
+
+    import models.architecture  # noqa: F401  (registers MirrorFaces)
 
     return keras.models.load_model(path, compile=False)
 
@@ -107,6 +110,15 @@ def resolve_runtime(path: str | Path = DEFAULT_MODEL, runtime: str = "auto") -> 
         if runtime == "tflite" and not path.with_suffix(".tflite").exists():
             runtime = "tf"
     return runtime, path.with_suffix(".tflite") if runtime == "tflite" else path
+
+
+def served_flip_tta(path: str | Path = DEFAULT_MODEL, setting: bool | None = None) -> bool:
+    """Whether faces are averaged with their mirror image at run time: the setting when
+    given (CNN_FLIP_TTA), else the model card's `serve_flip_tta` (default true). An ensemble
+    whose members already read both views (models.ensemble) says false."""
+    if setting is not None:
+        return setting
+    return bool(read_sidecar(Path(path)).get("serve_flip_tta", True))
 
 
 def with_flip_tta(classify: ClassifierFn) -> ClassifierFn:

@@ -48,6 +48,8 @@ class TrainConfig:
     val_fraction: float = 0.1
     subset: int = 0
     seed: int = 1234
+    init_seed: int = 0
+    mixup: float = 0.0
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (2, 2, 2)
     dropout: float = 0.4
@@ -307,13 +309,13 @@ def run_training(
     cfg: TrainConfig, run_dir: Path, resume: bool = False, verbose: int = 2, committed: Path | None = None
 ) -> dict:
     """Train (or resume) into run_dir; return a summary (best val accuracy, epochs, time)."""
-    keras.utils.set_random_seed(cfg.seed)
+    keras.utils.set_random_seed(cfg.init_seed or cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     train, val = load_data(cfg)
     average = None
     if resume:
         model, state, average = resume_model(cfg, run_dir, committed or DEFAULT_MODEL)
-        keras.utils.set_random_seed(cfg.seed + state.get("epoch", 0))  # fresh shuffles
+        keras.utils.set_random_seed((cfg.init_seed or cfg.seed) + state.get("epoch", 0))  # fresh shuffles
     else:
         model, state = make_model(cfg), {}
     initial_epoch, elapsed = state.get("epoch", 0), state.get("elapsed_s", 0.0)
@@ -321,7 +323,9 @@ def run_training(
     weights = (
         data.class_weights(train.y, len(cfg.classes), cfg.class_weight_power) if cfg.class_weight_power > 0 else None
     )
-    train_ds = data.make_dataset(train, cfg.batch_size, True, cfg.seed, weights, one_hot=True)
+    train_ds = data.make_dataset(
+        train, cfg.batch_size, True, cfg.init_seed or cfg.seed, weights, one_hot=True, mixup=cfg.mixup
+    )
     val_ds = data.make_dataset(val, 256, False, one_hot=True)
     budget = TimeBudget(cfg.max_minutes)
     if not (run_dir / "best.keras").exists():
@@ -474,7 +478,22 @@ def _ints(text: str) -> tuple[int, ...]:
 @click.option("--widths", default="32,64,128,256", show_default=True)
 @click.option("--blocks", default="2,2,2", show_default=True, help="Residual blocks per stage.")
 @click.option("--dropout", default=0.4, show_default=True)
-@click.option("--seed", default=1234, show_default=True)
+@click.option(
+    "--seed", default=1234, show_default=True, help="Seed of the validation split (and of the rest unless --init-seed)."
+)
+@click.option(
+    "--init-seed",
+    default=0,
+    show_default=True,
+    help="Seed of initialisation, shuffling and augmentation, 0 = --seed: another member of an "
+    "ensemble trains on the same split with different weights.",
+)
+@click.option(
+    "--mixup",
+    default=0.0,
+    show_default=True,
+    help="Mixup alpha (each face blended with another of its batch, labels alike), 0 = off.",
+)
 @click.option("--patience", default=0, show_default=True, help="Early stopping, 0 = off.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
 @click.option(
@@ -523,6 +542,8 @@ def main(
     blocks: str,
     dropout: float,
     seed: int,
+    init_seed: int,
+    mixup: float,
     patience: int,
     device: str,
     precision: str,
@@ -547,6 +568,8 @@ def main(
         blocks=_ints(blocks),
         dropout=dropout,
         seed=seed,
+        init_seed=init_seed,
+        mixup=mixup,
         patience=patience,
         max_minutes=max_minutes,
         precision=precision,

@@ -22,14 +22,15 @@ def cnn_model_version(runtime: str, weights: Path, flip_tta: bool) -> str:
     return f"cnn-{runtime}{tta}-{sha256_file(weights)[:16]}"
 
 
-def expected_model_version(model_path: Path, flip_tta: bool = True) -> str | None:
-    """The version a worker loading `model_path` will record, without loading it."""
+def expected_model_version(model_path: Path, flip_tta: bool | None = None) -> str | None:
+    """The version a worker loading `model_path` will record, without loading it
+    (`flip_tta` None: as the model card says)."""
     if not Path(model_path).is_file():
         return None
-    from models.runtime import resolve_runtime
+    from models.runtime import resolve_runtime, served_flip_tta
 
     runtime, weights = resolve_runtime(model_path)
-    return cnn_model_version(runtime, weights, flip_tta)
+    return cnn_model_version(runtime, weights, served_flip_tta(model_path, flip_tta))
 
 
 class CnnClassifier:
@@ -38,23 +39,25 @@ class CnnClassifier:
     name = "cnn"
     labels = EMOTIONS
 
-    def __init__(self, model_path: Path, flip_tta: bool = True, threads: int | None = None) -> None:
+    def __init__(self, model_path: Path, flip_tta: bool | None = None, threads: int | None = None) -> None:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise WeightsMissingError(
                 f"CNN model not found at {model_path}; train it with `python -m models.train` "
                 "or set CNN_MODEL to a .keras file"
             )
-        from models.runtime import load_classifier_fn, resolve_runtime
+        from models.runtime import load_classifier_fn, resolve_runtime, served_flip_tta
 
         self.runtime, weights = resolve_runtime(model_path)
         self.model_path = model_path
+        flip_tta = served_flip_tta(model_path, flip_tta)
         self.model_version = cnn_model_version(self.runtime, weights, flip_tta)
         self._predict = load_classifier_fn(model_path, self.runtime, flip_tta=flip_tta, threads=threads)
 
     @classmethod
     def from_settings(cls, settings: Settings, threads: int | None = None) -> CnnClassifier:
-        """The model CNN_MODEL names, with CNN_FLIP_TTA; `threads` caps the TFLite interpreter."""
+        """The model CNN_MODEL names, with CNN_FLIP_TTA (unset: as its card says); `threads`
+        caps the TFLite interpreter."""
         return cls(settings.cnn_model, settings.cnn_flip_tta, threads)
 
     @staticmethod
