@@ -1,8 +1,9 @@
 """Faces per second of the emotion classifiers, batched: `python -m bench.classify_speed`.
 
 Our CNN through every runtime in `models.runtime` (tf.function, TFLite with 1 thread and
-with all cores) and, for comparison, DeepFace's emotion architecture (the model found in
-DEEPFACE_HOME: here a stand-in with DeepFace's architecture) through deepface's API.
+with all cores, and as the worker serves it: the card's runtime and flip setting) and, for
+comparison, DeepFace's emotion architecture (the model found in DEEPFACE_HOME: here a
+stand-in with DeepFace's architecture) through deepface's API.
 Each cell: the median of `--repeats` timings of `--seconds` each, after a warm-up call.
 Run it on an otherwise idle machine; the table says how many cores it saw.
 """
@@ -19,7 +20,16 @@ import click
 import numpy as np
 
 from models.evaluate import choose_deepface_home
-from models.runtime import DEFAULT_MODEL, load_keras, tf_classifier, tflite_classifier, with_flip_tta
+from models.runtime import (
+    DEFAULT_MODEL,
+    load_classifier_fn,
+    load_keras,
+    resolve_runtime,
+    served_flip_tta,
+    tf_classifier,
+    tflite_classifier,
+    with_flip_tta,
+)
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -46,6 +56,11 @@ def our_runtimes(model_path: Path) -> dict[str, Predict]:
         runtimes["ours: TFLite, 1 thread"] = tflite_classifier(tflite, threads=1)
         runtimes[f"ours: TFLite, {cores} threads"] = tflite_classifier(tflite, threads=cores)
         runtimes[f"ours: TFLite, {cores} threads, flip TTA"] = with_flip_tta(tflite_classifier(tflite, threads=cores))
+    runtime, _ = resolve_runtime(model_path)
+    flip = served_flip_tta(model_path)
+    runtimes[f"ours as served ({runtime}{', flip TTA' if flip else ''}, as the worker loads it)"] = load_classifier_fn(
+        model_path, flip_tta=flip
+    )
     return runtimes
 
 

@@ -94,17 +94,32 @@ def _stand_in_info(weights: Path) -> dict:
 
 
 def evaluate_ours(model_path: Path, test: data.Split, runtime: str, tta: bool) -> dict:
-    """Our model on the test split, as served (the sidecar's runtime, e.g. int8 TFLite):
-    plain and, with `tta`, averaged with the mirror image (what the worker serves) and over
-    ten views; plus the float32 Keras model when the served runtime is another."""
-    from models.runtime import load_classifier_fn, resolve_runtime, with_flip_tta, with_ten_view_tta
+    """Our model on the test split, as served (the card's runtime, e.g. int8 TFLite, and its
+    run-time flip setting): plain and, with `tta`, averaged with the mirror image and over
+    ten views; plus the float32 Keras model when the served runtime is another. `served`
+    names the configuration the worker runs ("plain" or "tta_flip")."""
+    from models.runtime import (
+        load_classifier_fn,
+        resolve_runtime,
+        served_flip_tta,
+        with_flip_tta,
+        with_ten_view_tta,
+    )
 
     served, weights = resolve_runtime(model_path, runtime)
     predict = load_classifier_fn(model_path, served)
     plain, probs = timed_scores(predict, test)
-    results = {"model": Path(model_path).name, "runtime": served, "file": weights.name, "plain": plain}
-    if tta:
+    flip = served_flip_tta(model_path)
+    results = {
+        "model": Path(model_path).name,
+        "runtime": served,
+        "file": weights.name,
+        "plain": plain,
+        "served": "tta_flip" if flip else "plain",
+    }
+    if tta or flip:
         results["tta_flip"], _ = timed_scores(with_flip_tta(predict), test)
+    if tta:
         results["tta_ten"], _ = timed_scores(with_ten_view_tta(predict), test)
     if served != "tf":
         results["keras_float32"], _ = timed_scores(load_classifier_fn(model_path, "tf"), test)
@@ -125,10 +140,12 @@ def comparison_table(ours: dict, deepface: dict | None, seven_classes: bool = Tr
     rows = ["| model | test accuracy (PublicTest) | how obtained |", "|---|---|---|"]
     name = ours.get("model", "ours")
     served = f"`{ours.get('file', name)}`"
-    rows.append(f"| ours, {served} | {ours['plain']['accuracy']:.2%} | measured here |")
+    mark = {ours.get("served", "tta_flip"): " (served)"}
+    rows.append(f"| ours, {served}{mark.get('plain', '')} | {ours['plain']['accuracy']:.2%} | measured here |")
     if "tta_flip" in ours:
         rows.append(
-            f"| ours, {served} + flip averaging (served) | {ours['tta_flip']['accuracy']:.2%} | measured here |"
+            f"| ours, {served} + flip averaging{mark.get('tta_flip', '')} | "
+            f"{ours['tta_flip']['accuracy']:.2%} | measured here |"
         )
     if "tta_ten" in ours:
         rows.append(f"| ours, {served} + ten-view averaging | {ours['tta_ten']['accuracy']:.2%} | measured here |")
@@ -208,6 +225,9 @@ def sidecar_metrics(ours: dict) -> dict:
     for key in ("tta_flip", "tta_ten", "keras_float32"):
         if key in ours:
             metrics[f"accuracy_{key}"] = ours[key]["accuracy"]
+    served = ours.get("served", "tta_flip" if "tta_flip" in ours else "plain")
+    metrics["served"] = served
+    metrics["accuracy_served"] = ours[served]["accuracy"]
     return metrics
 
 
