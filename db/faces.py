@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
+from db.members import in_job, one_of_job
 from db.schema import Face, Image, ImageStatus, face_owner
 from models.labels import EMOTIONS
 
@@ -43,7 +44,7 @@ def top_faces(session: Session, job_id: int, per_emotion: int = 4) -> list[FaceR
     ranked = (
         select(Image.id.label("image_id"), Image.path, Face.x, Face.y, Face.w, Face.h, Face.dominant, percent, rank)
         .join(Image, Face.image_id == face_owner())
-        .where(Image.job_id == job_id)
+        .where(in_job(job_id))
         .subquery()
     )
     query = select(ranked).where(ranked.c.rank <= per_emotion).order_by(ranked.c.dominant, ranked.c.rank)
@@ -54,7 +55,7 @@ def faces_per_image(session: Session, job_id: int, limit: int | None = None) -> 
     """(path, faces) of the job's images that have faces, in image id order."""
     image_ids = (
         select(Image.id)
-        .where(Image.job_id == job_id, Image.status == ImageStatus.DONE.value, Image.face_count > 0)
+        .where(in_job(job_id), Image.status == ImageStatus.DONE.value, Image.face_count > 0)
         .order_by(Image.id)
         .limit(limit)
         .scalar_subquery()
@@ -73,7 +74,7 @@ def faces_per_image(session: Session, job_id: int, limit: int | None = None) -> 
             dominant_percent().label("percent"),
         )
         .join(Image, Face.image_id == face_owner())
-        .where(Image.job_id == job_id)
+        .where(in_job(job_id))
         .order_by(Image.id, Face.face_index)
     )
     if image_ids is not None:
@@ -97,7 +98,7 @@ class FacePage:
 
 
 def _face_filter(job_id: int, emotion: str | None, min_percent: float) -> list[ColumnElement]:
-    where = [Image.job_id == job_id]
+    where = [in_job(job_id)]
     if emotion:
         where.append(Face.dominant == emotion)
     if min_percent > 0:
@@ -115,13 +116,13 @@ def face_page(
 ) -> FacePage:
     """A job's faces filtered by dominant emotion and its minimum percent, paged in SQL."""
     where = _face_filter(job_id, emotion, min_percent)
-    total = session.scalar(select(func.count(Face.id)).join(Image, Face.image_id == Image.id).where(*where))
+    total = session.scalar(select(func.count(Face.id)).join(Image, Face.image_id == face_owner()).where(*where))
     percent = dominant_percent().label("percent")
     # Sort narrow rows (id, percent) and join the page's 48 full rows afterwards: a deep
     # page of a large job then sorts a few bytes per face, not whole face rows.
     page = (
-        select(Face.id.label("id"), percent)
-        .join(Image, Face.image_id == Image.id)
+        select(Face.id.label("id"), Image.id.label("image_id"), Image.path.label("path"), percent)
+        .join(Image, Face.image_id == face_owner())
         .where(*where)
         .order_by(percent.desc(), Face.id)
         .offset(offset)
@@ -129,19 +130,18 @@ def face_page(
         .subquery()
     )
     query = (
-        select(Face, Image.path, page.c.percent)
+        select(Face, page.c.image_id, page.c.path, page.c.percent)
         .join(page, page.c.id == Face.id)
-        .join(Image, Face.image_id == Image.id)
         .order_by(page.c.percent.desc(), Face.id)
     )
-    faces = [_face_dict(face, path, pct) for face, path, pct in session.execute(query)]
+    faces = [_face_dict(face, image_id, path, pct) for face, image_id, path, pct in session.execute(query)]
     return FacePage(int(total or 0), faces)
 
 
-def _face_dict(face: Face, path: str, percent: float) -> dict:
+def _face_dict(face: Face, image_id: int, path: str, percent: float) -> dict:
     return {
         "id": face.id,
-        "image_id": face.image_id,
+        "image_id": image_id,  # the job's image (a reused result's faces belong to its source)
         "face_index": face.face_index,
         "path": path,
         "box": {"x": face.x, "y": face.y, "w": face.w, "h": face.h},
@@ -155,9 +155,10 @@ def _face_dict(face: Face, path: str, percent: float) -> dict:
 
 
 def _face_rows_query() -> Select:
-    """A face with its image's path, box, dominant emotion and that emotion's percent."""
+    """A face with its image's path, box, dominant emotion and that emotion's percent
+    (`Image`: the image showing it, its own faces or the ones it reuses)."""
     return select(
-        Face.image_id,
+        Image.id.label("image_id"),
         Image.path,
         Face.x,
         Face.y,
@@ -165,20 +166,20 @@ def _face_rows_query() -> Select:
         Face.h,
         Face.dominant,
         dominant_percent().label("percent"),
-    ).join(Image, Face.image_id == Image.id)
+    ).join(Image, Face.image_id == face_owner())
 
 
 def image_faces(session: Session, job_id: int, image_id: int) -> tuple[Image, list[FaceRow]] | None:
     """One image of a job and its faces (None when the image is not in that job)."""
-    image = session.scalar(select(Image).where(Image.id == image_id, Image.job_id == job_id))
+    image = session.scalar(select(Image).where(Image.id == image_id, one_of_job(job_id)))
     if image is None:
         return None
-    query = _face_rows_query().where(Face.image_id == image_id).order_by(Face.face_index)
+    query = _face_rows_query().where(Image.id == image_id).order_by(Face.face_index)
     return image, [_row(r) for r in session.execute(query)]
 
 
 def job_face(session: Session, job_id: int, face_id: int) -> FaceRow | None:
     """One face of a job (None when the face is not in that job)."""
-    query = _face_rows_query().where(Face.id == face_id, Image.job_id == job_id)
+    query = _face_rows_query().where(Face.id == face_id, one_of_job(job_id)).order_by(Image.id)
     row = session.execute(query).first()
     return _row(row) if row else None

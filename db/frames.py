@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import pandas as pd
-from sqlalchemy import Select, select
+from sqlalchemy import Integer, Select, literal, select
 from sqlalchemy.orm import Session
 
+from db.members import in_job
 from db.reports import image_date
 from db.schema import Face, Image, face_owner
 from db.session import make_session_factory
@@ -66,9 +67,10 @@ FACE_COLUMNS = (
 
 
 def images_query(job_id: int) -> Select:
-    """The job's images, in id order, with their report date."""
-    columns = [getattr(Image, c) for c in IMAGE_COLUMNS]
-    return select(*columns, image_date().label("date")).where(Image.job_id == job_id).order_by(Image.id)
+    """The job's images (its own and the ones it shares, `job_id` the job asked for), in
+    id order, with their report date."""
+    columns = [literal(job_id, Integer).label(c) if c == "job_id" else getattr(Image, c) for c in IMAGE_COLUMNS]
+    return select(*columns, image_date().label("date")).where(in_job(job_id)).order_by(Image.id)
 
 
 def faces_query(job_id: int) -> Select:
@@ -77,7 +79,7 @@ def faces_query(job_id: int) -> Select:
     return (
         select(*columns, Image.path, Image.folder, image_date().label("date"))
         .join(Image, Face.image_id == face_owner())
-        .where(Image.job_id == job_id)
+        .where(in_job(job_id))
         .order_by(Image.id, Face.face_index)
     )
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     case,
     delete,
     func,
@@ -29,7 +30,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnElement
 
-from db.schema import Image, ImageStatus, Job, JobCounts, utcnow
+from db.members import one_of_job
+from db.schema import Image, ImageStatus, Job, JobCounts, JobImage, utcnow
 from db.session import rows_changed
 from emotion_batch.messages import ImageRef
 from emotion_batch.paths import to_db
@@ -173,29 +175,49 @@ def _fill(session: Session, table: Table, rows: list[tuple]) -> None:
     connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
-def known_hashes(session: Session, found: Sequence[Candidate]) -> dict[str, str]:
-    """{path: sha256} for files whose path, size and modification time match an image
-    already registered with a real content hash (so re-runs need not read them again).
-    Images failed at scan time (never delivered) carry a path key, not a hash: skipped.
-    Compared in the database (one join on the path index), not row by row here."""
+def known_hashes(
+    session: Session, found: Sequence[Candidate], reuse: ResultKey | None = None
+) -> dict[str, tuple[str, int | None]]:
+    """{path: (sha256, shared)} for files whose path, size and modification time match an
+    image already registered with a real content hash (so re-runs need not read them
+    again). `shared` is that image's id when it is finished with a result under `reuse`
+    (db.results.reusable_filter, a reuse of a result allowed: its faces are the same):
+    the file is then unchanged since an analysis and the new job shares that row as it is
+    (`job_images`), else None. Images failed at scan time (never delivered) carry a path
+    key, not a hash, and an image found changed by its worker (`submitted_sha256`) a hash
+    of other bytes than the ones stat'ed: both skipped. Compared in the database (one
+    correlated look-up per file on the path index), not row by row here."""
     by_path = {to_db(c.path): c for c in found}
     if not by_path:
         return {}
     _fill(session, _FOUND, [(path, c.size, c.mtime) for path, c in by_path.items()])
     staged = _FOUND.c
-    images = cast(Table, Image.__table__).c
-    match = (
-        select(images.sha256)
+    images = cast(Table, Image.__table__)
+    shareable: ColumnElement = literal(False)
+    if reuse is not None:
+        from db.results import reusable_filter  # the worker's rule (imports the pipeline: only when reusing)
+
+        shareable = and_(*reusable_filter(images.c, reuse)[:-1])  # all but "an original"
+    best = (
+        select(images.c.id)
         .where(
-            images.path == staged.path,
-            images.size_bytes == staged.size_bytes,
-            images.file_mtime == staged.file_mtime,
-            ~((images.status == ImageStatus.FAILED.value) & (images.attempts == 0)),
+            images.c.path == staged.path,
+            images.c.size_bytes == staged.size_bytes,
+            images.c.file_mtime == staged.file_mtime,
+            ~((images.c.status == ImageStatus.FAILED.value) & (images.c.attempts == 0)),
+            images.c.submitted_sha256.is_(None),
         )
+        .order_by(case((shareable, 0), else_=1), images.c.id)
         .limit(1)
         .scalar_subquery()
     )
-    return {by_path[path].path: sha256 for path, sha256 in _looked_up(session, staged.path, match)}
+    matches = select(staged.path.label("path"), best.label("match")).subquery()
+    rows = session.execute(
+        select(matches.c.path, images.c.sha256, case((shareable, images.c.id), else_=None)).join(
+            images, images.c.id == matches.c.match
+        )
+    )
+    return {by_path[path].path: (sha256, shared) for path, sha256, shared in rows}
 
 
 def _looked_up(session: Session, key: ColumnElement, match: ColumnElement) -> list[tuple]:
@@ -232,6 +254,7 @@ _STAGE = Table(
     Column("file_mtime", DateTime(timezone=True)),
     Column("error", Text),
     Column("source", Integer),  # the earlier image whose result is reused
+    Column("shared", Integer),  # the earlier image the job shares as it is (file unchanged)
     prefixes=["TEMPORARY"],
 )
 
@@ -248,7 +271,7 @@ def _stage(session: Session, job_id: int, files: Sequence[ScannedFile]) -> int:
         session,
         _STAGE,
         [
-            (seq, to_db(f.path), to_db(f.folder), sha256, f.size, f.mtime, f.error, None)
+            (seq, to_db(f.path), to_db(f.folder), sha256, f.size, f.mtime, f.error, None, f.shared)
             for seq, (sha256, f) in enumerate(first.items())
         ],
     )
@@ -256,7 +279,10 @@ def _stage(session: Session, job_id: int, files: Sequence[ScannedFile]) -> int:
         return duplicates
     stage, earlier = _STAGE.c, cast(Table, Image.__table__).alias("earlier")
     in_job = (
-        select(earlier.c.path).where(earlier.c.job_id == job_id, earlier.c.sha256 == stage.sha256).scalar_subquery()
+        select(earlier.c.path)
+        .where(earlier.c.sha256 == stage.sha256, one_of_job(job_id, earlier.c))
+        .limit(1)
+        .scalar_subquery()
     )
     known = _looked_up(session, stage.seq, in_job)
     if known:
@@ -279,7 +305,7 @@ def _find_sources(session: Session, reuse: ResultKey) -> None:
         .where(source.c.sha256 == _STAGE.c.sha256, *reusable_filter(source.c, reuse))
         .scalar_subquery()
     )
-    session.execute(update(_STAGE).where(_STAGE.c.error.is_(None)).values(source=earliest))
+    session.execute(update(_STAGE).where(_STAGE.c.error.is_(None), _STAGE.c.shared.is_(None)).values(source=earliest))
 
 
 def _insert_staged(session: Session, job_id: int) -> None:
@@ -313,9 +339,48 @@ def _insert_staged(session: Session, job_id: int) -> None:
     rows = (
         select(*(value.label(name) for name, value in columns.items()))
         .select_from(_STAGE.outerjoin(source, source.c.id == stage.source))
+        .where(stage.shared.is_(None))
         .order_by(stage.seq)
     )
     session.execute(insert(images).from_select(list(columns), rows))
+
+
+def _share_staged(session: Session, job_id: int) -> int:
+    """The staged files unchanged since an analysis become the job's by sharing the earlier
+    rows (`job_images`), their outcomes added to the job's counters in the same
+    transaction (the triggers count only `images` rows); return how many."""
+    stage = _STAGE.c
+    images = cast(Table, Image.__table__).c
+    session.execute(
+        insert(JobImage).from_select(
+            ["job_id", "image_id"],
+            select(literal(job_id), stage.shared).where(stage.shared.is_not(None)).order_by(stage.shared),
+        )
+    )
+    counts: list[ColumnElement] = [func.count(images.id)]
+    counts += [func.coalesce(func.sum(case((images.status == s.value, 1), else_=0)), 0) for s in ImageStatus]
+    counts.append(func.coalesce(func.sum(images.face_count), 0))
+    shared, *by_status, faces = session.execute(
+        select(*counts).select_from(_STAGE.join(Image.__table__, images.id == stage.shared))
+    ).one()
+    if shared:
+        _add_counts(session, job_id, dict(zip((s.value for s in ImageStatus), by_status)) | {"faces": faces})
+    return int(shared)
+
+
+def _add_counts(session: Session, job_id: int, deltas: dict[str, int]) -> None:
+    """Add `deltas` (per status, faces) to the job's counter row, created when missing."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.connection().dialect.name
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = cast(Table, JobCounts.__table__)
+    statement = upsert(table).values(job_id=job_id, **deltas)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.job_id], set_={k: table.c[k] + statement.excluded[k] for k in deltas}
+        )
+    )
 
 
 def register_chunk(
@@ -323,9 +388,11 @@ def register_chunk(
 ) -> Registered:
     """Insert one chunk of a job's scanned files and commit it with the job's scan count.
 
-    One row per distinct content in the job: a content already in the job is a duplicate,
-    unless it is the same path (registered before an interrupted submit was resumed).
-    With `reuse`, a content analysed before under that key is registered finished, its
+    One image per distinct content in the job (its own rows and the ones it shares): a
+    content already in the job is a duplicate, unless it is the same path (registered
+    before an interrupted submit was resumed). A file unchanged since an analysis
+    (`ScannedFile.shared`, found by `known_hashes`) is the job's by sharing that row. With
+    `reuse`, another content analysed before under that key is registered finished, its
     result shared with the earlier image (`reused_from`), and is not queued. The work is
     set-based (a staged temporary table, joins): an unchanged re-run costs about a walk
     and a stat per file, not a Python round trip per row.
@@ -334,6 +401,7 @@ def register_chunk(
     pending: list[ImageRef] = []
     reused = failed = 0
     if files:
+        reused = _share_staged(session, job_id)
         if reuse:
             _find_sources(session, reuse)
         _insert_staged(session, job_id)
@@ -342,13 +410,13 @@ def register_chunk(
         # the stage (a correlated look-up on the job's unique (job_id, sha256)): a join
         # may be planned from the job's pending images instead, a scan growing with the job.
         new_id = select(images.id).where(images.job_id == job_id, images.sha256 == stage.sha256).scalar_subquery()
+        fresh = (stage.source.is_(None), stage.error.is_(None), stage.shared.is_(None))
         pending = [
             ImageRef(i, path)
-            for i, path in session.execute(
-                select(new_id, stage.path).where(stage.source.is_(None), stage.error.is_(None)).order_by(stage.seq)
-            )
+            for i, path in session.execute(select(new_id, stage.path).where(*fresh).order_by(stage.seq))
         ]
-        reused, failed = session.execute(select(func.count(stage.source), func.count(stage.error))).one()
+        sources, failed = session.execute(select(func.count(stage.source), func.count(stage.error))).one()
+        reused += sources
     session.execute(
         update(Job)
         .where(Job.id == job_id)

@@ -10,9 +10,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, case, func, select
+from sqlalchemy import ColumnElement, Integer, Select, SQLColumnExpression, case, func, literal, select
 from sqlalchemy.orm import Session
 
+from db.members import in_job
 from db.schema import Face, Image, ImageStatus, Job, face_owner
 from db.video_reports import add_video_figures
 from emotion_batch.errors import JobNotFoundError
@@ -75,40 +76,46 @@ def image_date() -> ColumnElement:
     return func.date(func.coalesce(Image.taken_at, Image.file_mtime))
 
 
-def _key(by: GroupBy) -> SQLColumnExpression[Any]:
-    return {"job": Image.job_id, "folder": Image.folder, "date": image_date()}[by]
+def _key(by: GroupBy, job_id: int) -> SQLColumnExpression[Any]:
+    """The grouping column; the job's id for "job" (a shared image keeps its first job's
+    `job_id`, so the whole job is one group under the id asked for)."""
+    if by == "job":
+        return literal(job_id, Integer)
+    return {"folder": Image.folder, "date": image_date()}[by]
 
 
 def _name(key: object) -> str:
     return UNKNOWN_DATE if key is None else str(key)
 
 
+def _grouped(query: Select, by: GroupBy, key: SQLColumnExpression[Any], *more: Any) -> Select:
+    """`query` grouped by `key` (and `more`); "job" is one group: no GROUP BY on it."""
+    return query.group_by(*([] if by == "job" else [key]), *more)
+
+
 def _image_counts(session: Session, job_id: int, by: GroupBy) -> dict[str, list[int]]:
-    key = _key(by)
+    key = _key(by, job_id)
     status = Image.status
-    query = (
-        select(
-            key,
-            func.count(),
-            func.sum(case((status == ImageStatus.NO_FACE.value, 1), else_=0)),
-            func.sum(case((status == ImageStatus.FAILED.value, 1), else_=0)),
-            func.sum(case((status == ImageStatus.PENDING.value, 1), else_=0)),
-        )
-        .where(Image.job_id == job_id)
-        .group_by(key)
-    )
-    return {_name(row[0]): [int(v or 0) for v in row[1:]] for row in session.execute(query)}
+    query = select(
+        key,
+        func.count(),
+        func.sum(case((status == ImageStatus.NO_FACE.value, 1), else_=0)),
+        func.sum(case((status == ImageStatus.FAILED.value, 1), else_=0)),
+        func.sum(case((status == ImageStatus.PENDING.value, 1), else_=0)),
+    ).where(in_job(job_id))
+    rows = session.execute(_grouped(query, by, key))
+    return {_name(row[0]): [int(v or 0) for v in row[1:]] for row in rows if row[1]}
 
 
 def _face_stats(job_id: int, by: GroupBy) -> Select:
-    key = _key(by)
+    key = _key(by, job_id)
     means = [func.avg(getattr(Face, e)) for e in EMOTIONS]
-    return (
+    query = (
         select(key, Face.dominant, func.count(Face.id), *means)
         .join(Image, Face.image_id == face_owner())
-        .where(Image.job_id == job_id)
-        .group_by(key, Face.dominant)
+        .where(in_job(job_id))
     )
+    return _grouped(query, by, key, Face.dominant)
 
 
 def summarise(session: Session, job_id: int, by: GroupBy = "job") -> dict[str, Summary]:
@@ -151,7 +158,7 @@ def job_report(session: Session, job_id: int, by: GroupBy | Sequence[GroupBy] = 
     report: dict[str, Any] = {"job": job.id, "name": job.name, "backend": job.backend}
     report.update(asdict(overall))
     for key, column in (("model_versions", Image.model_version), ("detectors", Image.detector)):
-        found = session.scalars(select(column).where(Image.job_id == job_id, column.is_not(None)).distinct())
+        found = session.scalars(select(column).where(in_job(job_id), column.is_not(None)).distinct())
         report[key] = sorted(found.all())
     for by, groups in grouped.items():
         report[GROUP_KEYS[by]] = {name: asdict(s) for name, s in sorted(groups.items())}

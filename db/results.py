@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from db.members import one_of_job
 from db.schema import Face, Image, ImageStatus, utcnow
 from db.session import rows_changed
 from emotion_batch.paths import from_db, storable
@@ -216,10 +217,10 @@ def _outcome(result: ImageResult) -> dict[str, object]:
 
 
 def _same_content_in_job(session: Session, image_id: int, sha256: str) -> int | None:
-    """Another image of `image_id`'s job registered with content `sha256`, if any."""
+    """Another image of `image_id`'s job (its own or shared) with content `sha256`, if any."""
     job = select(Image.job_id).where(Image.id == image_id).scalar_subquery()
     return session.scalar(
-        select(Image.id).where(Image.job_id == job, Image.sha256 == sha256, Image.id != image_id).limit(1)
+        select(Image.id).where(Image.sha256 == sha256, one_of_job(job, Image), Image.id != image_id).limit(1)
     )
 
 

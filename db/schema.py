@@ -1,4 +1,4 @@
-"""Tables: jobs, images, faces. Documented in the README ("Schema")."""
+"""Tables: jobs, images, job_images, faces. Documented in the README ("Schema")."""
 
 from __future__ import annotations
 
@@ -115,6 +115,20 @@ class Image(Base):
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     job: Mapped[Job] = relationship(back_populates="images")
     faces: Mapped[list[Face]] = relationship(back_populates="image", order_by="Face.face_index")
+
+
+class JobImage(Base):
+    """An image of an earlier job that a job shares as it is, without a row of its own:
+    a file unchanged since (same path, size and modification time) whose finished result
+    the job reuses. A job's images are its own rows and these (`db.members`)."""
+
+    __tablename__ = "job_images"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    # no foreign key (as `reused_from`): the image is finished and never deleted, and a
+    # key would need an index on image_id that every shared file would pay for
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class FaceColumns:

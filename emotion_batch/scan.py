@@ -51,6 +51,7 @@ class ScannedFile:
     error: str | None = None
     read: bool = True  # False: hash reused from an earlier image (same path, size, mtime)
     kind: str = "image"  # or "video" (by content when read, else by extension)
+    shared: int | None = None  # that earlier image, when the job shares it as it is
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def scan_file(path: Path) -> ScannedFile:
     return hash_candidate(Candidate(str(path), info.st_size, mtime))
 
 
-KnownHashes = Callable[[list[Candidate]], dict[str, str]]
+KnownHashes = Callable[[list[Candidate]], dict[str, tuple[str, int | None]]]
 
 
 def hash_stream(
@@ -258,8 +259,9 @@ def hash_stream(
     """Hash `found` in a pool of `threads` while it is still being walked, in order.
 
     At most `window` files are in flight, so memory stays flat whatever the number of
-    files. `known(candidates)` may return {path: sha256} for files whose hash is already
-    known (same path, size and mtime as an analysed image): those are not read.
+    files. `known(candidates)` may return {path: (sha256, shared)} for files whose hash is
+    already known (same path, size and mtime as an analysed image): those are not read,
+    and `shared` (an image id or None) is passed on with them.
     """
     pending: deque[Future | ScannedFile] = deque()  # in walk order: hashing, or known at once
     group: list[Candidate] = []
@@ -268,9 +270,12 @@ def hash_stream(
         def submit(batch: list[Candidate]) -> None:
             reuse = known([c for c in batch if not c.error and c.kind == "image"]) if known else {}
             for c in batch:
-                sha = reuse.get(c.path)
-                if sha is not None:
-                    pending.append(ScannedFile(c.path, c.folder, sha, c.size, c.mtime, read=False, kind=c.kind))
+                hit = reuse.get(c.path)
+                if hit is not None:
+                    sha, shared = hit
+                    pending.append(
+                        ScannedFile(c.path, c.folder, sha, c.size, c.mtime, read=False, kind=c.kind, shared=shared)
+                    )
                 else:
                     pending.append(pool.submit(hash_candidate, c))
 

@@ -220,11 +220,12 @@ def _scan_stream(
     problems: ScanProblems,
     rehash: bool,
     max_bytes: int | None,
+    reuse: ResultKey | None,
     skip: int = 0,
 ) -> Iterator[ScannedFile]:
     def known(found):  # noqa: ANN001, ANN202
         with sessions() as session:
-            return known_hashes(session, found)
+            return known_hashes(session, found, reuse)
 
     found = itertools.islice(candidates(roots, problems, max_bytes), skip, None)
     return hash_stream(found, None if rehash else known)
@@ -263,10 +264,9 @@ def submit(
     progress = SubmitProgress()
     sender = Enqueuer(client, job, queue, batch_size, on_batch=on_batch)
     max_bytes = settings.max_file_bytes if settings else None
-    files = _scan_stream(sessions, [Path(p) for p in paths], problems, rehash, max_bytes)
-    video_files = _stream_register(
-        sessions, job, files, sender, reuse_key(backend, settings, force), progress, chunk, on_scan, on_progress
-    )
+    reuse = reuse_key(backend, settings, force)
+    files = _scan_stream(sessions, [Path(p) for p in paths], problems, rehash, max_bytes, reuse)
+    video_files = _stream_register(sessions, job, files, sender, reuse, progress, chunk, on_scan, on_progress)
     videos = submit_videos(
         sessions,
         client,
@@ -335,18 +335,9 @@ def resume_job(
         progress = SubmitProgress()
         roots = [Path(p) for p in json.loads(job.roots)]
         max_bytes = settings.max_file_bytes if settings else None
-        files = _scan_stream(sessions, roots, resumed.problems, False, max_bytes, skip=job.scanned)
-        _stream_register(
-            sessions,
-            job,
-            files,
-            sender,
-            reuse_key(job.backend, settings, job.force),
-            progress,
-            chunk,
-            None,
-            on_progress,
-        )
+        reuse = reuse_key(job.backend, settings, job.force)
+        files = _scan_stream(sessions, roots, resumed.problems, False, max_bytes, reuse, skip=job.scanned)
+        _stream_register(sessions, job, files, sender, reuse, progress, chunk, None, on_progress)
         # videos of the part walked before the interruption were not registered yet: all of them now
         segments += submit_videos(
             sessions,

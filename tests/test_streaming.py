@@ -197,7 +197,7 @@ def test_second_submit_reads_nothing_and_queues_nothing(tmp_path, sessions, data
     assert progress.complete and progress.total == 30 and progress.faces == faces
     for key in ("images", "faces", "no_face", "dominant", "share", "mean", "folders"):
         assert report2[key] == report1[key], key
-    assert all(r.reused_from is not None for r in _rows(sessions, second.job_id))
+    assert _rows(sessions, second.job_id) == [] and len(_members(sessions, second.job_id)) == 30  # shared rows
 
     changed = paths[3]
     changed.write_bytes(changed.read_bytes() + b"\0")  # new size and mtime: read again
@@ -311,3 +311,163 @@ def test_unchanged_files_share_larger_transactions() -> None:
     # 4 read, 4 read, 1 read + unchanged up to the larger limit, the 4 unchanged left + 4
     # read (the 4th read closes it), the last read one
     assert sizes == [4, 4, big, 8, 1]
+
+
+def _members(sessions, job_id: int) -> list[Image]:
+    """The job's images as every reader sees them: its own rows and the ones it shares."""
+    from db.members import in_job
+
+    with sessions() as session:
+        return list(session.scalars(select(Image).where(in_job(job_id)).order_by(Image.id)))
+
+
+def _table_count(sessions, table) -> int:  # noqa: ANN001 (a mapped class)
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(table)) or 0
+
+
+def test_unchanged_rerun_shares_the_earlier_rows_and_every_reader_shows_them(
+    tmp_path, sessions, database_url, redis_server, queue
+):
+    from fastapi.testclient import TestClient
+
+    from db.faces import face_page, faces_per_image, image_faces, job_face, top_faces
+    from db.frames import job_frames
+    from db.reports import report_rows
+    from db.schema import JobImage
+    from producer.outputs import charts_for
+    from producer.submit import retry_failed
+    from producer.web.app import create_app
+
+    root = tmp_path / "photos"
+    _tree(root, 30)
+    settings = _settings(database_url, detector="haar", redis_url=redis_server.url)
+    key = reuse_key("cnn", settings, force=False)
+    client = make_client(settings, redis_server.url)
+    kwargs = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings, chunk=7)
+    first = submit(sessions, client, [root], name="first", **kwargs)
+    faces = _analyse_all(sessions, first.job_id, key)
+    image_rows, face_rows = _table_count(sessions, Image), _table_count(sessions, Face)
+
+    second = submit(sessions, client, [root], name="second", **kwargs)
+    assert (second.found, second.read, second.queued, second.reused) == (30, 0, 0, 30)
+    # no row of its own: the job shares job 1's 30 finished rows (the database does not grow by them)
+    assert _table_count(sessions, Image) == image_rows and _table_count(sessions, Face) == face_rows
+    assert _table_count(sessions, JobImage) == 30 and _rows(sessions, second.job_id) == []
+    assert [r.id for r in _members(sessions, second.job_id)] == [r.id for r in _rows(sessions, first.job_id)]
+    assert sorted(queued_ids(redis_server.url, queue)) == [r.id for r in _rows(sessions, first.job_id)]  # the first's
+
+    def same(a, b, drop=("job", "name")) -> None:
+        assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+
+    with sessions() as session:
+        progress = job_progress(session, second.job_id)
+        assert progress.complete and progress.total == 30 and progress.faces == faces
+        assert progress.done == faces and progress.no_face == 30 - faces
+        for by in ("job", "folder", "date", ("folder", "date")):
+            report1, report2 = job_report(session, first.job_id, by=by), job_report(session, second.job_id, by=by)
+            same(report1, report2)
+            assert report2["job"] == second.job_id and report2["images"] == 30 and report2["faces"] == faces
+            rows1, rows2 = report_rows(report1), report_rows(report2)
+            assert [{**r, "job": 0} for r in rows1] == [{**r, "job": 0} for r in rows2]
+        frames1, frames2 = job_frames(session, first.job_id), job_frames(session, second.job_id)
+        assert set(frames2.images["job_id"]) == {second.job_id} and len(frames2.images) == 30
+        assert frames1.images.drop(columns="job_id").equals(frames2.images.drop(columns="job_id"))
+        assert frames1.faces.equals(frames2.faces) and len(frames2.faces) == faces
+        assert top_faces(session, second.job_id) == top_faces(session, first.job_id)
+        assert list(faces_per_image(session, second.job_id)) == list(faces_per_image(session, first.job_id))
+        assert list(faces_per_image(session, second.job_id, limit=3)) == list(
+            faces_per_image(session, first.job_id, limit=3)
+        )
+        page1, page2 = face_page(session, first.job_id), face_page(session, second.job_id)
+        assert page2.total == page1.total == faces and page2.faces == page1.faces
+        shared = next(r for r in _members(sessions, second.job_id) if r.face_count)
+        found = image_faces(session, second.job_id, shared.id)
+        assert found is not None and len(found[1]) == shared.face_count
+        assert job_face(session, second.job_id, found[1][0].image_id and page2.faces[0]["id"]) is not None
+        assert image_faces(session, 999, shared.id) is None and job_face(session, 999, page2.faces[0]["id"]) is None
+        charts = charts_for(session, second.job_id)
+        assert charts and all(png.startswith(b"\x89PNG") for png in charts.values())
+
+    web = Settings(_env_file=None, database_url=database_url, redis_url=redis_server.url, detector="haar")
+    with TestClient(create_app(web)) as http:
+        status = http.get(f"/api/jobs/{second.job_id}").json()
+        assert status["complete"] and status["done"] == faces and status["total"] == 30
+        by_folder = http.get(f"/api/jobs/{second.job_id}/report", params={"by": "folder"}).json()
+        assert by_folder["folders"] == job_report_folders(sessions, first.job_id)
+        listed = http.get(f"/api/jobs/{second.job_id}/faces", params={"limit": 500}).json()
+        assert listed["total"] == faces
+        annotated = http.get(listed["faces"][0]["links"]["annotated"])
+        assert annotated.status_code == 200 and annotated.content[:2] == b"\xff\xd8"
+        page = http.get(f"/jobs/{second.job_id}/images/{shared.id}")
+        assert page.status_code == 200
+        csv_text = http.get(f"/api/jobs/{second.job_id}/report", params={"by": "folder", "format": "csv"}).text
+        assert len(csv_text.strip().splitlines()) == 1 + 1 + 3  # header, (all), three folders
+        html = http.get(f"/api/jobs/{second.job_id}/report", params={"format": "html"}).text
+        assert "<html" in html.lower()
+
+    # nothing of job 1 is pending or failed: resume and retry-failed have nothing to send
+    assert resume_job(sessions, client, second.job_id, queue, settings=settings).batches == 0
+    assert retry_failed(sessions, client, second.job_id, queue, settings=settings) == (0, 0)
+    third = submit(sessions, client, [root], name="third", **kwargs)
+    assert (third.read, third.queued, third.reused) == (0, 0, 30)
+    assert _table_count(sessions, Image) == image_rows and _table_count(sessions, JobImage) == 60
+
+
+def job_report_folders(sessions, job_id: int) -> dict:
+    with sessions() as session:
+        return json.loads(json.dumps(job_report(session, job_id, by="folder")["folders"]))
+
+
+def test_shared_rows_count_for_duplicates_resume_and_the_changed_file_check(
+    tmp_path, sessions, database_url, redis_server, queue
+):
+    from db.schema import JobImage
+
+    root = tmp_path / "photos"
+    paths = _tree(root, 45)
+    settings = _settings(database_url, detector="haar")
+    key = reuse_key("cnn", settings, force=False)
+    client = make_client(settings, redis_server.url)
+    kwargs = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings, chunk=1)
+    first = submit(sessions, client, [root], name="first", **kwargs)
+    _analyse_all(sessions, first.job_id, key)
+
+    # a copy of a shared file under a new path, walked after it: a duplicate of the job's shared image
+    (root / "zz").mkdir()
+    (root / "zz" / "copy.jpg").write_bytes(paths[0].read_bytes())
+    changed = paths[4]
+    changed.write_bytes(changed.read_bytes() + b"\0")  # read again and queued
+
+    chunks: list[int] = []
+
+    def stop_after_two_chunks(progress) -> None:
+        chunks.append(progress.scanned)  # the changed file closes the first chunk (17 files)
+        if len(chunks) == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        submit(sessions, client, [root], name="second", on_progress=stop_after_two_chunks, **kwargs)
+    with sessions() as session:
+        job = session.scalars(select(Job).order_by(Job.id.desc())).first()
+        assert not job.scan_complete and job.scanned == chunks[1] == 17 + 20
+    resumed = resume_job(sessions, client, job.id, queue, settings=settings)
+    assert resumed.scan is not None and resumed.scan.scanned == 46 - 37
+    members = _members(sessions, job.id)
+    own = _rows(sessions, job.id)
+    with sessions() as session:
+        job = session.get(Job, job.id)
+        progress = job_progress(session, job.id)
+        shared = session.scalar(select(func.count()).select_from(JobImage).where(JobImage.job_id == job.id))
+    assert job.duplicates == 1 and job.scan_complete
+    assert len(members) == 45 and len({m.sha256 for m in members}) == 45 and len({m.path for m in members}) == 45
+    assert [Path(r.path) for r in own] == [changed] and own[0].status == "pending" and shared == 44
+    assert (progress.total, progress.pending) == (45, 1) and progress.done + progress.no_face == 44
+
+    # the changed file's worker finds it now holds a shared image's content: failed as changed, not counted twice
+    twin = next(m for m in members if m.job_id == first.job_id)
+    with sessions() as session:
+        result = ImageResult(str(changed), None, 16, 16, None, (), sha256=twin.sha256)
+        store_results(session, {own[0].id: result}, key, submitted={own[0].id: own[0].sha256})
+    row = _rows(sessions, job.id)[0]
+    assert row.status == "failed" and f"image {twin.id} of this job" in row.error
