@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -26,6 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnElement
@@ -143,11 +144,35 @@ def pending_pages(sessions, job_id: int, page: int = 2000) -> Iterator[list[Imag
 _FOUND = Table(
     "register_found",
     MetaData(),
+    Column("seq", Integer, primary_key=True),
     Column("path", Text, nullable=False),
     Column("size_bytes", BigInteger, nullable=False),
     Column("file_mtime", DateTime(timezone=True)),
     prefixes=["TEMPORARY"],
 )
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    """A date-time as SQLAlchemy's SQLite DateTime stores it (its default storage format,
+    the zone left out), formatted in a third of the time its bind processor takes."""
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 (the fastest formatting here)
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+def datetime_param(dialect: Dialect) -> Callable[[datetime], Any] | None:
+    """What a timezone-aware DateTime column does to a date-time before the driver sees
+    it (None: the driver takes it as it is)."""
+    process = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    if process is not None and dialect.name == "sqlite":
+        return _sqlite_datetime
+    return process
 
 
 def _fill(session: Session, table: Table, rows: list[tuple]) -> None:
@@ -165,10 +190,10 @@ def _fill(session: Session, table: Table, rows: list[tuple]) -> None:
     session.execute(delete(table))
     if not rows:
         return
-    converters = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns]
-    converters = [c if isinstance(t.type, DateTime) else None for c, t in zip(converters, table.columns)]
-    if any(converters):
-        rows = [tuple(f(v) if f and v is not None else v for f, v in zip(converters, row)) for row in rows]
+    convert = datetime_param(dialect)
+    for i, column in enumerate(table.columns):
+        if convert and isinstance(column.type, DateTime):
+            rows = [row[:i] + (None if row[i] is None else convert(row[i]),) + row[i + 1 :] for row in rows]
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     names = ", ".join(c.name for c in table.columns)
     marks = ", ".join([mark] * len(table.columns))
@@ -187,37 +212,33 @@ def known_hashes(
     key, not a hash, and an image found changed by its worker (`submitted_sha256`) a hash
     of other bytes than the ones stat'ed: both skipped. Compared in the database (one
     correlated look-up per file on the path index), not row by row here."""
-    by_path = {to_db(c.path): c for c in found}
-    if not by_path:
+    if not found:
         return {}
-    _fill(session, _FOUND, [(path, c.size, c.mtime) for path, c in by_path.items()])
+    _fill(session, _FOUND, [(seq, to_db(c.path), c.size, c.mtime) for seq, c in enumerate(found)])
     staged = _FOUND.c
     images = cast(Table, Image.__table__)
+    same_file = (
+        images.c.path == staged.path,
+        images.c.size_bytes == staged.size_bytes,
+        images.c.file_mtime == staged.file_mtime,
+        ~((images.c.status == ImageStatus.FAILED.value) & (images.c.attempts == 0)),
+        images.c.submitted_sha256.is_(None),
+    )
+    match: ColumnElement = select(func.min(images.c.id)).where(*same_file).scalar_subquery()
     shareable: ColumnElement = literal(False)
     if reuse is not None:
         from db.results import reusable_filter  # the worker's rule (imports the pipeline: only when reusing)
 
         shareable = and_(*reusable_filter(images.c, reuse)[:-1])  # all but "an original"
-    best = (
-        select(images.c.id)
-        .where(
-            images.c.path == staged.path,
-            images.c.size_bytes == staged.size_bytes,
-            images.c.file_mtime == staged.file_mtime,
-            ~((images.c.status == ImageStatus.FAILED.value) & (images.c.attempts == 0)),
-            images.c.submitted_sha256.is_(None),
-        )
-        .order_by(case((shareable, 0), else_=1), images.c.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    matches = select(staged.path.label("path"), best.label("match")).subquery()
+        # the earliest image that can be shared, else any (coalesce stops at the first)
+        match = func.coalesce(select(func.min(images.c.id)).where(*same_file, shareable).scalar_subquery(), match)
+    matches = select(staged.seq.label("seq"), match.label("match")).subquery()
     rows = session.execute(
-        select(matches.c.path, images.c.sha256, case((shareable, images.c.id), else_=None)).join(
+        select(matches.c.seq, images.c.sha256, case((shareable, images.c.id), else_=None)).join(
             images, images.c.id == matches.c.match
         )
     )
-    return {by_path[path].path: (sha256, shared) for path, sha256, shared in rows}
+    return {found[seq].path: (sha256, shared) for seq, sha256, shared in rows.all()}
 
 
 def _looked_up(session: Session, key: ColumnElement, match: ColumnElement) -> list[tuple]:
@@ -271,7 +292,18 @@ def _stage(session: Session, job_id: int, files: Sequence[ScannedFile]) -> int:
         session,
         _STAGE,
         [
-            (seq, to_db(f.path), to_db(f.folder), sha256, f.size, f.mtime, f.error, None, f.shared)
+            # a shared file's row is not written: its date-time need not be converted
+            (
+                seq,
+                to_db(f.path),
+                to_db(f.folder),
+                sha256,
+                f.size,
+                None if f.shared else f.mtime,
+                f.error,
+                None,
+                f.shared,
+            )
             for seq, (sha256, f) in enumerate(first.items())
         ],
     )

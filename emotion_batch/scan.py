@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from emotion_batch.hashing import CHUNK
 
@@ -39,9 +41,9 @@ MAGIC = (
 )
 
 
-@dataclass(frozen=True)
-class ScannedFile:
-    """One candidate image: where it is and what its content hashes to."""
+class ScannedFile(NamedTuple):
+    """One candidate image: where it is and what its content hashes to. (A named tuple,
+    as `Candidate`: a million of them are made per million files.)"""
 
     path: str
     folder: str
@@ -54,19 +56,15 @@ class ScannedFile:
     shared: int | None = None  # that earlier image, when the job shares it as it is
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A file found by the walk, stat'ed once (size and mtime), not yet read."""
 
     path: str
+    folder: str
     size: int
     mtime: datetime | None
     error: str | None = None
     kind: str = "image"  # by extension or first bytes; hashing reads the content and decides
-
-    @property
-    def folder(self) -> str:
-        return os.path.dirname(self.path)
 
 
 @dataclass
@@ -104,13 +102,14 @@ def is_candidate(path: str | Path) -> bool:
         return False
 
 
-def walk_files(roots: Sequence[Path], problems: ScanProblems) -> Iterator[tuple[str, os.stat_result]]:
-    """(path, stat) of every regular file under `roots`, each real folder visited once."""
+def walk_files(roots: Sequence[Path], problems: ScanProblems) -> Iterator[tuple[str, str, str, os.stat_result]]:
+    """(folder, name, path, stat) of every regular file under `roots`, each real folder
+    visited once, folders and names in sorted order."""
     seen: set[tuple[int, int]] = set()
     for root in roots:
         if root.is_file():
             path = str(root.absolute())
-            yield path, os.stat(path)
+            yield os.path.dirname(path), os.path.basename(path), path, os.stat(path)
             continue
         if not root.is_dir():
             if root.is_symlink():
@@ -120,39 +119,49 @@ def walk_files(roots: Sequence[Path], problems: ScanProblems) -> Iterator[tuple[
         yield from _walk_dir(root, seen, problems)
 
 
-def _walk_dir(root: Path, seen: set[tuple[int, int]], problems: ScanProblems) -> Iterator[tuple[str, os.stat_result]]:
+def _walk_dir(
+    root: Path, seen: set[tuple[int, int]], problems: ScanProblems
+) -> Iterator[tuple[str, str, str, os.stat_result]]:
     def onerror(err: OSError) -> None:
         problems.unreadable_dirs.append(f"{err.filename}: {err.strerror}")
 
+    stat, regular, sep = os.stat, stat_mode.S_ISREG, os.sep
     for dirpath, dirnames, filenames in os.walk(root.absolute(), followlinks=True, onerror=onerror):
-        folder = os.stat(dirpath)
+        folder = stat(dirpath)
         if (folder.st_dev, folder.st_ino) in seen:
             dirnames[:] = []
             continue
         seen.add((folder.st_dev, folder.st_ino))
         dirnames.sort()
+        prefix = dirpath if dirpath.endswith(sep) else dirpath + sep
         for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
+            path = prefix + name
             try:
-                info = os.stat(path)
+                info = stat(path)
             except FileNotFoundError:
                 if os.path.islink(path):
                     problems.broken_link(path)
                 continue
             except OSError:
                 continue
-            if stat_mode.S_ISREG(info.st_mode):
-                yield path, info
+            if regular(info.st_mode):
+                yield dirpath, name, path, info
+
+
+@cache
+def _video_rules() -> tuple[frozenset[str], Callable[[bytes], bool]]:
+    from emotion_batch.video import VIDEO_EXTENSIONS, sniff_video
+
+    return frozenset(VIDEO_EXTENSIONS), sniff_video
 
 
 def classify(path: str) -> str | None:
     """ "image" or "video" by extension, else by the first bytes; None for anything else."""
-    from emotion_batch.video import VIDEO_EXTENSIONS, sniff_video
-
+    video_extensions, sniff_video = _video_rules()
     suffix = os.path.splitext(path)[1].lower()
     if suffix in IMAGE_EXTENSIONS:
         return "image"
-    if suffix in VIDEO_EXTENSIONS:
+    if suffix in video_extensions:
         return "video"
     try:
         with open(path, "rb") as handle:
@@ -164,8 +173,7 @@ def classify(path: str) -> str | None:
 
 def _kind_by_content(candidate: Candidate, head: bytes) -> str:
     """The kind once the first bytes are known (an MP4 named .jpg is a video)."""
-    from emotion_batch.video import sniff_video
-
+    sniff_video = _video_rules()[1]
     if sniff_video(head):
         return "video"
     if candidate.kind == "video" and (sniff_image(head) or head[4:8] == b"ftyp"):
@@ -177,15 +185,16 @@ def candidates(roots: Sequence[Path], problems: ScanProblems, max_bytes: int | N
     """The candidate images and videos under `roots` in walk order (each file stat'ed
     once, opened only when its extension says nothing); an image over `max_bytes` is
     an error, never read."""
-    for path, info in walk_files([Path(r) for r in roots], problems):
-        kind = classify(path)
+    utc, from_timestamp, images = timezone.utc, datetime.fromtimestamp, IMAGE_EXTENSIONS
+    for folder, name, path, info in walk_files([Path(r) for r in roots], problems):
+        dot = name.rfind(".")
+        kind = "image" if dot > 0 and name[dot:].lower() in images else classify(path)
         if kind is None:
             continue
-        mtime = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc)
         error = None
         if kind == "image" and max_bytes is not None and info.st_size > max_bytes:
             error = f"image too large: {info.st_size} bytes > {max_bytes} (MAX_FILE_BYTES), not read"
-        yield Candidate(path, info.st_size, mtime, error, kind)
+        yield Candidate(path, folder, info.st_size, from_timestamp(info.st_mtime, utc), error, kind)
 
 
 def _placeholder_key(path: str) -> str:
@@ -243,10 +252,14 @@ def scan_file(path: Path) -> ScannedFile:
             f"unreadable file: {exc.strerror or exc}",
         )
     mtime = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc)
-    return hash_candidate(Candidate(str(path), info.st_size, mtime))
+    return hash_candidate(Candidate(str(path), os.path.dirname(str(path)), info.st_size, mtime))
 
 
 KnownHashes = Callable[[list[Candidate]], dict[str, tuple[str, int | None]]]
+
+
+def _hash_all(batch: list[Candidate]) -> list[ScannedFile]:
+    return [hash_candidate(c) for c in batch]
 
 
 def hash_stream(
@@ -255,45 +268,62 @@ def hash_stream(
     threads: int = 4,
     window: int = 2048,
     lookup_chunk: int = 500,
+    per_task: int = 32,
 ) -> Iterator[ScannedFile]:
     """Hash `found` in a pool of `threads` while it is still being walked, in order.
 
-    At most `window` files are in flight, so memory stays flat whatever the number of
-    files. `known(candidates)` may return {path: (sha256, shared)} for files whose hash is
-    already known (same path, size and mtime as an analysed image): those are not read,
-    and `shared` (an image id or None) is passed on with them.
+    At most about `window` files are in flight, so memory stays flat whatever the number
+    of files; they go to the pool `per_task` at a time (a task per file cost the walking
+    thread more than the hashing). `known(candidates)` may return {path: (sha256, shared)}
+    for files whose hash is already known (same path, size and mtime as an analysed
+    image): those are not read, and `shared` (an image id or None) is passed on with them.
     """
-    pending: deque[Future | ScannedFile] = deque()  # in walk order: hashing, or known at once
+    pending: deque[Future | list[ScannedFile]] = deque()  # in walk order: hashing, or known at once
+    in_flight = 0
     group: list[Candidate] = []
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hash") as pool:
 
         def submit(batch: list[Candidate]) -> None:
             reuse = known([c for c in batch if not c.error and c.kind == "image"]) if known else {}
+            ready: list[ScannedFile] = []
+            unknown: list[Candidate] = []
             for c in batch:
                 hit = reuse.get(c.path)
-                if hit is not None:
-                    sha, shared = hit
-                    pending.append(
-                        ScannedFile(c.path, c.folder, sha, c.size, c.mtime, read=False, kind=c.kind, shared=shared)
-                    )
-                else:
-                    pending.append(pool.submit(hash_candidate, c))
+                if hit is None:
+                    unknown.append(c)
+                    if len(unknown) >= per_task:
+                        pending.append(ready)
+                        pending.append(pool.submit(_hash_all, unknown))
+                        ready, unknown = [], []
+                    continue
+                if unknown:
+                    pending.append(ready)
+                    pending.append(pool.submit(_hash_all, unknown))
+                    ready, unknown = [], []
+                sha, shared = hit
+                ready.append(ScannedFile(c.path, c.folder, sha, c.size, c.mtime, None, False, c.kind, shared))
+            pending.append(ready)
+            if unknown:
+                pending.append(pool.submit(_hash_all, unknown))
 
         for candidate in found:
             group.append(candidate)
             if len(group) >= lookup_chunk:
                 submit(group)
+                in_flight += len(group)
                 group = []
-            while len(pending) > window:
-                yield _result(pending.popleft())
+            while in_flight > window:
+                done = _results(pending.popleft())
+                in_flight -= len(done)
+                yield from done
         if group:
             submit(group)
         while pending:
-            yield _result(pending.popleft())
+            yield from _results(pending.popleft())
 
 
-def _result(item: Future | ScannedFile) -> ScannedFile:
-    return item if isinstance(item, ScannedFile) else item.result()
+def _results(item: Future | list[ScannedFile]) -> list[ScannedFile]:
+    return item if isinstance(item, list) else item.result()
 
 
 def scan(

@@ -34,6 +34,7 @@ from db.jobs import (
 from db.results import ResultKey
 from db.schema import Job
 from db.videos import pending_segment_count
+from emotion_batch.ahead import ahead
 from emotion_batch.broker import check_broker, send_batch
 from emotion_batch.config import BATCH_SIZE_MAX, BATCH_SIZE_MIN, Settings, get_settings
 from emotion_batch.errors import ConfigurationError, JobNotFoundError
@@ -189,7 +190,7 @@ def _stream_register(
     """Register `files` chunk by chunk, enqueueing each chunk's batches after its commit;
     return the videos met on the way (few: registered and probed by producer.videos)."""
     videos: list[ScannedFile] = []
-    for files_chunk in _chunks(files, chunk):
+    for files_chunk in ahead(_chunks(files, chunk), depth=2, name="scan"):
         images: list[ScannedFile] = []
         for scanned in files_chunk:
             progress.read += scanned.read

@@ -52,7 +52,8 @@ class VideoSubmit:
 def scan_videos(paths: Sequence[Path], threads: int = 4) -> list[ScannedFile]:
     """The video files under `paths`, hashed, in a stable order."""
     problems = ScanProblems([], [])  # the image scan reports these already
-    candidates = (Path(p) for p, _stat in walk_files([Path(r) for r in paths], problems) if is_video(Path(p)))
+    found = walk_files([Path(r) for r in paths], problems)
+    candidates = (Path(path) for _folder, _name, path, _stat in found if is_video(Path(path)))
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hash-video") as pool:
         return list(pool.map(scan_file, candidates))
 
