@@ -186,6 +186,11 @@ def _fill(session: Session, table: Table, rows: list[tuple]) -> None:
         # the correlated look-ups over them past its JIT thresholds and spends 200 ms
         # compiling a 4 ms query. For this transaction only.
         connection.exec_driver_sql("SET LOCAL jit = off")
+    if dialect.name == "sqlite" and not connection.info.get("staging"):
+        # The stage lives in memory, not in a temporary file written and read back for
+        # every chunk (once per connection: changing it drops temporary tables).
+        connection.exec_driver_sql("PRAGMA temp_store = MEMORY")
+        connection.info["staging"] = True
     session.execute(CreateTable(table, if_not_exists=True))
     session.execute(delete(table))
     if not rows:

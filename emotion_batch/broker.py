@@ -75,6 +75,10 @@ def send_batch(client: Celery, message: BatchMessage, queue: str, producer: Any 
         queue=queue,
         shadow=f"{ANALYZE_TASK}[job={message.job_id}]",  # bounded Flower/Prometheus labels
         producer=producer,
+        # what Flower shows as the arguments; without it Celery writes a safe repr of the
+        # whole batch into every message's headers, a third of a publish's CPU time
+        argsrepr=f"(job {message.job_id}: {len(message.images)} images from id {message.batch_no})",
+        kwargsrepr="{}",
     )
 
 

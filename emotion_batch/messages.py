@@ -43,8 +43,16 @@ class BatchMessage:
         return f"{base}-resend{self.resend}" if self.resend else base
 
     def to_json(self) -> dict[str, Any]:
-        """A plain JSON-serialisable dict (Celery's json serializer)."""
-        return asdict(self)
+        """A plain JSON-serialisable dict (Celery's json serializer). Written out, not
+        `asdict`: its recursive deep copy was a third of a publish (31,250 per 1M files)."""
+        return {
+            "job_id": self.job_id,
+            "batch_no": self.batch_no,
+            "backend": self.backend,
+            "images": [{"image_id": ref.image_id, "path": ref.path} for ref in self.images],
+            "force": self.force,
+            "resend": self.resend,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BatchMessage:

@@ -181,3 +181,27 @@ def test_a_changed_file_is_stored_under_the_hash_of_what_was_analysed(sessions) 
         # Reuse follows what was analysed: the old content of `a` has no stored result.
         assert submitted[ids[0]] not in reusable(s, [submitted[ids[0]], new], KEY)
         assert reusable(s, [new], KEY)[new].id == ids[0]
+
+
+def test_staged_date_times_are_stored_as_the_column_stores_them() -> None:
+    """The stage formats SQLite date-times itself (a third of the bind processor's time):
+    it must write exactly what the DateTime column writes, or the (path, size, mtime)
+    look-up of an unchanged file would never match."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    from db.jobs import datetime_param
+
+    dialect = sqlite.dialect()
+    column = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    fast = datetime_param(dialect)
+    assert column is not None and fast is not None
+    for moment in (
+        datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=timezone.utc),
+        datetime(1999, 1, 1, tzinfo=timezone.utc),
+        datetime.fromtimestamp(1_700_000_000.25, timezone(timedelta(hours=2))),
+        datetime(2024, 5, 6, 7, 8, 9, 10),
+    ):
+        assert fast(moment) == column(moment)

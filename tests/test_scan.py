@@ -78,3 +78,37 @@ def test_single_file_root_and_duplicates_hash_equal(tmp_path: Path) -> None:
 )
 def test_sniff(head: bytes, expected: bool) -> None:
     assert sniff_image(head) is expected
+
+
+def test_ahead_keeps_order_passes_errors_and_stops_its_producer() -> None:
+    import threading
+
+    from emotion_batch.ahead import ahead
+
+    assert list(ahead(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield from (1, 2)
+        raise ValueError("walk failed")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="walk failed"):
+        for item in ahead(failing()):
+            got.append(item)
+    assert got == [1, 2]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+        finally:
+            closed.set()  # the producer's `finally` (a hashing pool's shutdown) runs
+
+    stream = ahead(endless(), depth=3)
+    assert [next(stream), next(stream)] == [1, 2]
+    stream.close()  # the consumer stops early (an error or Ctrl-C in registration)
+    assert closed.is_set() and not any(t.name == "ahead" for t in threading.enumerate())
