@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from db.results import ResultKey
 
 INSERT_CHUNK = 500
+WAL_CHECKPOINT_PAGES = 40_000  # SQLite pages (4 KiB): about 160 MiB of log between copies
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 def create_job(
@@ -198,6 +200,14 @@ def _fill(session: Session, table: Table, rows: list[tuple]) -> None:
         # The stage lives in memory, not in a temporary file written and read back for
         # every chunk (once per connection: changing it drops temporary tables).
         connection.exec_driver_sql("PRAGMA temp_store = MEMORY")
+        # A registering connection copies the write-ahead log into the database every
+        # WAL_CHECKPOINT_PAGES pages instead of every 1,000: a chunk's inserts dirty pages
+        # all over the two content-hash indexes, so the default copied (and synced) the
+        # log after every commit (100,000 files into a job of a million: 17.2 -> 14.6 s
+        # at 10,000 pages, 11.9 s at 40,000); the log file is cut back to WAL_SIZE_LIMIT
+        # once copied.
+        connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        connection.exec_driver_sql(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         connection.info["staging"] = True
     session.execute(CreateTable(table, if_not_exists=True))
     session.execute(delete(table))

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Queue
 
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,6 +49,7 @@ CHUNK = 1000  # files read (new or changed) registered per transaction
 # analysed before, no queueing: up to this many times CHUNK of them share a transaction,
 # which makes an unchanged re-run a few large set-based writes instead of many small ones.
 UNCHANGED_PER_CHUNK = 20
+OUTBOX_CHUNKS = 4  # chunks of batches handed to the publishing thread, at most, not yet sent
 
 
 @dataclass
@@ -87,7 +90,14 @@ def check_batch_size(batch_size: int) -> int:
 
 
 class Enqueuer:
-    """Sends a job's pending images as full batches as they come, the rest on `flush`."""
+    """Sends a job's pending images as full batches as they come, the rest on `flush`.
+
+    With `background`, a thread of its own publishes them (in order, on one broker
+    connection) while the caller registers the next chunk: publishing is mostly waiting
+    for Redis and Celery's message building, which then overlaps the database's work.
+    `flush` waits until everything handed over is on the queue and raises a publishing
+    error; `close` (always, also after an error or Ctrl-C) sends what was handed over
+    and ends the thread."""
 
     def __init__(
         self,
@@ -97,25 +107,78 @@ class Enqueuer:
         batch_size: int,
         on_batch: Callable[[int], None] | None = None,
         resend: int = 0,
+        background: bool = False,
     ) -> None:
         self.client, self.job, self.queue, self.batch_size = client, job, queue, batch_size
         self.on_batch, self.resend = on_batch, resend
         self.buffer: list[ImageRef] = []
         self.batches = self.queued = 0
+        self._outbox: Queue[list[list[ImageRef]] | None] = Queue(maxsize=OUTBOX_CHUNKS)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._publish, name="enqueue", daemon=True)
+            self._thread.start()
 
     def add(self, refs: Iterable[ImageRef]) -> None:
         self.buffer.extend(refs)
         if len(self.buffer) < self.batch_size:
             return
-        with self.client.producer_or_acquire() as producer:  # one connection for the chunk's batches
-            while len(self.buffer) >= self.batch_size:
-                self._send(self.buffer[: self.batch_size], producer)
-                del self.buffer[: self.batch_size]
+        size = self.batch_size
+        full = len(self.buffer) - len(self.buffer) % size
+        batches = [self.buffer[i : i + size] for i in range(0, full, size)]
+        del self.buffer[:full]
+        self._dispatch(batches)
 
     def flush(self) -> None:
         if self.buffer:
-            self._send(self.buffer)
+            self._dispatch([self.buffer])
             self.buffer = []
+        if self._thread is not None:
+            self._outbox.join()
+        self._raise()
+
+    def close(self) -> None:
+        """End the publishing thread once it has sent what it was given."""
+        if self._thread is not None:
+            self._outbox.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _dispatch(self, batches: list[list[ImageRef]]) -> None:
+        self._raise()
+        if self._thread is None:
+            with self.client.producer_or_acquire() as producer:  # one connection for the chunk's batches
+                for refs in batches:
+                    self._send(refs, producer)
+            return
+        self._outbox.put(batches)
+
+    def _publish(self) -> None:
+        try:
+            with self.client.producer_or_acquire() as producer:
+                self._drain(producer)
+        except BaseException as exc:  # noqa: BLE001 (raised in the caller's thread)
+            self._error = self._error or exc
+            self._drain(None)  # take what still comes (sending nothing) so flush and close return
+
+    def _drain(self, producer: object) -> None:
+        while True:
+            batches = self._outbox.get()
+            try:
+                if batches is None:
+                    return
+                if self._error is None and producer is not None:
+                    for refs in batches:
+                        self._send(refs, producer)
+            except BaseException as exc:  # noqa: BLE001 (raised in the caller's thread)
+                self._error = exc
+            finally:
+                self._outbox.task_done()
 
     def _send(self, refs: list[ImageRef], producer: object = None) -> None:
         # A batch is numbered by its first image's id: deterministic, and never shared by
@@ -263,11 +326,14 @@ def submit(
         on_job(job.id)
     problems = ScanProblems([], [])
     progress = SubmitProgress()
-    sender = Enqueuer(client, job, queue, batch_size, on_batch=on_batch)
+    sender = Enqueuer(client, job, queue, batch_size, on_batch=on_batch, background=True)
     max_bytes = settings.max_file_bytes if settings else None
     reuse = reuse_key(backend, settings, force)
     files = _scan_stream(sessions, [Path(p) for p in paths], problems, rehash, max_bytes, reuse)
-    video_files = _stream_register(sessions, job, files, sender, reuse, progress, chunk, on_scan, on_progress)
+    try:
+        video_files = _stream_register(sessions, job, files, sender, reuse, progress, chunk, on_scan, on_progress)
+    finally:
+        sender.close()
     videos = submit_videos(
         sessions,
         client,
@@ -326,36 +392,39 @@ def resume_job(
     size = check_batch_size(job.batch_size)
     # Tagged sends: a resumed batch must not share its task id with a copy in flight, or
     # it would take over that copy's leases and count a second attempt on busy images.
-    sender = Enqueuer(client, job, queue, size, on_batch, resend=int(time.time() * 1000))
-    for refs in pending_pages(sessions, job_id):
-        sender.add(refs)
-    sender.flush()
-    segments = resume_segments(sessions, client, job_id, job.backend, size, job.force, queue)
-    resumed = Resumed(sender.batches + segments, sender.queued)
-    if not job.scan_complete:
-        progress = SubmitProgress()
-        roots = [Path(p) for p in json.loads(job.roots)]
-        max_bytes = settings.max_file_bytes if settings else None
-        reuse = reuse_key(job.backend, settings, job.force)
-        files = _scan_stream(sessions, roots, resumed.problems, False, max_bytes, reuse, skip=job.scanned)
-        _stream_register(sessions, job, files, sender, reuse, progress, chunk, None, on_progress)
-        # videos of the part walked before the interruption were not registered yet: all of them now
-        segments += submit_videos(
-            sessions,
-            client,
-            job_id,
-            roots,
-            backend=job.backend,
-            batch_size=size,
-            force=job.force,
-            queue=queue,
-            options=VideoOptions.from_settings(settings or get_settings()),
-        ).segments
-        with sessions() as session:
-            finish_scan(session, job_id)
-        resumed.scan = progress
-        resumed.batches = sender.batches + segments
-    return resumed
+    sender = Enqueuer(client, job, queue, size, on_batch, resend=int(time.time() * 1000), background=True)
+    try:
+        for refs in pending_pages(sessions, job_id):
+            sender.add(refs)
+        sender.flush()
+        segments = resume_segments(sessions, client, job_id, job.backend, size, job.force, queue)
+        resumed = Resumed(sender.batches + segments, sender.queued)
+        if not job.scan_complete:
+            progress = SubmitProgress()
+            roots = [Path(p) for p in json.loads(job.roots)]
+            max_bytes = settings.max_file_bytes if settings else None
+            reuse = reuse_key(job.backend, settings, job.force)
+            files = _scan_stream(sessions, roots, resumed.problems, False, max_bytes, reuse, skip=job.scanned)
+            _stream_register(sessions, job, files, sender, reuse, progress, chunk, None, on_progress)
+            # videos of the part walked before the interruption were not registered yet: all of them now
+            segments += submit_videos(
+                sessions,
+                client,
+                job_id,
+                roots,
+                backend=job.backend,
+                batch_size=size,
+                force=job.force,
+                queue=queue,
+                options=VideoOptions.from_settings(settings or get_settings()),
+            ).segments
+            with sessions() as session:
+                finish_scan(session, job_id)
+            resumed.scan = progress
+            resumed.batches = sender.batches + segments
+        return resumed
+    finally:
+        sender.close()
 
 
 def resume(sessions: sessionmaker[Session], client: Celery, job_id: int, queue: str) -> int:

@@ -471,3 +471,39 @@ def test_shared_rows_count_for_duplicates_resume_and_the_changed_file_check(
         store_results(session, {own[0].id: result}, key, submitted={own[0].id: own[0].sha256})
     row = _rows(sessions, job.id)[0]
     assert row.status == "failed" and f"image {twin.id} of this job" in row.error
+
+
+def test_publishing_thread_keeps_order_and_reports_a_lost_broker(redis_server, queue) -> None:
+    from db.schema import Job as JobRow
+    from emotion_batch.messages import ImageRef
+    from producer.submit import Enqueuer
+
+    settings = Settings(_env_file=None)
+    job = JobRow(id=7, backend="cnn", force=False)
+    sender = Enqueuer(make_client(settings, redis_server.url), job, queue, 4, background=True)
+    try:
+        for start in range(0, 40, 10):
+            sender.add(ImageRef(i, f"/p/{i}.jpg") for i in range(start, start + 10))
+        sender.flush()
+    finally:
+        sender.close()
+    assert sender.batches == 10 and sender.queued == 40
+    newest_first = [i for first in range(36, -1, -4) for i in range(first, first + 4)]  # LPUSH
+    assert queued_ids(redis_server.url, queue) == newest_first
+
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    client = make_client(settings, dead)
+    client.conf.broker_connection_max_retries = 0
+    client.conf.broker_transport_options = {"max_retries": 0}
+    lost = Enqueuer(client, job, queue, 4, background=True)
+    try:
+        lost.add(ImageRef(i, f"/p/{i}.jpg") for i in range(8))
+        with pytest.raises(Exception):  # noqa: B017 (kombu's or redis's connection error)
+            lost.flush()
+    finally:
+        lost.close()
+    assert lost.batches == 0
