@@ -383,9 +383,11 @@ def _find_sources(session: Session, reuse: ResultKey) -> None:
     session.execute(update(_STAGE).where(_STAGE.c.error.is_(None), _STAGE.c.shared.is_(None)).values(source=earliest))
 
 
-def _insert_staged(session: Session, job_id: int) -> None:
+def _insert_staged(session: Session, job_id: int) -> list[tuple[int, str, str, int | None]]:
     """One INSERT ... SELECT of the staged files as the job's images: failed at scan time
-    with their error, finished with the reused result (`reused_from`), or pending."""
+    with their error, finished with the reused result (`reused_from`), or pending; return
+    (id, path, status, reused_from) of each new row in walk order (RETURNING: no second
+    look-up of the rows just written)."""
     images, stage = cast(Table, Image.__table__), _STAGE.c
     source = images.alias("source")
     now = utcnow()
@@ -417,7 +419,9 @@ def _insert_staged(session: Session, job_id: int) -> None:
         .where(stage.shared.is_(None))
         .order_by(stage.seq)
     )
-    session.execute(insert(images).from_select(list(columns), rows))
+    statement = insert(images).from_select(list(columns), rows)
+    written = session.execute(statement.returning(images.c.id, images.c.path, images.c.status, images.c.reused_from))
+    return sorted(tuple(row) for row in written)  # ids follow the walk order (ORDER BY seq)
 
 
 def _share_staged(session: Session, job_id: int) -> int:
@@ -479,19 +483,13 @@ def register_chunk(
         reused = _share_staged(session, job_id)
         if reuse:
             _find_sources(session, reuse)
-        _insert_staged(session, job_id)
-        stage, images = _STAGE.c, cast(Table, Image.__table__).c
-        # The staged rows neither failed nor reused are the new pending images. Driven by
-        # the stage (a correlated look-up on the job's unique (job_id, sha256)): a join
-        # may be planned from the job's pending images instead, a scan growing with the job.
-        new_id = select(images.id).where(images.job_id == job_id, images.sha256 == stage.sha256).scalar_subquery()
-        fresh = (stage.source.is_(None), stage.error.is_(None), stage.shared.is_(None))
-        pending = [
-            ImageRef(i, path)
-            for i, path in session.execute(select(new_id, stage.path).where(*fresh).order_by(stage.seq))
-        ]
-        sources, failed = session.execute(select(func.count(stage.source), func.count(stage.error))).one()
-        reused += sources
+        for image_id, path, status, source in _insert_staged(session, job_id):
+            if source is not None:
+                reused += 1
+            elif status == ImageStatus.PENDING.value:
+                pending.append(ImageRef(image_id, path))
+            elif status == ImageStatus.FAILED.value:
+                failed += 1
     session.execute(
         update(Job)
         .where(Job.id == job_id)
