@@ -156,6 +156,16 @@ def mark_analysed(database_url: str, job_id: int, key) -> float:  # noqa: ANN001
         ).where(Image.job_id == job_id, Image.status == "done")
         session.execute(insert(Face).from_select(columns, source))
         session.commit()
+    if database_url.startswith("sqlite"):
+        # Workers commit small batches and keep the write-ahead log checkpointed as they
+        # go; this stand-in writes a million results in one transaction and, with its
+        # connection kept open, left them all in the log for the next writer (the second
+        # submit) to copy into the database inside its measured time (bench/RESULTS.md).
+        from db.session import make_engine
+
+        with make_engine(database_url).connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        make_engine(database_url).dispose()
     return time.monotonic() - started
 
 
