@@ -159,19 +159,22 @@ class Enqueuer:
         self._outbox.put(batches)
 
     def _publish(self) -> None:
+        ended = False
         try:
             with self.client.producer_or_acquire() as producer:
-                self._drain(producer)
+                ended = self._drain(producer)
         except BaseException as exc:  # noqa: BLE001 (raised in the caller's thread)
             self._error = self._error or exc
-            self._drain(None)  # take what still comes (sending nothing) so flush and close return
+            if not ended:
+                self._drain(None)  # take what still comes (sending nothing) so flush and close return
 
-    def _drain(self, producer: object) -> None:
+    def _drain(self, producer: object) -> bool:
+        """Publish what comes until `close`'s end mark; True once it came."""
         while True:
             batches = self._outbox.get()
             try:
                 if batches is None:
-                    return
+                    return True
                 if self._error is None and producer is not None:
                     for refs in batches:
                         self._send(refs, producer)
