@@ -28,6 +28,7 @@ import numpy as np
 
 from models import data
 from models.architecture import build_ensemble, count_macs
+from models.evaluate import predict_batched
 from models.runtime import DEFAULT_MODEL, export_tflite, load_classifier_fn, load_keras, served_flip_tta
 from models.sidecar import read_sidecar, sha256_of, write_sidecar
 
@@ -95,10 +96,9 @@ def check_same_split(members: list[Member]) -> dict:
     return splits[0]
 
 
-def accuracy(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
+def accuracy(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
     """Share of faces whose most probable class is the label."""
-    probs = np.concatenate([predict(x[i : i + batch]) for i in range(0, len(x), batch)])
-    return float((probs.argmax(axis=1) == y).mean())
+    return float((predict_batched(predict, x).argmax(axis=1) == y).mean())
 
 
 def served_accuracy(model_path: Path, x: np.ndarray, y: np.ndarray) -> float:
