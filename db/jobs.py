@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
@@ -189,8 +190,11 @@ def _time_param(session: Session) -> Callable[[datetime | None], Any]:
 
 def _fill(session: Session, table: Table, rows: list[tuple]) -> None:
     """Empty the temporary `table` (created on first use in this connection) and insert
-    `rows` (tuples in column order, date-times already through `_time_param`) with one
-    executemany straight to the driver: no per-row work in SQLAlchemy."""
+    `rows` (tuples in column order, date-times already through `_time_param`) straight to
+    the driver: no per-row work in SQLAlchemy. On SQLite as multi-row INSERTs, not an
+    executemany: the driver lets go of the interpreter lock at every statement step, and
+    an executemany steps once per row; with the walking and hashing threads waiting for
+    the lock, taking it back a thousand times per chunk cost more than the insert."""
     connection = session.connection()
     dialect = connection.dialect
     if dialect.name == "postgresql":
@@ -204,9 +208,9 @@ def _fill(session: Session, table: Table, rows: list[tuple]) -> None:
         connection.exec_driver_sql("PRAGMA temp_store = MEMORY")
         # A registering connection copies the write-ahead log into the database every
         # WAL_CHECKPOINT_PAGES pages instead of every 1,000: a chunk's inserts dirty pages
-        # all over the two content-hash indexes, so the default copied (and synced) the
-        # log after every commit (100,000 files into a job of a million: 17.2 -> 14.6 s
-        # at 10,000 pages, 11.9 s at 40,000); the log file is cut back to WAL_SIZE_LIMIT
+        # all over the content-hash index, so the default copied (and synced) the log
+        # after every commit (100,000 files into a job of a million: 17.2 -> 14.6 s at
+        # 10,000 pages, 11.9 s at 40,000); the log file is cut back to WAL_SIZE_LIMIT
         # once copied.
         connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         connection.exec_driver_sql(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
@@ -217,8 +221,29 @@ def _fill(session: Session, table: Table, rows: list[tuple]) -> None:
         return
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     names = ", ".join(c.name for c in table.columns)
-    marks = ", ".join([mark] * len(table.columns))
-    connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+    row = f"({', '.join([mark] * len(table.columns))})"
+    if dialect.name != "sqlite":
+        connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES {row}", rows)
+        return
+    per = _rows_per_insert(connection.connection.dbapi_connection, len(table.columns))
+    for start in range(0, len(rows), per):
+        part = rows[start : start + per]
+        values = tuple(chain.from_iterable(part))  # a tuple: one statement, not many
+        connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES {', '.join([row] * len(part))}", values)
+
+
+ROWS_PER_INSERT = 1000  # rows of one multi-row INSERT into a stage (SQLite)
+
+
+def _rows_per_insert(dbapi_connection: Any, columns: int) -> int:
+    """Rows of `columns` values one SQLite statement can bind (its variable limit: 32,766
+    since SQLite 3.32, 999 before), at most ROWS_PER_INSERT."""
+    import sqlite3
+
+    which = getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", None)  # Python 3.11+
+    getlimit = getattr(dbapi_connection, "getlimit", None)
+    limit = getlimit(which) if which is not None and getlimit is not None else 999
+    return max(1, min(ROWS_PER_INSERT, limit // columns))
 
 
 def known_hashes(
@@ -232,15 +257,19 @@ def known_hashes(
     (`job_images`), else None. Images failed at scan time (never delivered) carry a path
     key, not a hash, and an image found changed by its worker (`submitted_sha256`) a hash
     of other bytes than the ones stat'ed: both skipped. Compared in the database (one
-    correlated look-up per file on the path index), not row by row here."""
+    look-up per file on the path index), not row by row here."""
     if not found:
         return {}
     when = _time_param(session)
     _fill(session, _FOUND, [(seq, to_db(c.path), c.size, when(c.mtime)) for seq, c in enumerate(found)])
-    sql = _KNOWN_SQL.get((session.connection().dialect.name, reuse))
+    dialect = session.connection().dialect.name
+    sql = _KNOWN_SQL.get((dialect, reuse))
     if sql is None:
-        sql = _KNOWN_SQL[(session.connection().dialect.name, reuse)] = _known_sql(session, reuse)
-    return {found[seq].path: (sha256, shared) for seq, sha256, shared in _driver_rows(session, sql)}
+        sql = _KNOWN_SQL[(dialect, reuse)] = _known_sql(session, reuse)
+    known: dict[str, tuple[str, int | None]] = {}
+    for seq, sha256, shared in _driver_rows(session, sql):  # the preferred match of a file first
+        known.setdefault(found[seq].path, (sha256, shared))
+    return known
 
 
 # The look-up's SQL per (dialect, result key), compiled once: it runs every 2,000 files.
@@ -248,7 +277,9 @@ _KNOWN_SQL: dict[tuple[str, ResultKey | None], str] = {}
 
 
 def _known_sql(session: Session, reuse: ResultKey | None) -> str:
-    """(seq, sha256, shared) of each staged file that matches an earlier image."""
+    """(seq, sha256, shared) of the earlier images that match a staged file, by seq, the
+    preferred one of each file first: the earliest image that can be shared, else the
+    earliest."""
     staged = _FOUND.c
     images = cast(Table, Image.__table__)
     same_file = (
@@ -258,19 +289,30 @@ def _known_sql(session: Session, reuse: ResultKey | None) -> str:
         ~((images.c.status == ImageStatus.FAILED.value) & (images.c.attempts == 0)),
         images.c.submitted_sha256.is_(None),
     )
-    match: ColumnElement = select(func.min(images.c.id)).where(*same_file).scalar_subquery()
     shareable: ColumnElement = literal(False)
     if reuse is not None:
         from db.results import reusable_filter  # the worker's rule (imports the pipeline: only when reusing)
 
         shareable = and_(*reusable_filter(images.c, reuse)[:-1])  # all but "an original"
-        # the earliest image that can be shared, else any (coalesce stops at the first)
-        match = func.coalesce(select(func.min(images.c.id)).where(*same_file, shareable).scalar_subquery(), match)
-    matches = select(staged.seq.label("seq"), match.label("match")).subquery()
-    query = select(matches.c.seq, images.c.sha256, case((shareable, images.c.id), else_=None)).join(
-        images, images.c.id == matches.c.match
-    )
-    return str(query.compile(dialect=session.connection().dialect, compile_kwargs={"literal_binds": True}))
+    dialect = session.connection().dialect
+    shared = case((shareable, images.c.id), else_=None)
+    if dialect.name == "sqlite":
+        # One probe of the path index per staged file (SQLite drives a join from the
+        # small stage); every match comes back, the preferred one first.
+        query = (
+            select(staged.seq, images.c.sha256, shared)
+            .select_from(_FOUND.join(images, and_(*same_file)))
+            .order_by(staged.seq, case((shareable, 0), else_=1), images.c.id)
+        )
+    else:
+        # PostgreSQL has no statistics on a temporary table and planned a join as a scan
+        # of all images: correlated look-ups, driven by the stage whatever it guesses.
+        match: ColumnElement = select(func.min(images.c.id)).where(*same_file).scalar_subquery()
+        if reuse is not None:  # the earliest image that can be shared, else any (coalesce stops at the first)
+            match = func.coalesce(select(func.min(images.c.id)).where(*same_file, shareable).scalar_subquery(), match)
+        matches = select(staged.seq.label("seq"), match.label("match")).subquery()
+        query = select(matches.c.seq, images.c.sha256, shared).join(images, images.c.id == matches.c.match)
+    return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
 def _driver_rows(session: Session, sql: str) -> list[tuple]:
@@ -333,30 +375,24 @@ def _stage(session: Session, job_id: int, files: Sequence[ScannedFile]) -> int:
         first.setdefault(scanned_file.sha256, scanned_file)
     duplicates = len(files) - len(first)
     when = _time_param(session)
+    staged = list(first.values())
     _fill(
         session,
         _STAGE,
         [
-            # a shared file's row is not written: its date-time need not be converted
-            (
-                seq,
-                to_db(f.path),
-                to_db(f.folder),
-                sha256,
-                f.size,
-                None if f.shared else when(f.mtime),
-                f.error,
-                None,
-                f.shared,
-            )
-            for seq, (sha256, f) in enumerate(first.items())
+            # a shared file's row is not written (only its content and image are read):
+            # its path, folder and date-time need not be converted
+            (seq, "", "", f.sha256, 0, None, None, None, f.shared)
+            if f.shared
+            else (seq, to_db(f.path), to_db(f.folder), f.sha256, f.size, when(f.mtime), f.error, None, None)
+            for seq, f in enumerate(staged)
         ],
     )
     if not first:
         return duplicates
     stage, earlier = _STAGE.c, cast(Table, Image.__table__).alias("earlier")
-    # First which contents are in the job at all, from the indexes alone (the job's own
-    # (job_id, sha256); a shared image's id from the sha256 index, then job_images' key):
+    # First which contents are in the job at all, from the index alone (the job's own
+    # (sha256, job_id); a shared image's id from the same index, then job_images' key):
     # no image row is read for the many that are not. Their paths only for the few that are.
     own = exists().where(earlier.c.job_id == job_id, earlier.c.sha256 == stage.sha256)
     # nested, so that it is driven by the content's index (a join was planned from the
@@ -374,10 +410,7 @@ def _stage(session: Session, job_id: int, files: Sequence[ScannedFile]) -> int:
         )
         known = _looked_up(session, stage.seq, in_job, stage.seq.in_(hits))
     if known:
-        paths = dict(
-            session.execute(select(stage.seq, stage.path).where(stage.seq.in_([seq for seq, _ in known]))).all()
-        )
-        duplicates += sum(1 for seq, existing in known if paths[seq] != existing)
+        duplicates += sum(1 for seq, existing in known if to_db(staged[seq].path) != existing)
         session.execute(delete(_STAGE).where(stage.seq.in_([seq for seq, _ in known])))
     return duplicates
 

@@ -81,18 +81,19 @@ class Image(Base):
 
     __tablename__ = "images"
     __table_args__ = (
-        UniqueConstraint("job_id", "sha256", name="uq_images_job_sha256"),
+        # every content look-up is led by the hash: one index for all (migration 0009)
+        UniqueConstraint("sha256", "job_id", name="uq_images_sha256_job"),
         Index("ix_images_job_processed", "job_id", "processed_at"),
         Index("ix_images_job_status", "job_id", "status", "id"),  # resume's pages, first failures
         Index("ix_images_path", "path"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # job_id is the first column of uq_images_job_sha256 and ix_images_job_processed: no index of its own
+    # job_id is the first column of ix_images_job_processed and ix_images_job_status: no index of its own
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     path: Mapped[str] = mapped_column(Text)
     folder: Mapped[str] = mapped_column(Text, index=True)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)  # of the content analysed
+    sha256: Mapped[str] = mapped_column(String(64))  # of the content analysed (indexed by uq_images_sha256_job)
     # The hash at submit, kept when the worker found the file changed since (else NULL).
     submitted_sha256: Mapped[str | None] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)

@@ -112,3 +112,32 @@ def test_ahead_keeps_order_passes_errors_and_stops_its_producer() -> None:
     assert [next(stream), next(stream)] == [1, 2]
     stream.close()  # the consumer stops early (an error or Ctrl-C in registration)
     assert closed.is_set() and not any(t.name == "ahead" for t in threading.enumerate())
+
+
+def test_small_files_hash_in_one_thread_large_ones_in_the_pool(tmp_path: Path, monkeypatch) -> None:
+    """A task of small files goes to the single small-file thread (per-file system calls
+    only contend for the interpreter lock), one of at least POOL_TASK_BYTES to the pool;
+    either way every hash is right and the order is the walk's."""
+    import threading
+
+    from emotion_batch import scan as scanning
+
+    big = scanning.POOL_TASK_BYTES // 2 + 1
+    contents = {f"a{i}.jpg": b"\xff\xd8\xff" + os.urandom(100) for i in range(4)}
+    contents |= {f"b{i}.jpg": b"\xff\xd8\xff" + os.urandom(big) for i in range(4)}
+    for name, data in contents.items():
+        (tmp_path / name).write_bytes(data)
+    threads: dict[str, str] = {}
+    original = scanning.hash_candidate
+
+    def recording(candidate):  # noqa: ANN001, ANN202
+        threads[os.path.basename(candidate.path)] = threading.current_thread().name
+        return original(candidate)
+
+    monkeypatch.setattr(scanning, "hash_candidate", recording)
+    found = scanning.candidates([tmp_path], scanning.ScanProblems([], []))
+    hashed = list(scanning.hash_stream(found, per_task=2))
+    assert [os.path.basename(f.path) for f in hashed] == sorted(contents)
+    assert all(f.sha256 == hashlib.sha256(contents[os.path.basename(f.path)]).hexdigest() for f in hashed)
+    assert {threads[n] for n in contents if n.startswith("a")} == {"hash-small_0"}
+    assert all(threads[n].startswith("hash_") for n in contents if n.startswith("b"))

@@ -296,21 +296,25 @@ def test_size_checked_before_hashing_and_odd_names_kept(sessions, database_url, 
     assert from_db(stored) == odd and Path(from_db(stored)).read_bytes()[:2] == b"\xff\xd8"
 
 
-def test_unchanged_files_share_larger_transactions() -> None:
-    """Files read close a chunk at `chunk`; files whose hash was reused (an unchanged
-    re-run) fill up to `chunk * UNCHANGED_PER_CHUNK` before the commit."""
+def test_files_not_read_share_larger_transactions() -> None:
+    """Files read close a chunk at `chunk`; files whose hash was reused and that become new
+    rows (a re-run under another model) at 5 x `chunk`; files shared as they are (an
+    unchanged re-run) at 20 x `chunk`; a mix in proportion."""
     from emotion_batch.scan import ScannedFile
-    from producer.submit import UNCHANGED_PER_CHUNK, _chunks
+    from producer.submit import READ_UNITS, REUSED_UNITS, SHARED_UNITS, _chunks
 
-    def files(read: bool, n: int) -> list[ScannedFile]:
-        return [ScannedFile(f"/p/{read}{i}.jpg", "/p", f"{read}{i}", 1, None, read=read) for i in range(n)]
+    assert (READ_UNITS // REUSED_UNITS, READ_UNITS // SHARED_UNITS) == (5, 20)
 
-    big = 4 * UNCHANGED_PER_CHUNK
-    stream = files(True, 9) + files(False, big + 3) + files(True, 5)
+    def files(n: int, read: bool, shared: int | None = None) -> list[ScannedFile]:
+        return [
+            ScannedFile(f"/p/{i}.jpg", "/p", f"{read}{shared}{i}", 1, None, read=read, shared=shared) for i in range(n)
+        ]
+
+    stream = files(9, True) + files(30, False) + files(100, False, shared=7) + files(2, True)
     sizes = [len(c) for c in _chunks(iter(stream), 4)]
-    # 4 read, 4 read, 1 read + unchanged up to the larger limit, the 4 unchanged left + 4
-    # read (the 4th read closes it), the last read one
-    assert sizes == [4, 4, big, 8, 1]
+    # 4 read, 4 read, 1 read + 15 reused (20 + 60 units), 15 reused + 20 shared, 80 shared,
+    # the last 2 read
+    assert sizes == [4, 4, 16, 35, 80, 2]
 
 
 def _members(sessions, job_id: int) -> list[Image]:
