@@ -50,6 +50,7 @@ class Step:
     files: int | None = None
     exit_code: int = 0
     cpu_s: float = 0.0  # the child's user + system CPU time: what it costs, whatever the load
+    written_mb: float | None = None  # bytes the child caused to be written to storage (/proc/PID/io)
 
     @property
     def files_per_s(self) -> float | None:
@@ -67,10 +68,29 @@ def _watch_queue(redis_url: str, queue: str, started: float, stop: threading.Eve
         time.sleep(0.05)
 
 
+def _written_bytes(pid: int) -> int | None:
+    """Bytes an exited, not yet reaped child caused to be written to storage (Linux
+    `/proc/PID/io`): its storage traffic (SQLite's log and checkpoints), the part of a
+    submit that other machines' load on a shared disk slows most."""
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    try:
+        with open(f"/proc/{pid}/io") as io:
+            return next((int(line.split()[1]) for line in io if line.startswith("write_bytes:")), None)
+    except OSError:
+        return None
+
+
 def run_step(
-    name: str, args: list[str], env: dict[str, str], redis_url: str, queue: str, files: int | None = None
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    redis_url: str,
+    queue: str,
+    files: int | None = None,
+    cwd: Path = REPO_ROOT,
 ) -> Step:
-    """Run `producer ARGS` as a child; its wall time, peak RSS, first batch on the queue."""
+    """Run `producer ARGS` as a child (of the checkout at `cwd`); its wall time, CPU time,
+    peak RSS, bytes written and when the first batch was on the queue."""
     import redis
 
     redis.Redis.from_url(redis_url).delete(queue)
@@ -82,10 +102,11 @@ def run_step(
     process = subprocess.Popen(
         [sys.executable, "-m", "producer.cli", *args],
         env=env,
-        cwd=REPO_ROOT,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    written = _written_bytes(process.pid)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.monotonic() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -103,6 +124,7 @@ def run_step(
         files,
         process.returncode,
         usage.ru_utime + usage.ru_stime,
+        written / 1e6 if written is not None else None,
     )
 
 
@@ -193,12 +215,13 @@ def _db_mb(database_url: str) -> float | None:
 
 def _table(steps: list[Step], title: str) -> Table:
     table = Table(title=title)
-    for col in ("step", "seconds", "files/s", "CPU s", "peak RSS MB", "first batch s"):
+    for col in ("step", "seconds", "files/s", "CPU s", "peak RSS MB", "first batch s", "written MB"):
         table.add_column(col, justify="left" if col == "step" else "right")
     for s in steps:
         rate = f"{s.files_per_s:,.0f}" if s.files_per_s else "-"
         first = f"{s.first_batch_s:.2f}" if s.first_batch_s is not None else "none"
-        table.add_row(s.name, f"{s.seconds:.1f}", rate, f"{s.cpu_s:.1f}", f"{s.peak_mb:.0f}", first)
+        written = f"{s.written_mb:,.0f}" if s.written_mb is not None else "-"
+        table.add_row(s.name, f"{s.seconds:.1f}", rate, f"{s.cpu_s:.1f}", f"{s.peak_mb:.0f}", first, written)
     return table
 
 
