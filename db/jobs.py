@@ -383,7 +383,7 @@ def _stage(session: Session, job_id: int, files: Sequence[ScannedFile]) -> int:
             # a shared file's row is not written (only its content and image are read):
             # its path, folder and date-time need not be converted
             (seq, "", "", f.sha256, 0, None, None, None, f.shared)
-            if f.shared
+            if f.shared is not None
             else (seq, to_db(f.path), to_db(f.folder), f.sha256, f.size, when(f.mtime), f.error, None, None)
             for seq, f in enumerate(staged)
         ],

@@ -51,7 +51,7 @@ CHUNK = 1000  # files read (new or changed) registered per transaction
 # key: no new row, nothing queued) up to 20 x CHUNK, which makes an unchanged re-run a few
 # large set-based writes instead of many small ones. Measured on a re-run of a million
 # files under another detector (every file a new row, queued): at 20 x CHUNK 55.9 s and a
-# peak of 447 MB; at 5 x CHUNK 66.7 s and 268 MB; at 1 x CHUNK 89.9 s and 178 MB.
+# peak of 447 MB; at 5 x CHUNK 66.7-71.8 s and 268-273 MB; at 1 x CHUNK 89.9 s and 178 MB.
 # A chunk holds CHUNK * READ_UNITS units: a file read costs READ_UNITS, one whose hash is
 # reused REUSED_UNITS, one shared SHARED_UNITS.
 READ_UNITS, REUSED_UNITS, SHARED_UNITS = 20, 4, 1
@@ -241,7 +241,7 @@ def _chunks(files: Iterator[ScannedFile], size: int) -> Iterator[list[ScannedFil
     units, full = 0, size * READ_UNITS
     for scanned in files:
         chunk.append(scanned)
-        units += READ_UNITS if scanned.read else SHARED_UNITS if scanned.shared else REUSED_UNITS
+        units += READ_UNITS if scanned.read else REUSED_UNITS if scanned.shared is None else SHARED_UNITS
         if units >= full:
             yield chunk
             chunk, units = [], 0
