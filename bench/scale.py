@@ -213,10 +213,11 @@ def _db_mb(database_url: str) -> float | None:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
 
 
-def _table(steps: list[Step], title: str) -> Table:
+def steps_table(steps: list[Step], title: str, label: str = "step") -> Table:
+    """One row per step (`label` heads the column of their names)."""
     table = Table(title=title)
-    for col in ("step", "seconds", "files/s", "CPU s", "peak RSS MB", "first batch s", "written MB"):
-        table.add_column(col, justify="left" if col == "step" else "right")
+    for col in (label, "seconds", "files/s", "CPU s", "peak RSS MB", "first batch s", "written MB"):
+        table.add_column(col, justify="left" if col == label else "right")
     for s in steps:
         rate = f"{s.files_per_s:,.0f}" if s.files_per_s else "-"
         first = f"{s.first_batch_s:.2f}" if s.first_batch_s is not None else "none"
@@ -281,7 +282,7 @@ def main(
         )
     load = os.getloadavg()[0]
     title = f"{count:,} files, {platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} at the end"
-    console.print(_table(steps, title))
+    console.print(steps_table(steps, title))
     first, second = steps[0], steps[2]
     console.print(f"status query (in process, median of 5): {status_ms:.1f} ms")
     console.print(

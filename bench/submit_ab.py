@@ -14,15 +14,15 @@ order of the checkouts flips every round.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import tempfile
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-from bench.scale import Step, run_step
+from bench.scale import Step, run_step, steps_table
 from emotion_batch.config import REPO_ROOT
 
 console = Console()
@@ -55,9 +55,7 @@ def main(folder: Path, checkouts: tuple[Path, ...], rounds: int, work: Path | No
     count = sum(sum(n.endswith(".jpg") for n in names) for _, _, names in os.walk(folder))
     trees = [REPO_ROOT, *(c.resolve() for c in checkouts)]
     runs: dict[Path, list[Step]] = {tree: [] for tree in trees}
-    table = Table(title=f"producer submit {folder} ({count:,} files), {os.cpu_count()} cores")
-    for col in ("checkout", "seconds", "files/s", "CPU s", "peak RSS MB", "first batch s", "written MB"):
-        table.add_column(col, justify="left" if col == "checkout" else "right")
+    in_order: list[Step] = []
     _warm(folder)
     for round_ in range(rounds):
         for tree in trees if round_ % 2 == 0 else trees[::-1]:  # neither always first
@@ -68,7 +66,7 @@ def main(folder: Path, checkouts: tuple[Path, ...], rounds: int, work: Path | No
             with LocalRedis(run_dir / "redis") as redis_server:
                 env["REDIS_URL"] = redis_server.url
                 step = run_step(
-                    tree.name,
+                    str(tree),
                     ["submit", str(folder), "--name", "ab"],
                     env,
                     redis_server.url,
@@ -77,15 +75,10 @@ def main(folder: Path, checkouts: tuple[Path, ...], rounds: int, work: Path | No
                     cwd=tree,
                 )
             runs[tree].append(step)
-            first = f"{step.first_batch_s:.2f}" if step.first_batch_s is not None else "none"
-            written = f"{step.written_mb:,.0f}" if step.written_mb is not None else "-"
-            rate = f"{step.files_per_s:,.0f}" if step.files_per_s else "-"
-            table.add_row(
-                str(tree), f"{step.seconds:.1f}", rate, f"{step.cpu_s:.1f}", f"{step.peak_mb:.0f}", first, written
-            )
-            for leftover in run_dir.glob("ab.db*"):
-                leftover.unlink()
-    console.print(table)
+            in_order.append(step)
+            shutil.rmtree(run_dir, ignore_errors=True)
+    title = f"producer submit {folder} ({count:,} files), {os.cpu_count()} cores"
+    console.print(steps_table(in_order, title, label="checkout"))
     mine = statistics.median(s.seconds for s in runs[REPO_ROOT])
     mine_cpu = statistics.median(s.cpu_s for s in runs[REPO_ROOT])
     for tree in trees[1:]:
