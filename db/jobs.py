@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -29,24 +28,23 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnElement
 
+from db.folders import record_folders, stage_shared
 from db.members import one_of_job
 from db.schema import Image, ImageStatus, Job, JobCounts, JobImage, utcnow
 from db.session import rows_changed
+from db.stage import driver_rows, fill, time_param
+from emotion_batch.errors import SharedFolderChangedError
 from emotion_batch.messages import ImageRef
 from emotion_batch.paths import to_db
-from emotion_batch.scan import Candidate, ScannedFile
+from emotion_batch.scan import Candidate, ScannedFile, ScannedFolder
 
 if TYPE_CHECKING:
     from db.results import ResultKey
 
 INSERT_CHUNK = 500
-WAL_CHECKPOINT_PAGES = 40_000  # SQLite pages (4 KiB): about 160 MiB of log between copies
-WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 def create_job(
@@ -157,95 +155,6 @@ _FOUND = Table(
 )
 
 
-def _sqlite_datetime(value: datetime) -> str:
-    """A date-time as SQLAlchemy's SQLite DateTime stores it (its default storage format,
-    the zone left out), formatted in a third of the time its bind processor takes."""
-    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 (the fastest formatting here)
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-    )
-
-
-def datetime_param(dialect: Dialect) -> Callable[[datetime], Any] | None:
-    """What a timezone-aware DateTime column does to a date-time before the driver sees
-    it (None: the driver takes it as it is)."""
-    process = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
-    if process is not None and dialect.name == "sqlite":
-        return _sqlite_datetime
-    return process
-
-
-def _time_param(session: Session) -> Callable[[datetime | None], Any]:
-    """A date-time (or None) as the stage's DateTime column would hand it to the driver."""
-    convert = datetime_param(session.connection().dialect)
-    if convert is None:
-        return lambda value: value
-    return lambda value: None if value is None else convert(value)
-
-
-def _fill(session: Session, table: Table, rows: list[tuple]) -> None:
-    """Empty the temporary `table` (created on first use in this connection) and insert
-    `rows` (tuples in column order, date-times already through `_time_param`) straight to
-    the driver: no per-row work in SQLAlchemy. On SQLite as multi-row INSERTs, not an
-    executemany: the driver lets go of the interpreter lock at every statement step, and
-    an executemany steps once per row; with the walking and hashing threads waiting for
-    the lock, taking it back a thousand times per chunk cost more than the insert."""
-    connection = session.connection()
-    dialect = connection.dialect
-    if dialect.name == "postgresql":
-        # A temporary table has no statistics: PostgreSQL guesses a thousand rows, prices
-        # the correlated look-ups over them past its JIT thresholds and spends 200 ms
-        # compiling a 4 ms query. For this transaction only.
-        connection.exec_driver_sql("SET LOCAL jit = off")
-    if dialect.name == "sqlite" and not connection.info.get("staging"):
-        # The stage lives in memory, not in a temporary file written and read back for
-        # every chunk (once per connection: changing it drops temporary tables).
-        connection.exec_driver_sql("PRAGMA temp_store = MEMORY")
-        # A registering connection copies the write-ahead log into the database every
-        # WAL_CHECKPOINT_PAGES pages instead of every 1,000: a chunk's inserts dirty pages
-        # all over the content-hash index, so the default copied (and synced) the log
-        # after every commit (100,000 files into a job of a million: 17.2 -> 14.6 s at
-        # 10,000 pages, 11.9 s at 40,000); the log file is cut back to WAL_SIZE_LIMIT
-        # once copied.
-        connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
-        connection.exec_driver_sql(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-        connection.info["staging"] = True
-    session.execute(CreateTable(table, if_not_exists=True))
-    session.execute(delete(table))
-    if not rows:
-        return
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    names = ", ".join(c.name for c in table.columns)
-    row = f"({', '.join([mark] * len(table.columns))})"
-    if dialect.name != "sqlite":
-        connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES {row}", rows)
-        return
-    per = _rows_per_insert(connection.connection.dbapi_connection, len(table.columns))
-    for start in range(0, len(rows), per):
-        part = rows[start : start + per]
-        values = tuple(chain.from_iterable(part))  # a tuple: one statement, not many
-        connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES {', '.join([row] * len(part))}", values)
-
-
-ROWS_PER_INSERT = 1000  # rows of one multi-row INSERT into a stage (SQLite)
-
-
-def _rows_per_insert(dbapi_connection: Any, columns: int) -> int:
-    """Rows of `columns` values one SQLite statement can bind (its variable limit: 32,766
-    since SQLite 3.32, 999 before), at most ROWS_PER_INSERT."""
-    import sqlite3
-
-    which = getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", None)  # Python 3.11+
-    getlimit = getattr(dbapi_connection, "getlimit", None)
-    limit = getlimit(which) if which is not None and getlimit is not None else 999
-    return max(1, min(ROWS_PER_INSERT, limit // columns))
-
-
 def known_hashes(
     session: Session, found: Sequence[Candidate], reuse: ResultKey | None = None
 ) -> dict[str, tuple[str, int | None]]:
@@ -260,14 +169,14 @@ def known_hashes(
     look-up per file on the path index), not row by row here."""
     if not found:
         return {}
-    when = _time_param(session)
-    _fill(session, _FOUND, [(seq, to_db(c.path), c.size, when(c.mtime)) for seq, c in enumerate(found)])
+    when = time_param(session)
+    fill(session, _FOUND, [(seq, to_db(c.path), c.size, when(c.mtime)) for seq, c in enumerate(found)])
     dialect = session.connection().dialect.name
     sql = _KNOWN_SQL.get((dialect, reuse))
     if sql is None:
         sql = _KNOWN_SQL[(dialect, reuse)] = _known_sql(session, reuse)
     known: dict[str, tuple[str, int | None]] = {}
-    for seq, sha256, shared in _driver_rows(session, sql):  # the preferred match of a file first
+    for seq, sha256, shared in driver_rows(session, sql):  # the preferred match of a file first
         known.setdefault(found[seq].path, (sha256, shared))
     return known
 
@@ -315,27 +224,6 @@ def _known_sql(session: Session, reuse: ResultKey | None) -> str:
     return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
-def _driver_rows(session: Session, sql: str) -> list[tuple]:
-    """The rows of `sql` (no parameters) as the driver returns them, in the session's
-    transaction: SQLAlchemy's result rows cost 3 us each, a third of an unchanged file's
-    look-up."""
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.execute(sql)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
-
-
-def _looked_up(session: Session, key: ColumnElement, match: ColumnElement, *where: ColumnElement) -> list[tuple]:
-    """(key, match) for each staged row whose correlated look-up `match` found something.
-    A correlated look-up is driven by the small staged table whatever the planner knows
-    of it (a temporary table has no statistics: PostgreSQL chose a sequential scan and a
-    sort of all images for a join, 110 ms per 500 files at 200,000 images)."""
-    found = select(key.label("key"), match.label("match")).where(*where).subquery()
-    return [tuple(row) for row in session.execute(select(found.c.key, found.c.match).where(found.c.match.is_not(None)))]
-
-
 @dataclass(frozen=True)
 class Registered:
     """What one registered chunk added to a job."""
@@ -362,35 +250,83 @@ _STAGE = Table(
     Column("error", Text),
     Column("source", Integer),  # the earlier image whose result is reused
     Column("shared", Integer),  # the earlier image the job shares as it is (file unchanged)
+    Column("whole", Integer),  # 1: a row of a folder shared whole (db.folders)
     prefixes=["TEMPORARY"],
 )
 
 
-def _stage(session: Session, job_id: int, files: Sequence[ScannedFile]) -> int:
-    """Put the chunk's first file per content into the stage, minus the contents already
-    in the job; return the duplicates (a content already in the job under another path:
-    the same path is a row registered before an interrupted submit was resumed)."""
+@dataclass
+class Sources:
+    """Where the images a submit registered so far came from, as far as duplicates go:
+    only folders shared whole from one earlier job (`job`), or anything (`mixed`: files
+    one by one, folders of several jobs, an interrupted submit's earlier part). One job's
+    images have distinct contents, so while a job shares only whole folders of one
+    earlier job, their rows need no look-up for a content already in the job."""
+
+    job: int | None = None
+    mixed: bool = False
+
+    def add(self, shares: Sequence[ScannedFolder], files: bool) -> bool:
+        """Count a chunk in; True when its shared folders' rows need no duplicate check."""
+        jobs = {f.shared_from for f in shares} | ({self.job} if self.job is not None else set())
+        unique = not self.mixed and len(jobs) <= 1
+        self.mixed = self.mixed or files or len(jobs) > 1
+        self.job = self.job if self.job is not None else next(iter(jobs), None)
+        return unique
+
+
+def _stage(
+    session: Session,
+    job_id: int,
+    items: Sequence[ScannedFile | ScannedFolder],
+    reuse: ResultKey | None,
+    sources: Sources | None,
+) -> int:
+    """Put the chunk's first file per content into the stage, the files of the folders it
+    shares whole (db.folders) among them in walk order, minus the contents already in the
+    job; return the duplicates (a content already in the job under another path: the same
+    path is a row registered before an interrupted submit was resumed). `sources` (None:
+    unknown, anything) spares the look-ups that cannot find anything (see Sources)."""
     first: dict[str, ScannedFile] = {}
-    for scanned_file in files:
-        first.setdefault(scanned_file.sha256, scanned_file)
-    duplicates = len(files) - len(first)
-    when = _time_param(session)
-    staged = list(first.values())
-    _fill(
-        session,
-        _STAGE,
-        [
-            # a shared file's row is not written (only its content and image are read):
-            # its path, folder and date-time need not be converted
-            (seq, "", "", f.sha256, 0, None, None, None, f.shared)
-            if f.shared is not None
-            else (seq, to_db(f.path), to_db(f.folder), f.sha256, f.size, when(f.mtime), f.error, None, None)
-            for seq, f in enumerate(staged)
-        ],
-    )
-    if not first:
+    shares: list[tuple[int, ScannedFolder]] = []
+    rows: list[tuple] = []
+    when = time_param(session)
+    duplicates = seq = 0
+    for item in items:
+        if isinstance(item, ScannedFolder):
+            if item.shared_from is not None:
+                shares.append((seq, item))
+                seq += item.files
+            continue
+        if item.sha256 in first:
+            duplicates += 1
+            continue
+        first[item.sha256] = item
+        path = to_db(item.path)
+        rows.append(
+            # a shared file's row is not written (only its content, path and image are
+            # read): its folder and date-time need not be converted
+            (seq, path, "", item.sha256, 0, None, None, None, item.shared, None)
+            if item.shared is not None
+            else (seq, path, to_db(item.folder), item.sha256, item.size, when(item.mtime), item.error, None, None, None)
+        )
+        seq += 1
+    fill(session, _STAGE, rows)
+    stage = _STAGE.c
+    unique = sources.add([f for _, f in shares], bool(rows)) if sources is not None else False
+    if shares:
+        expected = sum(folder.files for _, folder in shares)
+        staged = stage_shared(session, _STAGE, shares, cast("ResultKey", reuse), ordered=bool(rows) or not unique)
+        if staged != expected:
+            raise SharedFolderChangedError(job_id, staged, expected)
+        if rows or not unique:
+            # a content met twice in the chunk (a folder shared from another job than a
+            # file or folder before it): its first place stays
+            firsts = select(func.min(stage.seq)).group_by(stage.sha256)
+            duplicates += rows_changed(session.execute(delete(_STAGE).where(stage.seq.not_in(firsts))))
+    if not rows and (unique or not shares):
         return duplicates
-    stage, earlier = _STAGE.c, cast(Table, Image.__table__).alias("earlier")
+    earlier = cast(Table, Image.__table__).alias("earlier")
     # First which contents are in the job at all, from the index alone (the job's own
     # (sha256, job_id); a shared image's id from the same index, then job_images' key):
     # no image row is read for the many that are not. Their paths only for the few that are.
@@ -399,8 +335,8 @@ def _stage(session: Session, job_id: int, files: Sequence[ScannedFile]) -> int:
     # job's whole job_images, a scan growing with the job)
     member = exists().where(JobImage.job_id == job_id, JobImage.image_id == earlier.c.id)
     shared = exists().where(earlier.c.sha256 == stage.sha256, member)
-    hits = [seq for (seq,) in session.execute(select(stage.seq).where(or_(own, shared)))]
-    known = []
+    checked = [stage.whole.is_(None)] if unique else []  # a shared folder's rows need no check
+    hits = [seq for (seq,) in session.execute(select(stage.seq).where(or_(own, shared), *checked))]
     if hits:
         in_job = (
             select(earlier.c.path)
@@ -408,10 +344,12 @@ def _stage(session: Session, job_id: int, files: Sequence[ScannedFile]) -> int:
             .limit(1)
             .scalar_subquery()
         )
-        known = _looked_up(session, stage.seq, in_job, stage.seq.in_(hits))
-    if known:
-        duplicates += sum(1 for seq, existing in known if to_db(staged[seq].path) != existing)
-        session.execute(delete(_STAGE).where(stage.seq.in_([seq for seq, _ in known])))
+        found = select(stage.seq, stage.path, in_job.label("existing")).where(stage.seq.in_(hits)).subquery()
+        known = session.execute(
+            select(found.c.seq, found.c.path, found.c.existing).where(found.c.existing.is_not(None))
+        )
+        duplicates += sum(1 for _, path, existing in known if path != existing)
+        session.execute(delete(_STAGE).where(stage.seq.in_(hits)))
     return duplicates
 
 
@@ -509,23 +447,31 @@ def _add_counts(session: Session, job_id: int, deltas: dict[str, int]) -> None:
 
 
 def register_chunk(
-    session: Session, job_id: int, files: Sequence[ScannedFile], scanned: int, reuse: ResultKey | None = None
+    session: Session,
+    job_id: int,
+    items: Sequence[ScannedFile | ScannedFolder],
+    scanned: int,
+    reuse: ResultKey | None = None,
+    sources: Sources | None = None,
 ) -> Registered:
     """Insert one chunk of a job's scanned files and commit it with the job's scan count.
 
     One image per distinct content in the job (its own rows and the ones it shares): a
     content already in the job is a duplicate, unless it is the same path (registered
     before an interrupted submit was resumed). A file unchanged since an analysis
-    (`ScannedFile.shared`, found by `known_hashes`) is the job's by sharing that row. With
-    `reuse`, another content analysed before under that key is registered finished, its
-    result shared with the earlier image (`reused_from`), and is not queued. The work is
-    set-based (a staged temporary table, joins): an unchanged re-run costs about a walk
-    and a stat per file, not a Python round trip per row.
+    (`ScannedFile.shared`, found by `known_hashes`) is the job's by sharing that row, and
+    so is each file of a folder found unchanged whole (`ScannedFolder.shared_from`,
+    db.folders). With `reuse`, another content analysed before under that key is
+    registered finished, its result shared with the earlier image (`reused_from`), and is
+    not queued. The folders walked whole whose files the chunk registered one by one are
+    recorded for the next run. `sources` follows the submit from chunk to chunk (see
+    Sources; None: no shortcut). The work is set-based (a staged temporary table, joins):
+    an unchanged re-run costs a walk and a stat per file and a few statements per folder.
     """
-    duplicates = _stage(session, job_id, files)
+    duplicates = _stage(session, job_id, items, reuse, sources)
     pending: list[ImageRef] = []
     reused = failed = 0
-    if files:
+    if items:
         reused = _share_staged(session, job_id)
         if reuse:
             _find_sources(session, reuse)
@@ -536,6 +482,7 @@ def register_chunk(
                 pending.append(ImageRef(image_id, path))
             elif status == ImageStatus.FAILED.value:
                 failed += 1
+        record_folders(session, job_id, [f for f in items if isinstance(f, ScannedFolder) and f.shared_from is None])
     session.execute(
         update(Job)
         .where(Job.id == job_id)

@@ -27,5 +27,6 @@ def one_of_job(job_id: Any, columns: Any = Image) -> ColumnElement[bool]:
     """The same condition for a look-up of a few images (a content, an id): each shared
     image checked by its own primary-key probe, never the job's whole list. `job_id` may
     be a SQL expression (a correlated job)."""
-    shared = exists().where(JobImage.job_id == job_id, JobImage.image_id == columns.id)
+    # correlated to whatever encloses it, however deep (only job_images is its own)
+    shared = exists().where(JobImage.job_id == job_id, JobImage.image_id == columns.id).correlate_except(JobImage)
     return or_(columns.job_id == job_id, shared)

@@ -1,4 +1,4 @@
-"""Tables: jobs, images, job_images, faces. Documented in the README ("Schema")."""
+"""Tables: jobs, images, job_images, folder_scans, faces. Documented in the README ("Schema")."""
 
 from __future__ import annotations
 
@@ -130,6 +130,22 @@ class JobImage(Base):
     # no foreign key (as `reused_from`): the image is finished and never deleted, and a
     # key would need an index on image_id that every shared file would pay for
     image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class FolderScan(Base):
+    """A folder a job walked whole and registered file by file: the digest of its listing
+    (every file's path, size and modification time; emotion_batch.folders). A later walk
+    of the folder with the same digest shares that job's rows of it in one statement
+    (db.folders), when they are one finished row per file under the result key in use."""
+
+    __tablename__ = "folder_scans"
+    __table_args__ = (Index("ix_folder_scans_folder_digest", "folder", "digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    folder: Mapped[str] = mapped_column(Text)  # as images.folder
+    files: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
 
 
 class FaceColumns:

@@ -49,6 +49,19 @@ class PathNotFoundError(EmotionBatchError, FileNotFoundError):
         self.paths = paths
 
 
+class SharedFolderChangedError(EmotionBatchError):
+    """A folder found unchanged since an earlier job had fewer of that job's rows when it
+    was shared (the earlier job deleted meanwhile): nothing of the chunk was committed,
+    and `producer resume` registers the folder file by file."""
+
+    def __init__(self, job_id: int, shared: int, expected: int) -> None:
+        super().__init__(
+            f"job {job_id}: {shared} earlier rows found for {expected} files of folders found unchanged "
+            f"(an earlier job changed meanwhile); run 'producer resume {job_id}'"
+        )
+        self.job_id, self.shared, self.expected = job_id, shared, expected
+
+
 class ImageError(EmotionBatchError):
     """An image cannot be analysed; `reason` is what the database records."""
 

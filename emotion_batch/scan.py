@@ -65,6 +65,19 @@ class Candidate(NamedTuple):
     mtime: datetime | None
     error: str | None = None
     kind: str = "image"  # by extension or first bytes; hashing reads the content and decides
+    mtime_ns: int = 0  # the modification time to the nanosecond (a folder's listing digest)
+
+
+class ScannedFolder(NamedTuple):
+    """A folder walked whole (`emotion_batch.folders`): `files` image files whose listing
+    (paths, sizes, modification times) hashes to `digest`. With `shared_from`, the folder
+    is unchanged since that job registered it and its files are not in the stream: the
+    job shares that job's rows of it. Without, its files came just before it."""
+
+    folder: str
+    files: int
+    digest: str
+    shared_from: int | None = None
 
 
 @dataclass
@@ -195,7 +208,8 @@ def candidates(roots: Sequence[Path], problems: ScanProblems, max_bytes: int | N
         error = None
         if kind == "image" and max_bytes is not None and info.st_size > max_bytes:
             error = f"image too large: {info.st_size} bytes > {max_bytes} (MAX_FILE_BYTES), not read"
-        yield new(Candidate, (path, folder, info.st_size, from_timestamp(info.st_mtime, utc), error, kind))
+        mtime = from_timestamp(info.st_mtime, utc)
+        yield new(Candidate, (path, folder, info.st_size, mtime, error, kind, info.st_mtime_ns))
 
 
 def _placeholder_key(path: str) -> str:
@@ -279,14 +293,15 @@ POOL_TASK_BYTES = 8 << 20
 
 
 def hash_stream(
-    found: Iterable[Candidate],
+    found: Iterable[Candidate | ScannedFolder],
     known: KnownHashes | None = None,
     threads: int = 4,
     window: int = 4096,
     lookup_chunk: int = 2000,
     per_task: int = 32,
-) -> Iterator[ScannedFile]:
-    """Hash `found` while it is still being walked, in order.
+) -> Iterator[ScannedFile | ScannedFolder]:
+    """Hash `found` while it is still being walked, in order (a `ScannedFolder` among
+    the files passes on in its place).
 
     At most about `window` files are in flight, so memory stays flat whatever the number
     of files; they are hashed `per_task` at a time (a task per file cost the walking
@@ -296,25 +311,32 @@ def hash_stream(
     size and mtime as an analysed image): those are not read, and `shared` (an image id
     or None) is passed on with them.
     """
-    pending: deque[Future | list[ScannedFile]] = deque()  # in walk order: hashing, or known at once
+    pending: deque[Future | list[ScannedFile | ScannedFolder]] = deque()  # in walk order: hashing, or known at once
     new = tuple.__new__  # as in `candidates`
     in_flight = 0
-    group: list[Candidate] = []
+    group: list[Candidate | ScannedFolder] = []
     with (
         ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hash") as pool,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash-small") as small,
     ):
 
-        def hash_later(ready: list[ScannedFile], unknown: list[Candidate]) -> None:
+        def hash_later(ready: list[ScannedFile | ScannedFolder], unknown: list[Candidate]) -> None:
             pending.append(ready)
             lane = pool if sum(c.size for c in unknown) >= POOL_TASK_BYTES else small
             pending.append(lane.submit(_hash_all, unknown))
 
-        def submit(batch: list[Candidate]) -> None:
-            reuse = known([c for c in batch if not c.error and c.kind == "image"]) if known else {}
-            ready: list[ScannedFile] = []
+        def submit(batch: list[Candidate | ScannedFolder]) -> None:
+            files = [c for c in batch if isinstance(c, Candidate) and not c.error and c.kind == "image"]
+            reuse = known(files) if known and files else {}
+            ready: list[ScannedFile | ScannedFolder] = []
             unknown: list[Candidate] = []
             for c in batch:
+                if not isinstance(c, Candidate):  # a folder: passes on in its place
+                    if unknown:
+                        hash_later(ready, unknown)
+                        ready, unknown = [], []
+                    ready.append(c)
+                    continue
                 hit = reuse.get(c.path)
                 if hit is None:
                     unknown.append(c)
@@ -332,13 +354,17 @@ def hash_stream(
             else:
                 pending.append(ready)
 
+        files = 0  # in `group`, a folder shared whole counted by its files
         for candidate in found:
             group.append(candidate)
-            if len(group) >= lookup_chunk:
+            files += candidate.files if isinstance(candidate, ScannedFolder) else 1
+            if files >= lookup_chunk:
                 submit(group)
                 in_flight += len(group)
-                group = []
-            while in_flight > window:
+                group, files = [], 0
+            # what is ready at the head goes on at once (files known, folders, hashing
+            # done); beyond `window` files in flight, the walk waits for the hashing
+            while pending and (in_flight > window or _ready(pending[0])):
                 done = _results(pending.popleft())
                 in_flight -= len(done)
                 yield from done
@@ -348,7 +374,11 @@ def hash_stream(
             yield from _results(pending.popleft())
 
 
-def _results(item: Future | list[ScannedFile]) -> list[ScannedFile]:
+def _ready(item: Future | list[ScannedFile | ScannedFolder]) -> bool:
+    return isinstance(item, list) or item.done()
+
+
+def _results(item: Future | list[ScannedFile | ScannedFolder]) -> list[ScannedFile | ScannedFolder]:
     return item if isinstance(item, list) else item.result()
 
 
@@ -362,7 +392,7 @@ def scan(
     problems = ScanProblems([], [])
     files = []
     for scanned in hash_stream(candidates(roots, problems, max_bytes), threads=threads):
-        if scanned.kind != "image":
+        if not isinstance(scanned, ScannedFile) or scanned.kind != "image":
             continue
         files.append(scanned)
         if on_file:

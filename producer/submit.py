@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Queue
+from typing import cast
 
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.folders import unchanged_folders
 from db.jobs import (
     Progress,
+    Sources,
     create_job,
     finish_scan,
     job_progress,
@@ -40,8 +44,9 @@ from emotion_batch.ahead import ahead
 from emotion_batch.broker import check_broker, send_batch
 from emotion_batch.config import BATCH_SIZE_MAX, BATCH_SIZE_MIN, Settings, get_settings
 from emotion_batch.errors import ConfigurationError, JobNotFoundError
+from emotion_batch.folders import whole_folders
 from emotion_batch.messages import BatchMessage, ImageRef
-from emotion_batch.scan import ScannedFile, ScanProblems, candidates, hash_stream
+from emotion_batch.scan import Candidate, ScannedFile, ScannedFolder, ScanProblems, candidates, hash_stream
 from producer.videos import VideoOptions, VideoSubmit, resume_segments, submit_videos
 
 CHUNK = 1000  # files read (new or changed) registered per transaction
@@ -234,14 +239,20 @@ def reuse_key(backend: str, settings: Settings | None, force: bool) -> ResultKey
     return ResultKey(backend, version, detector) if version and detector else None
 
 
-def _chunks(files: Iterator[ScannedFile], size: int) -> Iterator[list[ScannedFile]]:
+def _units(item: ScannedFile | ScannedFolder) -> int:
+    if isinstance(item, ScannedFolder):  # its files, when shared whole; else already counted one by one
+        return item.files * SHARED_UNITS if item.shared_from is not None else 0
+    return READ_UNITS if item.read else REUSED_UNITS if item.shared is None else SHARED_UNITS
+
+
+def _chunks(items: Iterator[ScannedFile | ScannedFolder], size: int) -> Iterator[list[ScannedFile | ScannedFolder]]:
     """`size` files read, `5 * size` not read but new rows, `20 * size` shared, or a mix
     in proportion (see READ_UNITS)."""
-    chunk: list[ScannedFile] = []
+    chunk: list[ScannedFile | ScannedFolder] = []
     units, full = 0, size * READ_UNITS
-    for scanned in files:
-        chunk.append(scanned)
-        units += READ_UNITS if scanned.read else REUSED_UNITS if scanned.shared is None else SHARED_UNITS
+    for item in items:
+        chunk.append(item)
+        units += _units(item)
         if units >= full:
             yield chunk
             chunk, units = [], 0
@@ -252,28 +263,44 @@ def _chunks(files: Iterator[ScannedFile], size: int) -> Iterator[list[ScannedFil
 def _stream_register(
     sessions: sessionmaker[Session],
     job: Job,
-    files: Iterator[ScannedFile],
+    items: Iterator[ScannedFile | ScannedFolder],
     sender: Enqueuer,
     reuse: ResultKey | None,
     progress: SubmitProgress,
     chunk: int,
     on_scan: Callable[[ScannedFile], None] | None,
     on_progress: Callable[[SubmitProgress], None] | None,
+    fresh: bool = True,
 ) -> list[ScannedFile]:
-    """Register `files` chunk by chunk, enqueueing each chunk's batches after its commit;
-    return the videos met on the way (few: registered and probed by producer.videos)."""
+    """Register `items` chunk by chunk, enqueueing each chunk's batches after its commit;
+    return the videos met on the way (few: registered and probed by producer.videos).
+    `fresh`: the job has no image yet (not a resumed one)."""
     videos: list[ScannedFile] = []
-    for files_chunk in ahead(_chunks(files, chunk), depth=2, name="scan"):
-        images: list[ScannedFile] = []
-        for scanned in files_chunk:
-            progress.read += scanned.read
-            (images if scanned.kind == "image" else videos).append(scanned)
-            if on_scan and scanned.kind == "image":
-                on_scan(scanned)
+    sources = Sources() if fresh else None
+    for items_chunk in ahead(_chunks(items, chunk), depth=2, name="scan"):
+        images: list[ScannedFile | ScannedFolder] = []
+        found = walked = 0  # image files, candidate files (a folder shared whole counts its files)
+        for item in items_chunk:
+            if isinstance(item, ScannedFolder):
+                if fresh or item.shared_from is not None:  # a resumed walk may have met files twice: not recorded
+                    images.append(item)
+                if item.shared_from is not None:
+                    found += item.files
+                    walked += item.files
+                continue
+            walked += 1
+            progress.read += item.read
+            if item.kind != "image":
+                videos.append(item)
+                continue
+            images.append(item)
+            found += 1
+            if on_scan:
+                on_scan(item)
         with sessions() as session:
-            added = register_chunk(session, job.id, images, len(files_chunk), reuse)
+            added = register_chunk(session, job.id, images, walked, reuse, sources)
         sender.add(added.pending)
-        progress.scanned += len(images)
+        progress.scanned += found
         progress.registered += len(added.pending) + added.reused + added.failed
         progress.reused += added.reused
         progress.failed += added.failed
@@ -296,13 +323,23 @@ def _scan_stream(
     max_bytes: int | None,
     reuse: ResultKey | None,
     skip: int = 0,
-) -> Iterator[ScannedFile]:
-    def known(found):  # noqa: ANN001, ANN202
+) -> Iterator[ScannedFile | ScannedFolder]:
+    """The walk under `roots` (from its `skip`-th candidate file on) as files hashed or
+    found known, and folders: shared whole when unchanged, else recorded after their
+    files (emotion_batch.folders). `rehash` reads every file."""
+
+    def known(found: list[Candidate]) -> dict[str, tuple[str, int | None]]:
         with sessions() as session:
             return known_hashes(session, found, reuse)
 
+    def unchanged(folders: list[ScannedFolder]) -> dict[str, int]:
+        with sessions() as session:
+            return unchanged_folders(session, folders, cast(ResultKey, reuse))
+
     found = itertools.islice(candidates(roots, problems, max_bytes), skip, None)
-    return hash_stream(found, None if rehash else known)
+    alone = frozenset(os.path.dirname(str(root.absolute())) for root in roots if root.is_file())  # as walk_files
+    walked = whole_folders(found, None if rehash or reuse is None else unchanged, skip > 0, alone)
+    return hash_stream(walked, None if rehash else known)
 
 
 def submit(
@@ -415,7 +452,7 @@ def resume_job(
             max_bytes = settings.max_file_bytes if settings else None
             reuse = reuse_key(job.backend, settings, job.force)
             files = _scan_stream(sessions, roots, resumed.problems, False, max_bytes, reuse, skip=job.scanned)
-            _stream_register(sessions, job, files, sender, reuse, progress, chunk, None, on_progress)
+            _stream_register(sessions, job, files, sender, reuse, progress, chunk, None, on_progress, fresh=False)
             # videos of the part walked before the interruption were not registered yet: all of them now
             segments += submit_videos(
                 sessions,

@@ -192,7 +192,7 @@ def test_staged_date_times_are_stored_as_the_column_stores_them() -> None:
     from sqlalchemy import DateTime
     from sqlalchemy.dialects import sqlite
 
-    from db.jobs import datetime_param
+    from db.stage import datetime_param
 
     dialect = sqlite.dialect()
     column = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
@@ -214,17 +214,18 @@ def test_stage_fill_splits_many_rows_into_multi_row_inserts(sessions) -> None:
 
     from sqlalchemy import text
 
-    from db.jobs import _FOUND, ROWS_PER_INSERT, _fill, _time_param
+    from db.jobs import _FOUND
+    from db.stage import ROWS_PER_INSERT, fill, time_param
 
     odd = ["/p/line\nbreak.jpg", "/p/café ☕.jpg", "/p/'quote\".jpg"]
     with sessions() as session:
-        when = _time_param(session)
+        when = time_param(session)
         moment = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
         rows = [
             (i, odd[i % 3] + str(i), i * 7, when(moment) if i % 2 else None) for i in range(2 * ROWS_PER_INSERT + 345)
         ]
-        _fill(session, _FOUND, rows)
+        fill(session, _FOUND, rows)
         back = session.execute(text("SELECT seq, path, size_bytes, file_mtime FROM register_found ORDER BY seq")).all()
         assert [tuple(r) for r in back] == rows
-        _fill(session, _FOUND, rows[:3])  # emptied before each fill
+        fill(session, _FOUND, rows[:3])  # emptied before each fill
         assert session.execute(text("SELECT count(*) FROM register_found")).scalar() == 3

@@ -445,18 +445,21 @@ def test_shared_rows_count_for_duplicates_resume_and_the_changed_file_check(
 
     chunks: list[int] = []
 
-    def stop_after_two_chunks(progress) -> None:
-        chunks.append(progress.scanned)  # the changed file closes the first chunk (17 files)
-        if len(chunks) == 2:
-            raise Interrupt
+    def stop_after_one_chunk(progress) -> None:
+        # f0 is unchanged: shared whole (15 units of 20); f1's first file shared, its
+        # second (the changed one, 20 units) read: the chunk closes inside f1
+        chunks.append(progress.scanned)
+        raise Interrupt
 
     with pytest.raises(Interrupt):
-        submit(sessions, client, [root], name="second", on_progress=stop_after_two_chunks, **kwargs)
+        submit(sessions, client, [root], name="second", on_progress=stop_after_one_chunk, **kwargs)
     with sessions() as session:
         job = session.scalars(select(Job).order_by(Job.id.desc())).first()
-        assert not job.scan_complete and job.scanned == chunks[1] == 17 + 20
+        assert not job.scan_complete and job.scanned == chunks[0] == 15 + 2
+        assert _table_count(sessions, JobImage) == 16 and len(_rows(sessions, job.id)) == 1
+    # the resumed walk starts inside f1: its first folder is not taken whole, f2 is
     resumed = resume_job(sessions, client, job.id, queue, settings=settings)
-    assert resumed.scan is not None and resumed.scan.scanned == 46 - 37
+    assert resumed.scan is not None and resumed.scan.scanned == 46 - 17
     members = _members(sessions, job.id)
     own = _rows(sessions, job.id)
     with sessions() as session:
@@ -475,6 +478,114 @@ def test_shared_rows_count_for_duplicates_resume_and_the_changed_file_check(
         store_results(session, {own[0].id: result}, key, submitted={own[0].id: own[0].sha256})
     row = _rows(sessions, job.id)[0]
     assert row.status == "failed" and f"image {twin.id} of this job" in row.error
+
+
+def _recorded(sessions, job_id: int) -> set[str]:
+    """Names of the folders `job_id` recorded as walked whole (its files registered one by one)."""
+    from db.schema import FolderScan
+
+    with sessions() as session:
+        folders = session.scalars(select(FolderScan.folder).where(FolderScan.job_id == job_id))
+        return {Path(from_db(f)).name for f in folders}
+
+
+def test_unchanged_folders_are_shared_whole_only_when_every_row_can_be(
+    tmp_path, sessions, database_url, redis_server, queue
+):
+    from db.schema import JobImage
+
+    root = tmp_path / "photos"
+    paths = _tree(root, 30)  # f0, f1, f2: 10 files each
+    settings = _settings(database_url, detector="haar")
+    key = reuse_key("cnn", settings, force=False)
+    client = make_client(settings, redis_server.url)
+    kwargs = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings, chunk=7)
+    first = submit(sessions, client, [root], name="first", **kwargs)
+    assert _recorded(sessions, first.job_id) == {"f0", "f1", "f2"}
+    _analyse_all(sessions, first.job_id, key)
+    first_rows = _rows(sessions, first.job_id)
+
+    # unchanged: every folder shared whole (nothing recorded, nothing read or queued)
+    second = submit(sessions, client, [root], name="second", **kwargs)
+    assert (second.found, second.read, second.queued, second.reused, second.duplicates) == (30, 0, 0, 30, 0)
+    assert _recorded(sessions, second.job_id) == set()
+    assert [m.id for m in _members(sessions, second.job_id)] == [r.id for r in first_rows]
+
+    # a file of f1 changed, one image of f2 failed in job 1: both folders file by file
+    paths[1].write_bytes(paths[1].read_bytes() + b"\0")
+    failed = next(r for r in first_rows if Path(from_db(r.path)).parent.name == "f2")
+    with sessions() as session:
+        row = session.get(Image, failed.id)
+        row.status, row.attempts, row.error = "failed", 1, "worker error"  # as a worker fails it
+        session.commit()
+    third = submit(sessions, client, [root], name="third", **kwargs)
+    assert _recorded(sessions, third.job_id) == {"f1", "f2"}
+    assert (third.found, third.read, third.queued, third.reused) == (30, 1, 2, 28)
+    own = _rows(sessions, third.job_id)
+    assert sorted(Path(from_db(r.path)).name for r in own) == sorted([paths[1].name, Path(failed.path).name])
+    members = _members(sessions, third.job_id)
+    assert len(members) == 30 and len({m.path for m in members}) == 30 and len({m.sha256 for m in members}) == 30
+    with sessions() as session:
+        shared = session.scalar(select(func.count()).select_from(JobImage).where(JobImage.job_id == third.job_id))
+        progress = job_progress(session, third.job_id)
+    assert shared == 28 and (progress.total, progress.pending) == (30, 2)
+
+    # f1 and f2 analysed in job 3 now: the next run shares f0 from job 1, f1 and f2 from job 3
+    _analyse_all(sessions, third.job_id, key)
+    fourth = submit(sessions, client, [root], name="fourth", **kwargs)
+    assert (fourth.found, fourth.read, fourth.queued, fourth.reused) == (30, 0, 0, 30)
+    assert _recorded(sessions, fourth.job_id) == set()
+    assert {m.path for m in _members(sessions, fourth.job_id)} == {to_db(str(p)) for p in paths}
+
+    # another result key (--force analyses again): nothing shared, every folder recorded again
+    forced = submit(sessions, client, [root], name="forced", **{**kwargs, "force": True})
+    assert (forced.read, forced.queued, forced.reused) == (0, 30, 0)
+    assert _recorded(sessions, forced.job_id) == {"f0", "f1", "f2"}
+
+
+def test_folders_shared_from_two_jobs_keep_one_image_per_content(tmp_path, sessions, database_url, redis_server, queue):
+    settings = _settings(database_url, detector="haar")
+    key = reuse_key("cnn", settings, force=False)
+    client = make_client(settings, redis_server.url)
+    kwargs = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings, chunk=50)
+    x, y = tmp_path / "x", tmp_path / "y"
+    for i in range(5):
+        _jpeg(x / f"{i}.jpg", i)
+        _jpeg(y / f"{i}.jpg", 100 + i)
+    (y / "copy.jpg").write_bytes((x / "2.jpg").read_bytes())  # x/2.jpg's content, walked after it
+    job_x = submit(sessions, client, [x], name="x", **kwargs)
+    _analyse_all(sessions, job_x.job_id, key)
+    job_y = submit(sessions, client, [y], name="y", **kwargs)  # copy.jpg: x/2.jpg's result reused
+    assert (job_y.found, job_y.reused, job_y.queued) == (6, 1, 5)
+    _analyse_all(sessions, job_y.job_id, key)
+
+    both = submit(sessions, client, [x, y], name="both", **kwargs)  # x from job x, y from job y: both whole
+    assert (both.found, both.read, both.queued, both.duplicates) == (11, 0, 0, 1)
+    assert _recorded(sessions, both.job_id) == set()
+    members = _members(sessions, both.job_id)
+    assert len(members) == 10 and len({m.sha256 for m in members}) == 10
+    assert to_db(str(x / "2.jpg")) in {m.path for m in members}  # the first place in the walk stays
+    with sessions() as session:
+        job = session.get(Job, both.job_id)
+        progress = job_progress(session, both.job_id)
+    assert job.duplicates == 1 and job.scanned == 11 and progress.total == 10 and progress.complete
+
+
+def test_a_folder_whose_rows_went_missing_is_not_shared(tmp_path, sessions, database_url) -> None:
+    """Rows found unchanged but gone when shared (an earlier job deleted meanwhile): the
+    chunk is not committed, and the error says to resume."""
+    from db.jobs import create_job, register_chunk
+    from emotion_batch.errors import SharedFolderChangedError
+    from emotion_batch.scan import ScannedFolder
+
+    key = ResultKey("cnn", "v", "d")
+    with sessions() as session:
+        job = create_job(session, "j", "cnn", 8, [str(tmp_path)], False, scanning=True)
+        folder = ScannedFolder(str(tmp_path / "gone"), 3, "0" * 64, shared_from=job.id)
+        with pytest.raises(SharedFolderChangedError, match=f"producer resume {job.id}"):
+            register_chunk(session, job.id, [folder], 3, key)
+        session.rollback()
+        assert session.get(Job, job.id).scanned == 0 and job_progress(session, job.id).total == 0
 
 
 def test_publishing_thread_keeps_order_and_reports_a_lost_broker(redis_server, queue) -> None:
