@@ -13,6 +13,7 @@ one per file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,10 +25,12 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    exists,
     func,
     insert,
     literal,
     null,
+    or_,
     select,
     true,
 )
@@ -68,6 +71,19 @@ def _shared_members(images: Any, job_id: Any, folder: Any, reuse: ResultKey) -> 
         *reusable_filter(images, reuse)[:-1],  # all but "an original": a reused result is shared as well
         images.submitted_sha256.is_(None),
     )
+
+
+def recorded_under(session: Session, roots: Sequence[str]) -> bool:
+    """Whether a job recorded any folder under `roots` (folders as walked): when none
+    did, as on a collection's first submit, the walk need not wait for look-ups."""
+    scans = cast(Table, FolderScan.__table__).c
+    for root in roots:
+        top = to_db(root.rstrip(os.sep) or os.sep)
+        below = top if top.endswith(os.sep) else top + os.sep
+        under = or_(scans.folder == top, func.substr(scans.folder, 1, len(below)) == below)
+        if session.scalar(select(exists().where(under))):
+            return True
+    return False
 
 
 def unchanged_folders(session: Session, folders: Sequence[ScannedFolder], reuse: ResultKey) -> dict[str, int]:

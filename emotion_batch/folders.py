@@ -26,8 +26,11 @@ from emotion_batch.scan import Candidate, ScannedFolder
 
 # Folders are looked up together, this many files at a time, by a thread of their own
 # while the walk goes on (the files of two such batches wait in memory meanwhile, about
-# 200 bytes each); a folder holding more than MAX_FOLDER_FILES files passes on file by
-# file, never held whole.
+# 200 bytes each; the hashing must have as many files in hand, or it runs out of work
+# while they wait: producer.submit gives it twice LOOKUP_FILES); a folder holding more
+# than MAX_FOLDER_FILES files passes on file by file, never held whole. Look-ups of
+# 20,000 files against 4,000: 8.0-9.6 s against 10.2-10.7 s for an unchanged re-run of
+# a million files. Nothing is held when no folder under the roots was ever recorded.
 LOOKUP_FILES = 20_000
 MAX_FOLDER_FILES = 20_000
 
@@ -64,7 +67,7 @@ def whole_folders(
     missing files (a resumed walk starts where the interrupted one stopped), so it is
     never summed up, nor are the folders in `exclude` (those holding a file submitted on
     its own, met twice). Without `match`, folders are summed up (to be recorded) but none
-    is replaced."""
+    is replaced, and nothing is held."""
     held: list[tuple[list[Candidate], ScannedFolder | None]] = []  # folders walked, not yet asked about
     held_files = 0
     asked: deque[tuple[list[tuple[list[Candidate], ScannedFolder | None]], Future[dict[str, int]] | None]] = deque()
@@ -101,9 +104,9 @@ def whole_folders(
                 if group:
                     held.append((group, _listed(group) if whole and current not in exclude else None))
                     held_files += len(group)
-                    if held_files >= lookup_files:
+                    if match is None or held_files >= lookup_files:
                         ask()
-                        yield from release(1)  # one look-up runs while the walk goes on
+                        yield from release(0 if match is None else 1)  # one look-up runs while the walk goes on
                 whole = whole or current is not None
                 group, current, passing = [], candidate.folder, False
             if passing:

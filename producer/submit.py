@@ -26,7 +26,7 @@ from typing import cast
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.folders import unchanged_folders
+from db.folders import recorded_under, unchanged_folders
 from db.jobs import (
     Progress,
     Sources,
@@ -44,7 +44,7 @@ from emotion_batch.ahead import ahead
 from emotion_batch.broker import check_broker, send_batch
 from emotion_batch.config import BATCH_SIZE_MAX, BATCH_SIZE_MIN, Settings, get_settings
 from emotion_batch.errors import ConfigurationError, JobNotFoundError
-from emotion_batch.folders import whole_folders
+from emotion_batch.folders import LOOKUP_FILES, whole_folders
 from emotion_batch.messages import BatchMessage, ImageRef
 from emotion_batch.scan import Candidate, ScannedFile, ScannedFolder, ScanProblems, candidates, hash_stream
 from producer.videos import VideoOptions, VideoSubmit, resume_segments, submit_videos
@@ -338,8 +338,14 @@ def _scan_stream(
 
     found = itertools.islice(candidates(roots, problems, max_bytes), skip, None)
     alone = frozenset(os.path.dirname(str(root.absolute())) for root in roots if root.is_file())  # as walk_files
-    walked = whole_folders(found, None if rehash or reuse is None else unchanged, skip > 0, alone)
-    return hash_stream(walked, None if rehash else known)
+    match = None
+    if not rehash and reuse is not None:
+        with sessions() as session:
+            walked_before = recorded_under(session, [str(root.absolute()) for root in roots if root.is_dir()])
+        match = unchanged if walked_before else None
+    walked = whole_folders(found, match, skip > 0, alone)
+    # the hashing keeps in hand what the folder look-ups hold back (see LOOKUP_FILES)
+    return hash_stream(walked, None if rehash else known, window=2 * LOOKUP_FILES)
 
 
 def submit(

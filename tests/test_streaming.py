@@ -543,6 +543,26 @@ def test_unchanged_folders_are_shared_whole_only_when_every_row_can_be(
     assert _recorded(sessions, forced.job_id) == {"f0", "f1", "f2"}
 
 
+def test_a_folder_holding_a_file_submitted_on_its_own_is_not_recorded(
+    tmp_path, sessions, database_url, redis_server, queue
+):
+    from db.folders import recorded_under
+
+    root = tmp_path / "photos"
+    paths = _tree(root, 6)
+    settings = _settings(database_url, detector="haar")
+    client = make_client(settings, redis_server.url)
+    kwargs = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings)
+    with sessions() as session:
+        assert not recorded_under(session, [str(root)])
+    first = submit(sessions, client, [paths[0], root], name="first", **kwargs)  # f0/000.jpg met twice
+    assert (first.found, len(_rows(sessions, first.job_id))) == (7, 6)
+    assert _recorded(sessions, first.job_id) == {"f1", "f2"}
+    with sessions() as session:
+        assert recorded_under(session, [str(root)]) and recorded_under(session, [str(root / "f1")])
+        assert not recorded_under(session, [str(root / "f0")]) and not recorded_under(session, [str(tmp_path / "ph")])
+
+
 def test_folders_shared_from_two_jobs_keep_one_image_per_content(tmp_path, sessions, database_url, redis_server, queue):
     settings = _settings(database_url, detector="haar")
     key = reuse_key("cnn", settings, force=False)
