@@ -22,19 +22,10 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from bench.scale import Step, run_step, steps_table
+from bench.scale import Step, run_step, steps_table, warm
 from emotion_batch.config import REPO_ROOT
 
 console = Console()
-
-
-def _warm(folder: Path) -> None:
-    """Read every file once, so that no checkout's run pays for the first reads."""
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            with open(os.path.join(dirpath, name), "rb") as handle:
-                while handle.read(1 << 20):
-                    pass
 
 
 @click.command()
@@ -56,7 +47,7 @@ def main(folder: Path, checkouts: tuple[Path, ...], rounds: int, work: Path | No
     trees = [REPO_ROOT, *(c.resolve() for c in checkouts)]
     runs: dict[Path, list[Step]] = {tree: [] for tree in trees}
     in_order: list[Step] = []
-    _warm(folder)
+    warm(folder)
     for round_ in range(rounds):
         for tree in trees if round_ % 2 == 0 else trees[::-1]:  # neither always first
             run_dir = Path(tempfile.mkdtemp(prefix="submit-ab-", dir=work or tempfile.gettempdir()))
