@@ -10,8 +10,9 @@ it is looked up, staged or counted in Python. Every other folder's files pass on
 came, followed by their `ScannedFolder` (no `shared_from`), which the job records so that
 a later run can match it.
 
-Whatever the database says is checked again there (the rows' count, paths, status and
-result key), so a wrong digest can only cost the fast path, never a file.
+The database checks what the digest cannot (the rows' count, status and result key, and
+that no worker found a file changed), so that a stale record can only cost the fast
+path, never a file.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def listing_digest(files: Sequence[Candidate]) -> str:
 
 def _listed(group: list[Candidate]) -> ScannedFolder | None:
     """The folder of `group` (all of one folder's files), or None when it cannot be shared
-    whole: a video, an error (a file too large) or a file not known to be an image."""
+    whole: it holds a video or a file with an error (too large)."""
     if any(c.kind != "image" or c.error is not None for c in group):
         return None
     return ScannedFolder(group[0].folder, len(group), listing_digest(group))
