@@ -63,13 +63,13 @@ _FOLDERS = Table(
 def _shared_members(images: Any, job_id: Any, folder: Any, reuse: ResultKey) -> tuple[ColumnElement, ...]:
     """The conditions on `images` (a table alias's columns) for "a row of `job_id` in
     `folder` that a job under `reuse` can share as it is"."""
-    from db.results import reusable_filter  # the worker's rule (imports the pipeline: only when reusing)
+    from db.results import shareable_filter  # the worker's rule (imports the pipeline: only when reusing)
 
     return (
         images.folder == folder,
         one_of_job(job_id, images),
-        *reusable_filter(images, reuse)[:-1],  # all but "an original": a reused result is shared as well
-        images.submitted_sha256.is_(None),
+        *shareable_filter(images, reuse),
+        images.submitted_sha256.is_(None),  # not found changed by its worker (as known_hashes)
     )
 
 
@@ -116,33 +116,33 @@ def stage_shared(
     session: Session, stage: Table, shares: Sequence[tuple[int, ScannedFolder]], reuse: ResultKey, ordered: bool
 ) -> int:
     """Put the rows each folder of `shares` ((first stage position, folder)) shares into
-    `stage` (db.jobs' chunk stage) as files found unchanged, `shared` set to the row, and
-    return how many. `ordered`: at consecutive positions from the folder's first, in path
-    order (the walk's); else anywhere after the rows staged before (SQLite numbers them:
-    no sort, half the time)."""
+    `stage` (db.jobs' chunk stage, holding no such rows yet) as files found unchanged,
+    `shared` set to the row and `whole` to 1, and return how many. `ordered`: at
+    consecutive positions from the folder's first, in path order (the walk's); else
+    anywhere after the rows staged before (SQLite numbers them: no sort, half the time)."""
     if not shares:
         return 0
     fill(session, _FOLDERS, [(seq, to_db(f.folder), f.files, f.digest, f.shared_from) for seq, f in shares])
     staged = _FOLDERS.c
     images = cast(Table, Image.__table__).alias("member")
     condition = and_(*_shared_members(images.c, staged.job_id, staged.folder, reuse))
+    dialect = session.connection().dialect.name
     source: Any = images
     joined = _FOLDERS.join(images, condition)
-    if session.connection().dialect.name == "postgresql":
+    if dialect == "postgresql":
         # driven by the few staged folders whatever the planner guesses of a temporary
         # table (it has no statistics): each folder's rows by the folder index
         source = select(images).where(condition).lateral("member_rows")
         joined = _FOLDERS.join(source, true())
     position: Any = staged.seq + func.row_number().over(partition_by=staged.seq, order_by=source.c.path) - 1
-    if not ordered and session.connection().dialect.name == "sqlite":
+    if not ordered and dialect == "sqlite":
         position = null()  # the next rowid
     rows = select(
         position, source.c.path, literal(""), source.c.sha256, literal(0), source.c.id, literal(1)
     ).select_from(joined)
     columns = ["seq", "path", "folder", "sha256", "size_bytes", "shared", "whole"]
-    before = session.scalar(select(func.count()).select_from(stage)) or 0
     session.execute(insert(stage).from_select(columns, rows))  # (its rowcount is -1 on PostgreSQL)
-    return (session.scalar(select(func.count()).select_from(stage)) or 0) - before
+    return session.scalar(select(func.count()).select_from(stage).where(stage.c.whole.is_not(None))) or 0
 
 
 def record_folders(session: Session, job_id: int, folders: Sequence[ScannedFolder]) -> None:

@@ -200,9 +200,9 @@ def _known_sql(session: Session, reuse: ResultKey | None) -> str:
     )
     shareable: ColumnElement = literal(False)
     if reuse is not None:
-        from db.results import reusable_filter  # the worker's rule (imports the pipeline: only when reusing)
+        from db.results import shareable_filter  # the worker's rule (imports the pipeline: only when reusing)
 
-        shareable = and_(*reusable_filter(images.c, reuse)[:-1])  # all but "an original"
+        shareable = and_(*shareable_filter(images.c, reuse))
     dialect = session.connection().dialect
     shared = case((shareable, images.c.id), else_=None)
     if dialect.name == "sqlite":

@@ -156,6 +156,13 @@ def reusable_filter(columns, key: ResultKey) -> tuple:  # noqa: ANN001 (Image or
     )
 
 
+def shareable_filter(columns, key: ResultKey) -> tuple:  # noqa: ANN001 (as reusable_filter)
+    """The conditions an earlier image meets to be shared as it is by a later job under
+    `key` (`job_images`: a file unchanged since): `reusable_filter`'s but "an original",
+    since a reused result shows the same faces."""
+    return reusable_filter(columns, key)[:-1]
+
+
 def reusable(session: Session, sha256s: Sequence[str], key: ResultKey) -> dict[str, Image]:
     """Earlier analysed images with the same content and the same `key`: the one rule
     deciding reuse, at submit time and in the worker."""

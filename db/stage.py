@@ -51,7 +51,7 @@ def time_param(session: Session) -> Callable[[datetime | None], Any]:
 
 def fill(session: Session, table: Table, rows: list[tuple]) -> None:
     """Empty the temporary `table` (created on first use in this connection) and insert
-    `rows` (tuples in column order, date-times already through `_time_param`) straight to
+    `rows` (tuples in column order, date-times already through `time_param`) straight to
     the driver: no per-row work in SQLAlchemy. On SQLite as multi-row INSERTs, not an
     executemany: the driver lets go of the interpreter lock at every statement step, and
     an executemany steps once per row; with the walking and hashing threads waiting for

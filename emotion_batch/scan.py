@@ -354,14 +354,14 @@ def hash_stream(
             else:
                 pending.append(ready)
 
-        files = 0  # in `group`, a folder shared whole counted by its files
+        weight = 0  # files in `group`, a folder shared whole counted by its files
         for candidate in found:
             group.append(candidate)
-            files += candidate.files if isinstance(candidate, ScannedFolder) else 1
-            if files >= lookup_chunk:
+            weight += candidate.files if isinstance(candidate, ScannedFolder) else 1
+            if weight >= lookup_chunk:
                 submit(group)
                 in_flight += len(group)
-                group, files = [], 0
+                group, weight = [], 0
             # what is ready at the head goes on at once (files known, folders, hashing
             # done); beyond `window` files in flight, the walk waits for the hashing
             while pending and (in_flight > window or _ready(pending[0])):
