@@ -92,6 +92,91 @@ def build_ensemble(members: list[keras.Model], mirrored: list[bool], name: str =
     return keras.Model(inputs, probs, name=name)
 
 
+@keras.saving.register_keras_serializable(package="emotion_batch")
+class CropViews(layers.Layer):
+    """48x48 faces -> 40x40 views (Khaireddin & Chen's crop recipe), inside the graph.
+
+    Training: one random `size` crop per face (the data pipeline has already zoomed,
+    rotated, flipped and erased the whole face). Inference: ten views per face, the four
+    corners and the centre and their mirror images, stacked face-major as (N * 10, size,
+    size, 1); `AverageViews` folds them back. The net is trained on crops, so reading the
+    average of ten is its served configuration, not an optional extra.
+    """
+
+    def __init__(self, size: int = 40, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.size = size
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "size": self.size}
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (None, self.size, self.size, input_shape[-1])
+
+    def call(self, x: keras.KerasTensor, training: bool | None = None) -> keras.KerasTensor:
+        import tensorflow as tf
+
+        side = x.shape[1]
+        margin = side - self.size
+        if training:
+            n = tf.shape(x)[0]
+            offsets = tf.random.uniform((n, 2), 0, margin + 1, dtype=tf.int32)
+            rows = offsets[:, :1] + tf.range(self.size)[None, :]
+            cols = offsets[:, 1:] + tf.range(self.size)[None, :]
+            x = tf.gather(x, rows, axis=1, batch_dims=1)
+            return tf.gather(x, cols, axis=2, batch_dims=1)
+        half = margin // 2
+        corners = [(0, 0), (0, margin), (margin, 0), (margin, margin), (half, half)]
+        views = [x[:, r : r + self.size, c : c + self.size, :] for r, c in corners]
+        views += [tf.reverse(v, axis=[2]) for v in views]
+        return tf.reshape(tf.stack(views, axis=1), (-1, self.size, self.size, x.shape[-1]))
+
+
+@keras.saving.register_keras_serializable(package="emotion_batch")
+class AverageViews(layers.Layer):
+    """(N * V, classes) view probabilities -> (N, classes), V = views per face (1 or 10)."""
+
+    def call(self, probs: keras.KerasTensor, faces: keras.KerasTensor) -> keras.KerasTensor:
+        import tensorflow as tf
+
+        n = tf.shape(faces)[0]
+        return tf.reduce_mean(tf.reshape(probs, (n, -1, probs.shape[-1])), axis=1)
+
+    def compute_output_shape(self, probs_shape: tuple, faces_shape: tuple) -> tuple:
+        return (faces_shape[0], probs_shape[-1])
+
+
+def build_vgg(
+    n_classes: int = 7,
+    widths: tuple[int, ...] = (64, 128, 256, 512),
+    crop: int = 40,
+    dense: tuple[int, ...] = (1024, 1024),
+    dropout: float = 0.2,
+    name: str = "emotion_vgg",
+) -> keras.Model:
+    """Khaireddin & Chen's VGG for FER2013: per width a stage of two 3x3 convolutions with
+    batch norm and a 2x2 max-pool, then dense layers with dropout, on `crop`-pixel views of
+    the 48x48 face (`CropViews`; ten views averaged at inference). Input and output are the
+    project's usual ones: (48, 48, 1) grey 0-255 in, softmax probabilities in float32 out.
+    """
+    inputs = keras.Input(shape=INPUT_SHAPE, dtype="float32", name="face")
+    x = CropViews(crop, name="views")(inputs) if crop < INPUT_SHAPE[0] else inputs
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(x)
+    for stage, filters in enumerate(widths):
+        x = conv_bn(x, filters, name=f"s{stage}a")
+        x = conv_bn(x, filters, name=f"s{stage}b")
+        x = layers.MaxPooling2D(2, name=f"s{stage}_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(dense):
+        x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+        x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
+    x = layers.Dense(n_classes, name="logits")(x)
+    probs = layers.Activation("softmax", dtype="float32", name="view_probs")(x)
+    if crop < INPUT_SHAPE[0]:
+        probs = AverageViews(dtype="float32", name="probs")(probs, inputs)
+    return keras.Model(inputs, probs, name=name)
+
+
 def count_macs(model: keras.Model) -> int:
     """Multiply-accumulates of one forward pass (convolutions and dense layers only)."""
     total = 0

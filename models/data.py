@@ -161,6 +161,29 @@ def augmenter(seed: int) -> tf.keras.Sequential:
     )
 
 
+def crop_augmenter(seed: int) -> tf.keras.Sequential:
+    """The crop recipe's augmentation of whole 48x48 faces, before the net's random 40x40
+    view (`models.architecture.CropViews`): zoom 0.8-1.2 (a random resized crop), shift,
+    flip, rotation +-10 degrees, random erasing."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomZoom((-0.2, 0.2), fill_mode="nearest", seed=seed),
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 1),
+            keras.layers.RandomFlip("horizontal", seed=seed + 2),
+            keras.layers.RandomRotation(10 / 360, fill_mode="nearest", seed=seed + 3),
+            keras.layers.RandomErasing(
+                factor=0.5, scale=(0.02, 0.25), fill_value=0.0, value_range=(0.0, 255.0), seed=seed + 4
+            ),
+        ],
+        name="augment_crop",
+    )
+
+
+AUGMENTERS = {"v2": augmenter, "crop": crop_augmenter}
+
+
 def mix_batch(x: tf.Tensor, y: tf.Tensor, alpha: float) -> tuple[tf.Tensor, tf.Tensor]:
     """Mixup (Zhang et al. 2018): face i becomes lam_i * face i + (1 - lam_i) * face j for a
     random partner j of the same batch, labels alike; lam_i ~ Beta(alpha, alpha), folded to
@@ -187,6 +210,7 @@ def make_dataset(
     weights: dict[int, float] | None = None,
     one_hot: bool = False,
     mixup: float = 0.0,
+    augment: str = "v2",
 ) -> tf.data.Dataset:
     """Batched tf.data pipeline; when training: shuffled, augmented, with per-sample weights.
 
@@ -202,7 +226,7 @@ def make_dataset(
     ds = ds.batch(batch_size, drop_remainder=False)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
-        aug = augmenter(seed)
+        aug = AUGMENTERS[augment](seed)
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     if weights is not None:
         table = tf.constant([weights[i] for i in range(len(weights))], dtype=tf.float32)
