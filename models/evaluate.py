@@ -36,11 +36,14 @@ def predict_batched(predict: Predict, x: np.ndarray, batch: int = 256) -> np.nda
 
 def score(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> dict:
     """Accuracy, loss, confusion matrix and classification report of predicted probabilities."""
+    from models.calibration import expected_calibration_error
+
     cm = confusion_matrix(y, probs.argmax(axis=1), len(labels))
     report = classification_report(cm, labels)
     return {
         "accuracy": report["accuracy"],
         "loss": cross_entropy(probs, y),
+        "ece": round(expected_calibration_error(probs, y), 4),
         "n": int(len(y)),
         "confusion": cm.tolist(),
         "report": report,
@@ -97,18 +100,22 @@ def evaluate_ours(model_path: Path, test: data.Split, runtime: str, tta: bool) -
     """Our model on the test split, as served (the card's runtime, e.g. int8 TFLite, and its
     run-time flip setting): plain and, with `tta`, averaged with the mirror image and over
     ten views; plus the float32 Keras model when the served runtime is another. `served`
-    names the configuration the worker runs ("plain" or "tta_flip")."""
+    names the configuration the worker runs ("plain" or "tta_flip"). Every configuration's
+    probabilities carry the card's calibration temperature, as the worker serves them."""
     from models.runtime import (
         load_classifier_fn,
         resolve_runtime,
         served_flip_tta,
+        served_temperature,
         with_flip_tta,
+        with_temperature,
         with_ten_view_tta,
     )
 
     served, weights = resolve_runtime(model_path, runtime)
+    temperature = served_temperature(model_path)
     predict = load_classifier_fn(model_path, served)
-    plain, probs = timed_scores(predict, test)
+    plain, probs = timed_scores(with_temperature(predict, temperature), test)
     flip = served_flip_tta(model_path)
     results = {
         "model": Path(model_path).name,
@@ -116,13 +123,15 @@ def evaluate_ours(model_path: Path, test: data.Split, runtime: str, tta: bool) -
         "file": weights.name,
         "plain": plain,
         "served": "tta_flip" if flip else "plain",
+        "temperature": temperature,
     }
     if tta or flip:
-        results["tta_flip"], _ = timed_scores(with_flip_tta(predict), test)
+        results["tta_flip"], _ = timed_scores(with_temperature(with_flip_tta(predict), temperature), test)
     if tta:
-        results["tta_ten"], _ = timed_scores(with_ten_view_tta(predict), test)
+        results["tta_ten"], _ = timed_scores(with_temperature(with_ten_view_tta(predict), temperature), test)
     if served != "tf":
-        results["keras_float32"], _ = timed_scores(load_classifier_fn(model_path, "tf"), test)
+        keras_fn = load_classifier_fn(model_path, "tf", temperature=temperature)
+        results["keras_float32"], _ = timed_scores(keras_fn, test)
     return results
 
 
@@ -228,6 +237,8 @@ def sidecar_metrics(ours: dict) -> dict:
     served = ours.get("served", "tta_flip" if "tta_flip" in ours else "plain")
     metrics["served"] = served
     metrics["accuracy_served"] = ours[served]["accuracy"]
+    metrics["ece_served"] = ours[served]["ece"]
+    metrics["temperature"] = ours.get("temperature", 1.0)
     return metrics
 
 

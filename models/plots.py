@@ -54,3 +54,25 @@ def plot_confusion(cm_norm: np.ndarray, labels: list[str] | tuple[str, ...], out
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def plot_reliability(curves: dict[str, list[dict]], out: Path, title: str = "") -> Path:
+    """Reliability diagram: accuracy against mean confidence per bin, one line per named
+    set of `models.calibration.reliability_bins`, with the diagonal of perfect calibration."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 4.4), dpi=90)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for name, rows in curves.items():
+        kept = [r for r in rows if r["n"]]
+        ax.plot([r["confidence"] for r in kept], [r["accuracy"] for r in kept], marker="o", markersize=3, label=name)
+    ax.set_xlabel("confidence (dominant emotion's share)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -121,6 +121,33 @@ def served_flip_tta(path: str | Path = DEFAULT_MODEL, setting: bool | None = Non
     return bool(read_sidecar(Path(path)).get("serve_flip_tta", True))
 
 
+def served_temperature(path: str | Path = DEFAULT_MODEL) -> float:
+    """The temperature the model card says its served probabilities are calibrated with
+    (`serve_temperature`, fitted by `python -m models.calibrate`; 1.0 when absent)."""
+    return float(read_sidecar(Path(path)).get("serve_temperature", 1.0))
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities sharpened (T < 1) or softened (T > 1): p^(1/T), renormalised."""
+    if temperature == 1.0:
+        return np.asarray(probs, dtype=np.float32)
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)) / temperature
+    logp -= logp.max(axis=1, keepdims=True)
+    scaled = np.exp(logp)
+    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def with_temperature(classify: ClassifierFn, temperature: float) -> ClassifierFn:
+    """`classify` with its probabilities calibrated by `temperature` (1.0: unchanged)."""
+    if temperature == 1.0:
+        return classify
+
+    def calibrated(faces: np.ndarray) -> np.ndarray:
+        return apply_temperature(classify(faces), temperature)
+
+    return calibrated
+
+
 def with_flip_tta(classify: ClassifierFn) -> ClassifierFn:
     """Average the probabilities of each face and its mirror image (2x the compute)."""
 
@@ -160,7 +187,11 @@ def with_ten_view_tta(classify: ClassifierFn, shift: int = 3) -> ClassifierFn:
 
 
 def load_classifier_fn(
-    path: str | Path = DEFAULT_MODEL, runtime: str = "auto", flip_tta: bool = False, threads: int | None = None
+    path: str | Path = DEFAULT_MODEL,
+    runtime: str = "auto",
+    flip_tta: bool = False,
+    threads: int | None = None,
+    temperature: float = 1.0,
 ) -> ClassifierFn:
     """Load the classifier: (N, 48, 48, 1) uint8 -> (N, n_labels) float32 probabilities.
 
@@ -169,9 +200,10 @@ def load_classifier_fn(
     v2 (+1.6 for v1) at half the throughput (see models/README.md). `threads` is the TFLite interpreter's
     thread count (None: every core this process may use); the "tf" runtime follows the
     process-wide TensorFlow setting (`emotion_batch.tfsetup.configure_tensorflow`).
+    `temperature` calibrates the final (view-averaged) probabilities (`served_temperature`).
     """
     classify = _load(Path(path), runtime, threads)
-    return with_flip_tta(classify) if flip_tta else classify
+    return with_temperature(with_flip_tta(classify) if flip_tta else classify, temperature)
 
 
 def _load(path: Path, runtime: str, threads: int | None = None) -> ClassifierFn:

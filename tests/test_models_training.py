@@ -153,3 +153,77 @@ def read_sidecar_of(path):
     from models.sidecar import read_sidecar
 
     return read_sidecar(path)
+
+
+def test_crop_views_are_the_four_corners_the_centre_and_their_mirrors():
+    from models.architecture import CropViews
+
+    faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype(np.float32)
+    views = CropViews(40)(faces, training=False).numpy().reshape(3, 10, 40, 40, 1)
+    for i, (r, c) in enumerate([(0, 0), (0, 8), (8, 0), (8, 8), (4, 4)]):
+        np.testing.assert_array_equal(views[:, i], faces[:, r : r + 40, c : c + 40])
+        np.testing.assert_array_equal(views[:, 5 + i], faces[:, r : r + 40, c : c + 40][:, :, ::-1])
+    random_views = CropViews(40)(faces, training=True).numpy()
+    assert random_views.shape == (3, 40, 40, 1)
+    for face, view in zip(faces, random_views):  # each a 40x40 window of its own face
+        windows = np.lib.stride_tricks.sliding_window_view(face[..., 0], (40, 40))
+        assert (windows == view[..., 0]).all(axis=(-1, -2)).any()
+
+
+def test_the_vgg_reads_each_face_as_the_average_of_its_ten_views():
+    import keras
+
+    from models.architecture import build_vgg
+
+    keras.utils.set_random_seed(5)
+    model = build_vgg(widths=(4, 8, 8, 8), dense=(16,))
+    faces = np.random.default_rng(2).integers(0, 256, (4, 48, 48, 1)).astype(np.float32)
+    probs = model(faces, training=False).numpy()
+    assert probs.shape == (4, 7)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    views = model.get_layer("views")(faces, training=False)
+    per_view = keras.Model(model.get_layer("rescale").input, model.get_layer("view_probs").output)(views)
+    np.testing.assert_allclose(probs, per_view.numpy().reshape(4, 10, 7).mean(axis=1), atol=1e-5)
+
+
+def test_the_plateau_schedule_cuts_the_rate_after_stalled_epochs_and_resumes_its_state():
+    import keras
+
+    cfg = train.TrainConfig.recipe("vgg", data_dir="unused", plateau_patience=2)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(cfg.lr))
+    schedule = train.PlateauSchedule(cfg)
+    schedule.set_model(model)
+    for epoch, score in enumerate([0.5, 0.6, 0.6, 0.55]):  # two epochs without a better score
+        schedule.on_epoch_begin(epoch)
+        schedule.on_epoch_end(epoch, {"val_accuracy": score})
+    assert schedule.state == {"lr": pytest.approx(0.0075), "best": 0.6, "wait": 0}
+    resumed = train.PlateauSchedule(cfg, json.loads(json.dumps(schedule.state)))
+    resumed.set_model(model)
+    resumed.on_epoch_begin(4)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.0075)
+
+
+def test_the_vgg_recipe_trains_resumes_and_exports_from_the_cli(tmp_path):
+    """A tiny VGG-recipe run through the real CLI, resumed from its committed point on a
+    fresh run folder: the config (recipe plus the options given) and the plateau state
+    survive, and the export serves ten-view probabilities through TFLite."""
+    run, model_out = tmp_path / "run", tmp_path / "out" / "vgg.keras"
+    common = ["--data-dir", str(fer_dir()), "--model-out", str(model_out), "--device", "cpu"]
+    small = ["--subset", "300", "--widths", "4,8,8,8", "--dense", "16"]
+    result = CliRunner().invoke(
+        train.main, ["--recipe", "vgg", "--run-dir", str(run), "--epochs", "1", *small, *common]
+    )
+    assert result.exit_code == 0, result.output
+    state = json.loads(model_out.with_suffix(".resume.json").read_text())
+    assert state["config"]["arch"] == "vgg" and state["config"]["optimizer"] == "sgd"
+    assert state["config"]["widths"] == [4, 8, 8, 8] and state["plateau"]["lr"] == pytest.approx(0.01)
+    result = CliRunner().invoke(
+        train.main, ["--resume", "--run-dir", str(tmp_path / "fresh"), "--epochs", "2", "--force-export", *common]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(model_out.with_suffix(".resume.json").read_text())["epoch"] == 2
+    x = data.load_split("test", fer_dir()).x[:32]
+    via_tflite = load_classifier_fn(model_out, "tflite")(x)
+    np.testing.assert_allclose(via_tflite.sum(axis=1), 1.0, atol=1e-2)  # int8 output steps
+    assert np.abs(via_tflite - load_classifier_fn(model_out, "tf")(x)).max() < 0.05

@@ -15,11 +15,13 @@ if TYPE_CHECKING:
     from emotion_batch.config import Settings
 
 
-def cnn_model_version(runtime: str, weights: Path, flip_tta: bool) -> str:
-    """The file actually run (the .keras, or the .tflite exported from it) and whether
-    faces are averaged with their mirror image name the version: outputs differ."""
+def cnn_model_version(runtime: str, weights: Path, flip_tta: bool, temperature: float = 1.0) -> str:
+    """The file actually run (the .keras, or the .tflite exported from it), whether faces
+    are averaged with their mirror image and the calibration temperature name the version:
+    outputs differ."""
     tta = "-tta" if flip_tta else ""
-    return f"cnn-{runtime}{tta}-{sha256_file(weights)[:16]}"
+    calibrated = f"-t{temperature:g}" if temperature != 1.0 else ""
+    return f"cnn-{runtime}{tta}{calibrated}-{sha256_file(weights)[:16]}"
 
 
 def expected_model_version(model_path: Path, flip_tta: bool | None = None) -> str | None:
@@ -27,10 +29,11 @@ def expected_model_version(model_path: Path, flip_tta: bool | None = None) -> st
     (`flip_tta` None: as the model card says)."""
     if not Path(model_path).is_file():
         return None
-    from models.runtime import resolve_runtime, served_flip_tta
+    from models.runtime import resolve_runtime, served_flip_tta, served_temperature
 
     runtime, weights = resolve_runtime(model_path)
-    return cnn_model_version(runtime, weights, served_flip_tta(model_path, flip_tta))
+    flip = served_flip_tta(model_path, flip_tta)
+    return cnn_model_version(runtime, weights, flip, served_temperature(model_path))
 
 
 class CnnClassifier:
@@ -46,13 +49,16 @@ class CnnClassifier:
                 f"CNN model not found at {model_path}; train it with `python -m models.train` "
                 "or set CNN_MODEL to a .keras file"
             )
-        from models.runtime import load_classifier_fn, resolve_runtime, served_flip_tta
+        from models.runtime import load_classifier_fn, resolve_runtime, served_flip_tta, served_temperature
 
         self.runtime, weights = resolve_runtime(model_path)
         self.model_path = model_path
         flip_tta = served_flip_tta(model_path, flip_tta)
-        self.model_version = cnn_model_version(self.runtime, weights, flip_tta)
-        self._predict = load_classifier_fn(model_path, self.runtime, flip_tta=flip_tta, threads=threads)
+        temperature = served_temperature(model_path)
+        self.model_version = cnn_model_version(self.runtime, weights, flip_tta, temperature)
+        self._predict = load_classifier_fn(
+            model_path, self.runtime, flip_tta=flip_tta, threads=threads, temperature=temperature
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, threads: int | None = None) -> CnnClassifier:
