@@ -7,6 +7,7 @@ uses on face crops, so training and serving see identical 48x48 uint8 grey array
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -181,7 +182,62 @@ def crop_augmenter(seed: int) -> tf.keras.Sequential:
     )
 
 
-AUGMENTERS = {"v2": augmenter, "crop": crop_augmenter}
+def _some(x: tf.Tensor, changed: tf.Tensor, share: float) -> tf.Tensor:
+    """`changed` for a random `share` of the faces of batch `x`, `x` for the others."""
+    import tensorflow as tf
+
+    pick = tf.random.uniform([tf.shape(x)[0], 1, 1, 1]) < share
+    return tf.where(pick, changed, x)
+
+
+def _gaussian_blur(x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
+    """A 5x5 Gaussian blur of (N, H, W, 1) faces (one sigma for the batch)."""
+    import tensorflow as tf
+
+    taps = tf.range(-2.0, 3.0)
+    kernel = tf.exp(-(taps**2) / (2.0 * sigma**2))
+    kernel /= tf.reduce_sum(kernel)
+    x = tf.nn.conv2d(x, tf.reshape(kernel, [5, 1, 1, 1]), 1, "SAME")
+    return tf.nn.conv2d(x, tf.reshape(kernel, [1, 5, 1, 1]), 1, "SAME")
+
+
+def degrade_photos(x: tf.Tensor) -> tf.Tensor:
+    """What a face cut from a real photo goes through, on 0-255 float (N, 48, 48, 1)
+    batches: a small face scaled up (down to 16-36 px and back), focus blur, JPEG at
+    quality 30-90, exposure (gamma) and contrast; each on a random share of the faces."""
+    import tensorflow as tf
+
+    side = tf.random.uniform([], 16, 37, dtype=tf.int32)
+    small = tf.image.resize(x, tf.stack([side, side]), method="area")
+    x = _some(x, tf.image.resize(small, tf.shape(x)[1:3], method="bilinear"), 0.3)
+    x = _some(x, _gaussian_blur(x, tf.random.uniform([], 0.5, 1.3)), 0.25)
+    jpeg = tf.map_fn(
+        lambda face: tf.cast(tf.image.random_jpeg_quality(tf.cast(face, tf.uint8), 30, 90), tf.float32),
+        tf.clip_by_value(x, 0.0, 255.0),
+    )
+    x = _some(x, tf.reshape(jpeg, tf.shape(x)), 0.5)
+    gamma = tf.exp(tf.random.uniform([tf.shape(x)[0], 1, 1, 1], -0.4, 0.4))
+    x = 255.0 * tf.pow(tf.clip_by_value(x, 0.0, 255.0) / 255.0, gamma)
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    contrast = tf.random.uniform([tf.shape(x)[0], 1, 1, 1], 0.7, 1.3)
+    return tf.clip_by_value(mean + contrast * (x - mean), 0.0, 255.0)
+
+
+def photo_augmenter(seed: int) -> Callable[..., tf.Tensor]:
+    """The crop recipe's augmentation after `degrade_photos`."""
+    geometric = crop_augmenter(seed)
+
+    def augment(x: tf.Tensor, training: bool = True) -> tf.Tensor:
+        return geometric(degrade_photos(x), training=training)
+
+    return augment
+
+
+AUGMENTERS: dict[str, Callable[[int], Callable[..., tf.Tensor]]] = {
+    "v2": augmenter,
+    "crop": crop_augmenter,
+    "photo": photo_augmenter,
+}
 
 
 def mix_batch(x: tf.Tensor, y: tf.Tensor, alpha: float) -> tuple[tf.Tensor, tf.Tensor]:

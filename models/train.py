@@ -515,10 +515,11 @@ def write_history(path: Path, history: dict[str, list[float]]) -> None:
 @click.option("--dense", default="1024,1024", show_default=True, help="VGG: units of the dense layers.")
 @click.option(
     "--augment",
-    type=click.Choice(["v2", "crop"]),
+    type=click.Choice(["v2", "crop", "photo"]),
     default="v2",
     show_default=True,
-    help="Augmentation: v2's, or the crop recipe's (zoom 0.8-1.2, shift, flip, rotation 10 deg, erasing).",
+    help="Augmentation: v2's; the crop recipe's (zoom 0.8-1.2, shift, flip, rotation 10 deg, erasing); "
+    "photo: the crop recipe's after a real photo's degradations (scaled-up small faces, blur, JPEG, exposure).",
 )
 @click.option(
     "--data-dir",

@@ -84,3 +84,28 @@ def test_training_pipeline_augments_and_weights():
     assert np.allclose(w.numpy(), [weights[int(i)] for i in y.numpy()])
     x_eval, _ = next(iter(data.make_dataset(test, 32, training=False)))
     assert np.array_equal(x_eval.numpy(), test.x[:32].astype(np.float32))
+
+
+def test_photo_degradations_keep_shape_and_range_and_change_the_faces():
+    import tensorflow as tf
+
+    from models import data
+
+    faces = data.load_split("test", fer_dir()).x[:64].astype(np.float32)
+    tf.random.set_seed(3)
+    out = data.degrade_photos(tf.constant(faces)).numpy()
+    assert out.shape == faces.shape and out.min() >= 0.0 and out.max() <= 255.0
+    changed = np.abs(out - faces).mean(axis=(1, 2, 3))
+    assert (changed > 1.0).mean() > 0.9  # gamma and contrast touch nearly every face
+    # degraded, not destroyed: each face still correlates with its original
+    corr = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(out, faces)]
+    assert np.median(corr) > 0.8
+    # the photo recipe runs inside the training pipeline
+    batch = next(
+        iter(
+            data.make_dataset(
+                data.Split(faces.astype(np.uint8), np.zeros(64, int), data.EMOTIONS), 32, True, augment="photo"
+            )
+        )
+    )
+    assert batch[0].shape == (32, 48, 48, 1)
