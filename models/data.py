@@ -267,16 +267,19 @@ def make_dataset(
     one_hot: bool = False,
     mixup: float = 0.0,
     augment: str = "v2",
+    targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batched tf.data pipeline; when training: shuffled, augmented, with per-sample weights.
 
     `one_hot` yields (N, classes) float labels, as label smoothing needs; `mixup` > 0 (one-hot
     training batches only) blends each face and its label with another face of the batch.
+    `targets` ((N, classes) float, e.g. a teacher's probabilities) replace the one-hot labels.
     """
     import tensorflow as tf
 
     n_classes = len(split.classes)
-    ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
+    labels = split.y if targets is None else targets
+    ds = tf.data.Dataset.from_tensor_slices((split.x, labels))
     if training:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=False)
@@ -287,8 +290,9 @@ def make_dataset(
     if weights is not None:
         table = tf.constant([weights[i] for i in range(len(weights))], dtype=tf.float32)
         ds = ds.map(lambda x, y: (x, y, tf.gather(table, y)))
-    if one_hot:
-        ds = ds.map(lambda x, y, *w: (x, tf.one_hot(y, n_classes), *w))
+    if one_hot or targets is not None:
+        if targets is None:
+            ds = ds.map(lambda x, y, *w: (x, tf.one_hot(y, n_classes), *w))
         if training and mixup > 0:
             ds = ds.map(lambda x, y, *w: (*mix_batch(x, y, mixup), *w))
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -66,6 +66,8 @@ class TrainConfig:
     plateau_factor: float = 0.75
     plateau_patience: int = 5
     augment: str = "v2"
+    teachers: tuple[str, ...] = ()
+    distill_alpha: float = 0.7
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -401,6 +403,12 @@ def run_training(
     weights = (
         data.class_weights(train.y, len(cfg.classes), cfg.class_weight_power) if cfg.class_weight_power > 0 else None
     )
+    targets = None
+    if cfg.teachers:  # distillation: the teachers' mean probabilities blended with the labels
+        from models.distill import distillation_targets, teacher_probabilities
+
+        soft = teacher_probabilities(cfg.teachers, train.x, run_dir / "teachers.npz")
+        targets = distillation_targets(soft, train.y, cfg.distill_alpha)
     train_ds = data.make_dataset(
         train,
         cfg.batch_size,
@@ -410,6 +418,7 @@ def run_training(
         one_hot=True,
         mixup=cfg.mixup,
         augment=cfg.augment,
+        targets=targets,
     )
     val_ds = data.make_dataset(val, 256, False, one_hot=True)
     budget = TimeBudget(cfg.max_minutes)
@@ -510,6 +519,19 @@ def write_history(path: Path, history: dict[str, list[float]]) -> None:
     default="v2",
     show_default=True,
     help="Defaults of every training option below: v2's ResNet or the VGG on 40x40 crops (SGD, plateau).",
+)
+@click.option(
+    "--teacher",
+    "teachers",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Distil: a trained .keras net whose probabilities (averaged over every --teacher) the student learns.",
+)
+@click.option(
+    "--distill-alpha",
+    default=0.7,
+    show_default=True,
+    help="Share of the teachers' probabilities in the targets; the rest is the label.",
 )
 @click.option("--crop", default=40, show_default=True, help="VGG: side of the views cut from the 48x48 face.")
 @click.option("--dense", default="1024,1024", show_default=True, help="VGG: units of the dense layers.")
@@ -657,6 +679,7 @@ def main(
 
 
 CLI_TUPLES = {"classes": str, "widths": int, "blocks": int, "dense": int}
+CLI_LISTS = ("teachers",)  # options given several times
 
 
 def config_from_cli(ctx: click.Context, options: dict[str, object]) -> TrainConfig:
@@ -669,6 +692,8 @@ def config_from_cli(ctx: click.Context, options: dict[str, object]) -> TrainConf
             continue
         if name in CLI_TUPLES and isinstance(value, str):
             value = tuple(CLI_TUPLES[name](w.strip()) for w in value.split(",") if w.strip())
+        if name in CLI_LISTS:
+            value = tuple(str(v) for v in value)  # type: ignore[attr-defined]
         given[name] = value
     data_dir = given.pop("data_dir", None) or data.default_data_dir()
     return TrainConfig.recipe(recipe, data_dir=str(data_dir), **given)
@@ -682,7 +707,7 @@ def resumed_config(cfg: TrainConfig, run_dir: Path, model_out: Path, export_only
         saved_file = resume_point_paths(model_out)["state"]
     saved = json.loads(saved_file.read_text())
     saved = saved.get("config", saved)
-    for key in ("classes", "widths", "blocks", "dense"):
+    for key in ("classes", "widths", "blocks", "dense", "teachers"):
         if key in saved:
             saved[key] = tuple(saved[key])
     overrides = {"data_dir": cfg.data_dir, "max_minutes": cfg.max_minutes}

@@ -227,3 +227,25 @@ def test_the_vgg_recipe_trains_resumes_and_exports_from_the_cli(tmp_path):
     via_tflite = load_classifier_fn(model_out, "tflite")(x)
     np.testing.assert_allclose(via_tflite.sum(axis=1), 1.0, atol=1e-2)  # int8 output steps
     assert np.abs(via_tflite - load_classifier_fn(model_out, "tf")(x)).max() < 0.05
+
+
+def test_a_student_learns_the_teachers_mean_probabilities(tiny_run, tmp_path):
+    """Distillation through the same training run: the targets are the teachers' mean
+    probabilities (each teacher as served) blended with the labels, cached per teacher set."""
+    from models.distill import distillation_targets, teacher_probabilities
+
+    run_dir, cfg, *_ = tiny_run
+    teacher = str(run_dir / "best.keras")
+    student = train.TrainConfig(**{**cfg.__dict__, "epochs": 1, "teachers": (teacher, teacher), "distill_alpha": 0.6})
+    summary = train.run_training(student, tmp_path / "student", verbose=0)
+    assert summary["epochs_run"] == 1
+    train_split, _ = train.load_data(student)
+    soft = teacher_probabilities((teacher, teacher), train_split.x, tmp_path / "student" / "teachers.npz")
+    np.testing.assert_allclose(soft, load_classifier_fn(teacher, "tf")(train_split.x), atol=1e-5)
+    targets = distillation_targets(soft, train_split.y, 0.6)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(
+        targets[np.arange(len(targets)), train_split.y],
+        0.6 * soft[np.arange(len(soft)), train_split.y] + 0.4,
+        atol=1e-6,
+    )

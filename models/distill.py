@@ -1,0 +1,53 @@
+"""Soft targets from an ensemble of trained nets, for distilling it into one served net.
+
+`python -m models.train --teacher A.keras --teacher B.keras ...` trains a student on
+`alpha * teachers' mean probabilities + (1 - alpha) * the label` (Hinton et al. 2015): the
+ensemble's accuracy, one net's serving cost. Each teacher reads the faces as it is served
+(a VGG member averages its ten views inside its graph); the targets are computed once per
+run on the un-augmented training faces and cached in the run folder under the teachers'
+sha256, so a resumed run reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from models.evaluate import predict_batched
+from models.runtime import load_classifier_fn
+from models.sidecar import sha256_of
+
+
+def teachers_key(teachers: tuple[str, ...]) -> str:
+    """A digest of the teachers' files, in order."""
+    digest = hashlib.sha256()
+    for path in teachers:
+        digest.update(sha256_of(Path(path)).encode())
+    return digest.hexdigest()[:16]
+
+
+def teacher_probabilities(teachers: tuple[str, ...], faces: np.ndarray, cache: Path) -> np.ndarray:
+    """The teachers' mean probabilities for `faces` ((N, 48, 48, 1) uint8), from `cache`
+    when it holds those of the same teachers and faces."""
+    key = f"{teachers_key(teachers)}-{hashlib.sha256(faces.tobytes()).hexdigest()[:16]}"
+    if cache.exists():
+        with np.load(cache) as npz:
+            if str(npz["key"]) == key:
+                return np.asarray(npz["probs"])
+    total = np.zeros((len(faces), 0), dtype=np.float64)
+    for path in teachers:
+        probs = predict_batched(load_classifier_fn(Path(path), "tf"), faces).astype(np.float64)
+        total = probs if total.size == 0 else total + probs
+    mean = (total / len(teachers)).astype(np.float32)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache.with_suffix(".tmp.npz"), key=key, probs=mean)
+    cache.with_suffix(".tmp.npz").replace(cache)
+    return mean
+
+
+def distillation_targets(soft: np.ndarray, labels: np.ndarray, alpha: float) -> np.ndarray:
+    """alpha * the teachers' probabilities + (1 - alpha) * the one-hot labels."""
+    hard = np.eye(soft.shape[1], dtype=np.float32)[labels]
+    return (alpha * soft + (1.0 - alpha) * hard).astype(np.float32)
