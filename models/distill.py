@@ -11,20 +11,35 @@ sha256, so a resumed run reuses them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from models.evaluate import predict_batched
-from models.runtime import load_classifier_fn
+from models.runtime import load_classifier_fn, tf_classifier
 from models.sidecar import sha256_of
 
 
+def teacher_fn(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """A teacher as served: a .keras file, or an exported ensemble member (its .best.npz)."""
+    from models.train import load_member
+
+    if path.suffix == ".keras" and path.exists():
+        return load_classifier_fn(path, "tf")
+    return tf_classifier(load_member(path.with_suffix(".keras")))
+
+
 def teachers_key(teachers: tuple[str, ...]) -> str:
-    """A digest of the teachers' files, in order."""
+    """A digest of the teachers' weights files, in order."""
+    from models.train import member_weights_path
+
     digest = hashlib.sha256()
-    for path in teachers:
-        digest.update(sha256_of(Path(path)).encode())
+    for name in teachers:
+        path = Path(name)
+        if not (path.suffix == ".keras" and path.exists()):
+            path = member_weights_path(path.with_suffix(".keras"))
+        digest.update(sha256_of(path).encode())
     return digest.hexdigest()[:16]
 
 
@@ -38,7 +53,7 @@ def teacher_probabilities(teachers: tuple[str, ...], faces: np.ndarray, cache: P
                 return np.asarray(npz["probs"])
     total = np.zeros((len(faces), 0), dtype=np.float64)
     for path in teachers:
-        probs = predict_batched(load_classifier_fn(Path(path), "tf"), faces).astype(np.float64)
+        probs = predict_batched(teacher_fn(Path(path)), faces).astype(np.float64)
         total = probs if total.size == 0 else total + probs
     mean = (total / len(teachers)).astype(np.float32)
     cache.parent.mkdir(parents=True, exist_ok=True)

@@ -524,8 +524,9 @@ def write_history(path: Path, history: dict[str, list[float]]) -> None:
     "--teacher",
     "teachers",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Distil: a trained .keras net whose probabilities (averaged over every --teacher) the student learns.",
+    type=click.Path(dir_okay=False),
+    help="Distil: a trained .keras net or an exported --member; the student learns the mean "
+    "probabilities of every --teacher.",
 )
 @click.option(
     "--distill-alpha",
@@ -640,6 +641,12 @@ def write_history(path: Path, history: dict[str, list[float]]) -> None:
     "(2,872 validation faces: one point is about 29 faces, the noise of one comparison).",
 )
 @click.option(
+    "--member",
+    is_flag=True,
+    help="An ensemble member or teacher, never served: its best weights are kept in float16 "
+    "(<model-out>.best.npz, loaded by models.train.load_member) beside its resume point.",
+)
+@click.option(
     "--force-export",
     is_flag=True,
     help="Export even when the served model did better on the validation split "
@@ -651,6 +658,7 @@ def main(
     device: str,
     resume: bool,
     export_only: bool,
+    member: bool,
     force_export: bool,
     min_gain: float,
     **options: object,
@@ -666,7 +674,9 @@ def main(
         summary = run_training(cfg, run_dir, resume, committed=model_out)
         summary["hardware"] = hardware
     served = read_sidecar(model_out).get("training", {}).get("best_val_accuracy", 0.0)
-    if export_only or force_export or summary["best_val_accuracy"] >= served + min_gain:
+    if member:
+        export_member(run_dir, model_out, cfg, summary)
+    elif export_only or force_export or summary["best_val_accuracy"] >= served + min_gain:
         export(run_dir, model_out, cfg, summary)
     else:  # the schedule goes on; the served model stays until a clearly better one exists
         write_resume_point(run_dir, model_out, cfg, summary)
@@ -760,6 +770,44 @@ def export(run_dir: Path, model_out: Path, cfg: TrainConfig, summary: dict) -> N
             "training": {**summary, "config": config},
         },
     )
+
+
+def member_weights_path(model_out: Path) -> Path:
+    """`<model>.best.npz`: an ensemble member's best weights, float16."""
+    return model_out.with_suffix(".best.npz")
+
+
+def export_member(run_dir: Path, model_out: Path, cfg: TrainConfig, summary: dict) -> None:
+    """A member's best weights (float16, a third of a .keras file's size), its history,
+    sidecar and resume point next to model_out; no .keras or .tflite file is written."""
+    model_out.parent.mkdir(parents=True, exist_ok=True)
+    best = keras.models.load_model(run_dir / "best.keras", compile=False)
+    arrays = {f"w{i}": np.asarray(w, dtype=np.float16) for i, w in enumerate(best.get_weights())}
+    np.savez_compressed(member_weights_path(model_out), **arrays)  # type: ignore[arg-type]
+    shutil.copyfile(run_dir / "history.json", model_out.with_suffix(".history.json"))
+    write_resume_point(run_dir, model_out, cfg, summary)
+    config = {**asdict(cfg), "data_dir": Path(cfg.data_dir).name}
+    fields = {"role": "ensemble member (not served)", "weights": member_weights_path(model_out).name}
+    sidecar = {**fields, "training": {**summary, "config": config}}
+    model_out.with_suffix(".json").write_text(json.dumps(sidecar, indent=1) + "\n")
+
+
+def load_member(model_out: Path) -> keras.Model:
+    """An exported member (`export_member`) rebuilt under float32 with its best weights."""
+    saved = json.loads(model_out.with_suffix(".json").read_text())["training"]["config"]
+    for key in ("classes", "widths", "blocks", "dense", "teachers"):
+        if key in saved:
+            saved[key] = tuple(saved[key])
+    cfg = TrainConfig(**saved)
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        model = build_for(cfg)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    with np.load(member_weights_path(model_out)) as npz:
+        model.set_weights([npz[f"w{i}"].astype(np.float32) for i in range(len(npz.files))])
+    return model
 
 
 def write_resume_point(run_dir: Path, model_out: Path, cfg: TrainConfig, summary: dict) -> None:

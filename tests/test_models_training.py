@@ -249,3 +249,25 @@ def test_a_student_learns_the_teachers_mean_probabilities(tiny_run, tmp_path):
         0.6 * soft[np.arange(len(soft)), train_split.y] + 0.4,
         atol=1e-6,
     )
+
+
+def test_an_exported_member_is_small_and_teaches_as_it_was_trained(tiny_run, tmp_path):
+    """--member keeps float16 best weights (no .keras/.tflite); load_member rebuilds the
+    net, and a distillation teacher given by the member's path reads it so."""
+    import keras
+
+    from models.distill import teacher_fn
+
+    run_dir, cfg, *_ = tiny_run
+    member = tmp_path / "members" / "m.keras"
+    result = CliRunner().invoke(
+        train.main, ["--export-only", "--member", "--run-dir", str(run_dir), "--model-out", str(member)]
+    )
+    assert result.exit_code == 0, result.output
+    assert not member.exists() and not member.with_suffix(".tflite").exists()
+    assert member.with_suffix(".best.npz").exists() and member.with_suffix(".resume.npz").exists()
+    best = keras.models.load_model(run_dir / "best.keras", compile=False)
+    x = data.load_split("test", fer_dir()).x[:32]
+    expected = best(x.astype(np.float32), training=False).numpy()
+    np.testing.assert_allclose(train.load_member(member)(x.astype(np.float32)).numpy(), expected, atol=0.02)
+    np.testing.assert_allclose(teacher_fn(member)(x), expected, atol=0.02)
