@@ -1,10 +1,12 @@
 """Throughput, side by side in one run on the same photos:
 `python -m bench.throughput --photos DIR [--repeat N] [--json]`.
 
-Measures images/s (and faces/s) of DeepFace's own loop, fer's own loop, our in-process
+Measures images/s (and faces/s) of DeepFace's own loop (its default detector, and
+`deepface_yunet`: its fastest, YuNet, on images decoded before the clock starts), fer's own loop, our in-process
 pipeline (`ceiling`) and the full system (`system`: producer -> Redis -> Celery worker ->
 database), then prints the ratios and the worker's peak memory. With `--json` the last
-line is one JSON object with the keys images, faces, deepface, fer, ceiling, system.
+line is one JSON object with the keys images, faces, deepface, deepface_yunet, fer, ceiling,
+system.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def _table(rows: dict[str, Timing], run: SystemRun | None) -> Table:
 def _ratios(rows: dict[str, Timing]) -> dict[str, float]:
     rate = {k: v.images_per_second for k, v in rows.items()}
     out = {}
-    for other in ("deepface", "fer", "ceiling"):
+    for other in ("deepface", "deepface_yunet", "fer", "ceiling"):
         if "system" in rate and rate.get(other):
             out[f"system/{other}"] = rate["system"] / rate[other]
     return out
@@ -59,7 +61,7 @@ def _ratios(rows: dict[str, Timing]) -> dict[str, float]:
 @click.option("--baseline-limit", type=int, default=200, help="DeepFace/fer loops run on the first N images.")
 @click.option("--backend", type=click.Choice(list(BACKENDS)), default="cnn")
 @click.option("--workers", type=int, default=1, help="Worker processes (concurrency) for `system`.")
-@click.option("--skip", multiple=True, type=click.Choice(["deepface", "fer", "ceiling", "system"]))
+@click.option("--skip", multiple=True, type=click.Choice(["deepface", "deepface_yunet", "fer", "ceiling", "system"]))
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line.")
 def main(
     photos: Path, repeat: int, baseline_limit: int, backend: str, workers: int, skip: tuple[str, ...], as_json: bool
@@ -74,6 +76,7 @@ def main(
     stages = Stages()
     measures = {
         "deepface": lambda: deepface_loop(paths[:baseline_limit]),
+        "deepface_yunet": lambda: deepface_loop(paths[:baseline_limit], "yunet", predecoded=True),
         "fer": lambda: fer_loop(paths[:baseline_limit]),
         "ceiling": lambda: ceiling(paths, settings, backend, stages),
     }
