@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from billiard.exceptions import SoftTimeLimitExceeded
 
 from emotion_batch.classify import EmotionClassifier, normalise
 from emotion_batch.config import Settings
@@ -211,6 +212,8 @@ class Analyzer:
         image the classifier cannot take fails (with the reason)."""
         try:
             percents = self._percents([crop for d in detected for crop in d.crops])
+        except SoftTimeLimitExceeded:
+            raise  # out of time, not a bad image: the worker retries the batch image by image
         except Exception:  # noqa: BLE001  (narrowed down to the image below)
             logger.exception("classifier failed on a batch of %d images; classifying them one by one", len(detected))
             return [self._classify_alone(d) for d in detected]
@@ -221,6 +224,8 @@ class Analyzer:
         if detected.crops:
             try:
                 return _assemble([detected], self._percents(list(detected.crops)), self.classifier.labels)[0]
+            except SoftTimeLimitExceeded:
+                raise
             except Exception as exc:  # noqa: BLE001  (recorded against this image)
                 logger.exception("classifier failed on %s", detected.path)
                 detected = _failed(detected, f"emotion classifier failed: {type(exc).__name__}: {exc}"[:300])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from billiard.exceptions import SoftTimeLimitExceeded
 from PIL import Image as PILImage
 from sqlalchemy import select
 
@@ -194,3 +195,22 @@ def test_a_face_the_classifier_cannot_take_fails_its_image_alone(job, nan: bool,
     assert result["p3.jpg"][:2] == ("failed", reason)
     for n in (0, 1, 2, 4, 5):
         assert result[f"p{n}.jpg"][0] == "done" and result[f"p{n}.jpg"][3] == [EMOTIONS[n]]
+
+
+class OutOfTimeClassifier(BrightnessClassifier):
+    """The task's soft time limit firing during the batch's classifier call."""
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        super().predict(faces)
+        raise SoftTimeLimitExceeded()
+
+
+def test_running_out_of_time_while_classifying_is_not_blamed_on_an_image(job) -> None:
+    """Out of time is the task's to retry (worker.tasks), not a classifier failure to narrow
+    down image by image: nothing is stored and no image is failed."""
+    settings, sessions, message = job
+    classifier = OutOfTimeClassifier()
+    with pytest.raises(SoftTimeLimitExceeded):
+        run(settings, message, BoxDetector(), classifier)
+    assert classifier.calls == [6]
+    assert {s for s, *_ in outcomes(sessions).values()} == {"pending"}
