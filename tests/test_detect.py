@@ -101,6 +101,14 @@ def test_faces_found_but_all_below_min_face_are_none_not_an_error() -> None:
     assert len(BlazeFaceDetector(min_face=8).detect(small_astronaut(100))) == 1  # the face is there
 
 
+def test_the_expected_version_is_none_when_the_named_yunet_file_is_missing(tmp_path: Path) -> None:
+    """YUNET_MODEL naming no file: the worker refuses to start; submit reuses nothing."""
+    settings = _settings(tmp_path, yunet_model=tmp_path / "nowhere.onnx", model_download=False)
+    assert expected_detector_version(settings) is None
+    with pytest.raises(WeightsMissingError, match="YuNet model not found"):
+        make_detector(settings)
+
+
 def test_skip_is_a_registered_detector_whose_one_face_is_the_whole_image(tmp_path: Path) -> None:
     settings = _settings(tmp_path, detector="skip")
     detector = make_detector(settings)

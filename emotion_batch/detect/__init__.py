@@ -163,8 +163,9 @@ def expected_detector_version(settings: Settings) -> str | None:
     """The detector version a worker with these settings stores (submit-time reuse),
     decided as the worker decides it (`choose_detector`, models hashed, never loaded):
     `auto` without a YuNet file tries the download a worker would try, and offline names
-    BlazeFace as the worker will; None only when the configured detector has no file."""
+    BlazeFace as the worker will; None when the detector's file is missing or unreadable
+    (YUNET_MODEL naming no file: the worker refuses to start, nothing to reuse)."""
     try:
         return choose_detector(settings).version
-    except WeightsMissingError:
+    except (WeightsMissingError, OSError):
         return None
