@@ -55,12 +55,15 @@ def create_job(
     roots: Sequence[str],
     force: bool,
     scanning: bool = False,
+    detector: str | None = None,
 ) -> Job:
     """Record a new job (committed, so its id is visible to workers). With `scanning`, the
-    job is marked as still being scanned until `finish_scan` (resume completes it)."""
+    job is marked as still being scanned until `finish_scan` (resume completes it);
+    `detector` overrides the workers' DETECTOR for this job (None: theirs)."""
     job = Job(
         name=name,
         backend=backend,
+        detector=detector,
         batch_size=batch_size,
         roots=json.dumps(list(roots)),
         force=force,

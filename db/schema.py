@@ -50,6 +50,8 @@ class Job(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(Text)  # no length limit (default: the first submitted path)
     backend: Mapped[str] = mapped_column(String(32))
+    # `submit --detector`: the detector every worker uses for this job (NULL: their DETECTOR)
+    detector: Mapped[str | None] = mapped_column(String(32))
     batch_size: Mapped[int] = mapped_column(Integer)
     force: Mapped[bool] = mapped_column(Boolean, default=False)
     roots: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of submitted paths

@@ -6,7 +6,11 @@
 
 Each image gives a list of per-face dicts in `DeepFace.analyze` terms (emotion
 percentages summing to 100, dominant_emotion, region, face_confidence); an image that
-cannot be analysed gives `{"error": reason}` instead of a list.
+cannot be analysed gives `{"error": reason}` instead of a list (the other images of its
+batch are analysed all the same).
+
+Images that already are face crops (FER2013, crops made elsewhere): each one face, no
+detection, `analyze(paths, settings=Settings(detector="skip"))`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,7 +21,8 @@ __all__ = ["REPO_ROOT", "YUNET_URL", "Settings", "get_settings"]
 
 Backend = str  # a key of emotion_batch.classify.BACKENDS (validated below)
 BATCH_SIZE_MIN, BATCH_SIZE_MAX = 1, 1024  # BATCH_SIZE and `--batch-size` obey the same rule
-DetectorName = Literal["auto", "yunet", "blazeface", "haar"]
+DetectorName = Literal["auto", "yunet", "blazeface", "haar", "skip"]
+DETECTOR_NAMES: tuple[str, ...] = get_args(DetectorName)  # the CLI's choices
 
 
 def _registered(backend: str) -> str:
@@ -58,7 +59,9 @@ class Settings(BaseSettings):
         defaults.DEEPFACE_HOME, description="Where DeepFace keeps .deepface/weights (DEEPFACE_HOME)."
     )
     detector: DetectorName = Field(
-        "auto", description="auto = YuNet (its file here, or downloaded once), else BlazeFace (offline)."
+        "auto",
+        description="auto = YuNet (its file here, or downloaded once), else BlazeFace (offline); "
+        "skip = no detection, each image is one face (folders of face crops).",
     )
     yunet_model: Path | None = Field(
         None, description="YuNet ONNX file; unset: MODEL_CACHE, DeepFace's copy, else downloaded."

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from billiard.exceptions import SoftTimeLimitExceeded
 
 from emotion_batch.classify import EmotionClassifier, normalise
 from emotion_batch.config import Settings
 from emotion_batch.crop import face_crop
-from emotion_batch.detect import FaceBox, FaceDetector
+from emotion_batch.detect import WHOLE_IMAGE, FaceBox, FaceDetector
 from emotion_batch.errors import CorruptImageError, ImageError, PathNotAllowedError
 from emotion_batch.imaging import LoadedImage, decode_image, read_file
+from models.preprocess import FACE_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -167,16 +169,31 @@ class Analyzer:
         return self._find_faces(path, image)
 
     def _find_faces(self, path: str, image: LoadedImage) -> _Detected:
-        """Find and crop the faces of a decoded image."""
+        """Find and crop the faces of a decoded image; a failure fails this image alone."""
+        detector = self._detector()  # one that cannot be built is the process's problem, not the image's
         try:
-            boxes = tuple(self._detector().detect(image.rgb))
-            gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY) if boxes else np.zeros((0, 0), np.uint8)
-            crops = tuple(face_crop(gray, b, self.settings.face_margin, self.settings.face_align) for b in boxes)
-        except cv2.error as exc:  # an OpenCV failure on one image must not fail the batch
+            boxes, crops = self._boxes_and_crops(detector, image.rgb)
+        except Exception as exc:  # a detector or crop bug on one image must not fail the batch
             logger.exception("face detection failed on %s", path)
-            return _Detected(path, error=f"face detection failed: {exc}"[:300], sha256=image.sha256)
+            reason = f"face detection failed: {type(exc).__name__}: {exc}"[:300]
+            return _Detected(path, error=reason, sha256=image.sha256)
         original = tuple(unscale(b, image.scale, image.width, image.height) for b in boxes)
         return _Detected(path, None, image.width, image.height, image.taken_at, original, crops, image.sha256)
+
+    def _boxes_and_crops(
+        self, detector: FaceDetector, rgb: np.ndarray
+    ) -> tuple[tuple[FaceBox, ...], tuple[np.ndarray, ...]]:
+        """The detector's boxes on `rgb` and the classifier's 48x48 grey face for each."""
+        boxes = tuple(detector.detect(rgb))
+        if not boxes:
+            return (), ()
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        # a whole-image "face" is already framed as the user wants it: no margin around it
+        margin = 1.0 if detector.name == WHOLE_IMAGE else self.settings.face_margin
+        crops = tuple(face_crop(gray, b, margin, self.settings.face_align) for b in boxes)
+        if any(c.shape != (FACE_SIZE, FACE_SIZE) or c.dtype != np.uint8 for c in crops):
+            raise ValueError(f"a face crop is not a {FACE_SIZE}x{FACE_SIZE} grey image")
+        return boxes, crops
 
     def analyze(self, paths: Sequence[str], known: Collection[str] = frozenset()) -> list[ImageResult]:
         """Analyse images together: read, hash, decode and detect in threads, then one
@@ -190,15 +207,47 @@ class Analyzer:
         return self._classify(list(self._pool.map(lambda im: self._find_faces(source, im), images)))
 
     def _classify(self, detected: list[_Detected]) -> list[ImageResult]:
-        """All faces of the detected images through the classifier in one call."""
-        crops = [crop for d in detected for crop in d.crops]
-        faces = np.stack(crops)[..., None] if crops else np.zeros((0, 48, 48, 1), np.uint8)
-        percents = normalise(self.classifier.predict(faces)) * 100.0
+        """All faces of the detected images through the classifier in one call. Should
+        that call raise, each image's faces are classified on their own, so that only the
+        image the classifier cannot take fails (with the reason)."""
+        try:
+            percents = self._percents([crop for d in detected for crop in d.crops])
+        except SoftTimeLimitExceeded:
+            raise  # out of time, not a bad image: the worker retries the batch image by image
+        except Exception:  # noqa: BLE001  (narrowed down to the image below)
+            logger.exception("classifier failed on a batch of %d images; classifying them one by one", len(detected))
+            return [self._classify_alone(d) for d in detected]
         return _assemble(detected, percents, self.classifier.labels)
+
+    def _classify_alone(self, detected: _Detected) -> ImageResult:
+        """One image's faces in a call of their own; a failure is this image's error."""
+        if detected.crops:
+            try:
+                return _assemble([detected], self._percents(list(detected.crops)), self.classifier.labels)[0]
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception as exc:  # noqa: BLE001  (recorded against this image)
+                logger.exception("classifier failed on %s", detected.path)
+                detected = _failed(detected, f"emotion classifier failed: {type(exc).__name__}: {exc}"[:300])
+        return _assemble([detected], np.zeros((0, len(self.classifier.labels))), self.classifier.labels)[0]
+
+    def _percents(self, crops: list[np.ndarray]) -> np.ndarray:
+        """(N, labels) percentages for N 48x48 faces, in one classifier call; raises when
+        the classifier answers with the wrong shape or with scores that are not numbers."""
+        faces = np.stack(crops)[..., None] if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 1), np.uint8)
+        raw = np.asarray(self.classifier.predict(faces), dtype=np.float64)
+        if raw.shape != (len(crops), len(self.classifier.labels)) or not np.isfinite(raw).all():
+            raise ValueError(f"classifier answered {raw.shape} scores (finite: {np.isfinite(raw).all()})")
+        return normalise(raw) * 100.0
 
     def close(self) -> None:
         """Stop the pool threads."""
         self._pool.shutdown(wait=False)
+
+
+def _failed(detected: _Detected, reason: str) -> _Detected:
+    """`detected` as an image that could not be analysed, for `reason` (its hash kept)."""
+    return _Detected(detected.path, error=reason, sha256=detected.sha256)
 
 
 def _assemble(detected: list[_Detected], percents: np.ndarray, labels: tuple[str, ...]) -> list[ImageResult]:

@@ -225,6 +225,13 @@ def enqueue(
     return sender.batches
 
 
+def _job_settings(settings: Settings | None, detector: str | None) -> Settings | None:
+    """The settings a worker analyses a job with: its own detector, if it names one."""
+    from emotion_batch.detect import for_detector
+
+    return for_detector(settings, detector) if settings is not None else None
+
+
 def reuse_key(backend: str, settings: Settings | None, force: bool) -> ResultKey | None:
     """The key a worker with these settings stores its results under, computed without
     loading a model (file hashes), so earlier results can be reused at submit time; None
@@ -366,15 +373,19 @@ def submit(
     on_progress: Callable[[SubmitProgress], None] | None = None,
     video: VideoOptions | None = None,
     on_job: Callable[[int], None] | None = None,
+    detector: str | None = None,
 ) -> SubmitResult:
     """Scan `paths` into a new job as a stream (see the module docstring); return the
     summary. The job id is in the database from the first moment (`on_job` gets it then,
     `on_progress` sees every committed chunk); `settings` enables submit-time reuse and
-    the size limit."""
+    the size limit; `detector` is the job's own (None: the workers' DETECTOR)."""
     check_batch_size(batch_size)
     check_broker(client)
+    settings = _job_settings(settings, detector)
     with sessions() as session:
-        job = create_job(session, name, backend, batch_size, [str(p) for p in paths], force, scanning=True)
+        job = create_job(
+            session, name, backend, batch_size, [str(p) for p in paths], force, scanning=True, detector=detector
+        )
     if on_job:
         on_job(job.id)
     problems = ScanProblems([], [])
@@ -456,7 +467,7 @@ def resume_job(
             progress = SubmitProgress()
             roots = [Path(p) for p in json.loads(job.roots)]
             max_bytes = settings.max_file_bytes if settings else None
-            reuse = reuse_key(job.backend, settings, job.force)
+            reuse = reuse_key(job.backend, _job_settings(settings, job.detector), job.force)
             files = _scan_stream(sessions, roots, resumed.problems, False, max_bytes, reuse, skip=job.scanned)
             _stream_register(sessions, job, files, sender, reuse, progress, chunk, None, on_progress, fresh=False)
             # videos of the part walked before the interruption were not registered yet: all of them now

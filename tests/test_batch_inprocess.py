@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from billiard.exceptions import SoftTimeLimitExceeded
 from PIL import Image as PILImage
 from sqlalchemy import select
 
@@ -95,7 +96,7 @@ def job(tmp_path: Path):
 def run(settings: Settings, message: BatchMessage, detector: BoxDetector, classifier: BrightnessClassifier):
     analyzer = Analyzer(lambda: detector, classifier, settings, threads=2)
     try:
-        return process_batch(message, settings=settings, analyzer_for=lambda backend: analyzer)
+        return process_batch(message, settings=settings, analyzer_for=lambda backend, detector: analyzer)
     finally:
         analyzer.close()
 
@@ -146,10 +147,70 @@ def test_a_poison_image_that_kills_the_worker_costs_only_its_own_attempts(job) -
         assert len(session.scalars(select(Face.id)).all()) == 5
 
 
-def test_an_unexpected_error_is_recorded_against_the_batch_not_lost(job) -> None:
+def test_a_detector_error_fails_that_image_alone_and_the_rest_is_one_classifier_call(job) -> None:
     settings, sessions, message = job
-    summary = run(settings, message, BoxDetector(raise_on=201), BrightnessClassifier())
-    assert summary.written == 6
-    errors = {s for s, _, _, _ in outcomes(sessions).values()}
-    assert errors == {"failed"}
-    assert all(e.startswith("batch error RuntimeError: detector bug") for _, e, _, _ in outcomes(sessions).values())
+    classifier = BrightnessClassifier()
+    summary = run(settings, message, BoxDetector(raise_on=201), classifier)
+    assert (summary.written, summary.faces, summary.isolated) == (6, 5, False)
+    assert classifier.calls == [5]  # the other images' faces, together
+    result = outcomes(sessions)
+    assert result["p1.jpg"][:3] == ("failed", "face detection failed: RuntimeError: detector bug", 1)
+    for n in (0, 2, 3, 4, 5):
+        assert result[f"p{n}.jpg"][0] == "done" and result[f"p{n}.jpg"][3] == [EMOTIONS[n]]
+
+
+class PoisonClassifier(BrightnessClassifier):
+    """Raises, or answers NaN, whenever the batch holds a face of grey level `grey`."""
+
+    def __init__(self, grey: int, nan: bool) -> None:
+        super().__init__()
+        self.grey, self.nan = grey, nan
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        probs = super().predict(faces)
+        poison = [row for row, face in enumerate(faces) if abs(float(face.mean()) - self.grey) < 2]
+        if poison and not self.nan:
+            raise RuntimeError("classifier bug")
+        probs[poison] = np.nan
+        return probs
+
+
+@pytest.mark.parametrize(
+    ("nan", "reason"),
+    [
+        (False, "emotion classifier failed: RuntimeError: classifier bug"),
+        (True, "emotion classifier failed: ValueError: classifier answered (1, 7) scores (finite: False)"),
+    ],
+)
+def test_a_face_the_classifier_cannot_take_fails_its_image_alone(job, nan: bool, reason: str) -> None:
+    """The batch's one call fails (raises, or gives scores that are not numbers): each
+    image's faces are then classified alone, and only the image the classifier cannot
+    take is failed, with the reason."""
+    settings, sessions, message = job
+    classifier = PoisonClassifier(GREYS[3], nan)
+    summary = run(settings, message, BoxDetector(), classifier)
+    assert (summary.written, summary.faces) == (6, 5)
+    assert classifier.calls == [6, 1, 1, 1, 1, 1, 1]
+    result = outcomes(sessions)
+    assert result["p3.jpg"][:2] == ("failed", reason)
+    for n in (0, 1, 2, 4, 5):
+        assert result[f"p{n}.jpg"][0] == "done" and result[f"p{n}.jpg"][3] == [EMOTIONS[n]]
+
+
+class OutOfTimeClassifier(BrightnessClassifier):
+    """The task's soft time limit firing during the batch's classifier call."""
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        super().predict(faces)
+        raise SoftTimeLimitExceeded()
+
+
+def test_running_out_of_time_while_classifying_is_not_blamed_on_an_image(job) -> None:
+    """Out of time is the task's to retry (worker.tasks), not a classifier failure to narrow
+    down image by image: nothing is stored and no image is failed."""
+    settings, sessions, message = job
+    classifier = OutOfTimeClassifier()
+    with pytest.raises(SoftTimeLimitExceeded):
+        run(settings, message, BoxDetector(), classifier)
+    assert classifier.calls == [6]
+    assert {s for s, *_ in outcomes(sessions).values()} == {"pending"}

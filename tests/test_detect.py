@@ -14,6 +14,7 @@ import pytest
 from bench.detect import _skimage, iou
 from emotion_batch.config import Settings
 from emotion_batch.detect import (
+    DETECTORS,
     BlazeFaceDetector,
     YuNetDetector,
     choose_detector,
@@ -81,6 +82,40 @@ def test_blazeface_finds_the_astronaut_and_nothing_on_faceless_photos() -> None:
     for name in ("astronaut-suit", "coffee", "chelsea", "coins", "moon"):  # Haar sees faces on the suit, coins, moon
         assert detector.detect(_skimage(name)) == [], name
     assert detector.detect(np.zeros((10, 3000, 3), np.uint8)) == []  # extreme aspect ratio, nothing to find
+
+
+def small_astronaut(side: int = 100) -> np.ndarray:
+    """The astronaut shrunk so that BlazeFace finds her face, but smaller than MIN_FACE."""
+    import cv2
+
+    return cv2.resize(_skimage("astronaut"), (side, side), interpolation=cv2.INTER_AREA)
+
+
+def test_faces_found_but_all_below_min_face_are_none_not_an_error() -> None:
+    """BlazeFace (and YuNet: both give landmarks) finds a face smaller than MIN_FACE:
+    no box is kept, and the empty landmark array must not fail the image."""
+    detector = BlazeFaceDetector()
+    assert len(detector.detect(small_astronaut(150))) == 1  # 28 px: kept
+    for side in (60, 100, 120):
+        assert detector.detect(small_astronaut(side)) == [], side
+    assert len(BlazeFaceDetector(min_face=8).detect(small_astronaut(100))) == 1  # the face is there
+
+
+def test_the_expected_version_is_none_when_the_named_yunet_file_is_missing(tmp_path: Path) -> None:
+    """YUNET_MODEL naming no file: the worker refuses to start; submit reuses nothing."""
+    settings = _settings(tmp_path, yunet_model=tmp_path / "nowhere.onnx", model_download=False)
+    assert expected_detector_version(settings) is None
+    with pytest.raises(WeightsMissingError, match="YuNet model not found"):
+        make_detector(settings)
+
+
+def test_skip_is_a_registered_detector_whose_one_face_is_the_whole_image(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, detector="skip")
+    detector = make_detector(settings)
+    assert isinstance(detector, DETECTORS["skip"]) and detector.version == "skip"
+    assert choose_detector(settings).version == expected_detector_version(settings) == "skip"
+    (face,) = detector.detect(np.zeros((30, 50, 3), np.uint8))
+    assert (face.x, face.y, face.w, face.h, face.confidence, face.landmarks) == (0, 0, 50, 30, 1.0, None)
 
 
 def _xywh(face) -> tuple[int, int, int, int]:

@@ -37,7 +37,7 @@ from emotion_batch.pipeline import Analyzer, ImageResult
 from worker import runtime
 
 logger = logging.getLogger(__name__)
-AnalyzerFor = Callable[[str], Analyzer]
+AnalyzerFor = Callable[[str, str | None], Analyzer]  # (backend, the job's detector) -> Analyzer
 
 # Database busy, read-only, away or disconnected: the batch is retried, never dropped.
 DB_RETRY_ERRORS = (OperationalError, InterfaceError)
@@ -80,7 +80,7 @@ def process_batch(
     `task_id` (the Celery task's id) owns the leases on the images it claims. A database
     error is raised for the task to retry, after the engine's connections are dropped:
     one opened while the database was read-only or away would fail for ever.
-    `settings` and `analyzer_for` (backend -> Analyzer) default to this worker process's
+    `settings` and `analyzer_for` ((backend, job's detector) -> Analyzer) default to this worker process's
     (`worker.runtime`); tests pass their own to run a batch in process.
     """
     settings = settings or runtime.settings()
@@ -102,16 +102,19 @@ def reconnect_on_database_error(what: str, url: str | None = None) -> Iterator[N
         raise
 
 
-def _check_job(session: Session, message: BatchMessage) -> None:
-    """Refuse a message whose job does not exist or was recorded with another backend."""
-    backend = session.scalar(select(Job.backend).where(Job.id == message.job_id))
-    if backend is None:
+def _check_job(session: Session, message: BatchMessage) -> str | None:
+    """Refuse a message whose job does not exist or was recorded with another backend;
+    return the job's own detector (None: this worker's DETECTOR)."""
+    row = session.execute(select(Job.backend, Job.detector).where(Job.id == message.job_id)).first()
+    if row is None:
         raise MessageError(f"job {message.job_id} does not exist; batch {message.batch_no} refused")
+    backend, detector = row
     if backend != message.backend:
         raise MessageError(
             f"job {message.job_id} uses backend {backend}, the message says "
             f"{message.backend}; batch {message.batch_no} refused"
         )
+    return detector
 
 
 def _process(
@@ -121,7 +124,7 @@ def _process(
     lease = settings.hard_time_limit + LEASE_MARGIN_S
     ids = [ref.image_id for ref in message.images]
     with sessions() as session:
-        _check_job(session, message)
+        detector = _check_job(session, message)
         attempts = pending_attempts(session, ids, message.job_id)  # images of this job only
     summary = BatchSummary(message.job_id, message.batch_no, isolated=any(attempts.values()))
     groups = [[i] for i in attempts] if summary.isolated else [list(attempts)]
@@ -131,7 +134,7 @@ def _process(
         summary.exhausted += len(claim.exhausted)
         summary.busy += len(claim.busy)
         if claim.live:
-            _analyse_guarded(message, claim, summary, sessions, analyzer_for)
+            _analyse_guarded(message, claim, summary, sessions, lambda: analyzer_for(message.backend, detector))
     summary.seconds = round(time.perf_counter() - started, 3)
     logger.info("job %s batch %s: %s", message.job_id, message.batch_no, summary)
     return summary
@@ -142,11 +145,12 @@ def _analyse_guarded(
     claim: Claim,
     summary: BatchSummary,
     sessions: sessionmaker[Session],
-    analyzer_for: AnalyzerFor,
+    analyzer: Callable[[], Analyzer],
 ) -> None:
-    """Analyse claimed images; an unexpected error is recorded against them, never lost."""
+    """Analyse claimed images; an unexpected error is recorded against them, never lost
+    (the pipeline fails an image that cannot be analysed alone: this is for the rest)."""
     try:
-        _analyse_claimed(message, claim, summary, sessions, analyzer_for(message.backend))
+        _analyse_claimed(message, claim, summary, sessions, analyzer())
     except (*DB_RETRY_ERRORS, SoftTimeLimitExceeded):
         raise  # database busy or away / out of time: the task is retried (worker.tasks)
     except Exception as exc:  # noqa: BLE001

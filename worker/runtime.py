@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from emotion_batch.config import Settings
-from emotion_batch.detect import make_detector
+from emotion_batch.detect import for_detector, make_detector
 from emotion_batch.pipeline import Analyzer
 
 logger = logging.getLogger(__name__)
@@ -66,18 +66,27 @@ def _report_database(url: str) -> None:
         )
 
 
-def analyzer(backend: str) -> Analyzer:
-    """The process's analyzer for `backend`, loading its classifier the first time."""
+def analyzer(backend: str, detector: str | None = None) -> Analyzer:
+    """The process's analyzer for `backend`, loading its classifier the first time; with
+    `detector` (a job's own choice), one that shares that classifier and uses `detector`."""
     if _settings is None:  # a solo/threads pool has no process init
         from emotion_batch.config import get_settings
 
         init_process(get_settings())
+    assert _settings is not None
     if backend not in _analyzers:
-        assert _settings is not None
         built = Analyzer.from_settings(_settings, backend, threads=threads_per_process(_settings))
         built.classifier.predict(np.zeros((2, 48, 48, 1), np.uint8))  # trace/warm up outside any task
         _analyzers[backend] = built
-    return _analyzers[backend]
+    chosen = for_detector(_settings, detector)
+    if chosen is _settings:
+        return _analyzers[backend]
+    key = f"{backend}/{detector}"
+    if key not in _analyzers:
+        _analyzers[key] = Analyzer(
+            lambda: make_detector(chosen), _analyzers[backend].classifier, chosen, threads=threads_per_process(chosen)
+        )
+    return _analyzers[key]
 
 
 def settings() -> Settings:

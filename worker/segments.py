@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 
 from billiard.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from db.schema import Job
 from db.session import make_session_factory
 from db.videos import SegmentWork, claim_segment, store_segment
 from emotion_batch.messages import SegmentMessage
@@ -73,7 +75,9 @@ def process_segment(message: SegmentMessage) -> SegmentSummary:
         work = claim_segment(session, message.video_id, message.segment_no, settings.max_attempts)
     if work is None:
         return summary
-    analyzer = runtime.analyzer(message.backend)
+    with sessions() as session:
+        detector = session.scalar(select(Job.detector).where(Job.id == message.job_id))
+    analyzer = runtime.analyzer(message.backend, detector)
     version = analyzer.classifier.model_version
     error = None
     try:

@@ -4,7 +4,8 @@
   copy, else downloaded into MODEL_CACHE on first use (`emotion_batch.detect.fetch`);
 - `blazeface`: MediaPipe's BlazeFace (full + short range), whose files come inside a PyPI wheel: the
   fallback when YuNet cannot be had (chosen by measurement, bench/detect.py);
-- `haar`: OpenCV's Haar cascade, kept for comparison and for explicit use.
+- `haar`: OpenCV's Haar cascade, kept for comparison and for explicit use;
+- `skip`: no detection, the whole image is one face (folders of face crops).
 
 `auto` (DETECTOR's default) is YuNet when its file is here or can be downloaded, else
 BlazeFace, with one line saying which file to place where.
@@ -17,13 +18,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from emotion_batch.config import Settings
+from emotion_batch.config import DETECTOR_NAMES, Settings
 from emotion_batch.detect.base import DetectorClass, FaceBox, FaceDetector
 from emotion_batch.detect.blazeface import FULL_SCORE, BlazeFaceDetector, default_models
 from emotion_batch.detect.fetch import YUNET, cached, fetch
 from emotion_batch.detect.haar import HaarDetector, default_cascade
+from emotion_batch.detect.skip import WHOLE_IMAGE, SkipDetector
 from emotion_batch.detect.yunet import YUNET_FILE, YuNetDetector
-from emotion_batch.errors import WeightsMissingError
+from emotion_batch.errors import ConfigurationError, WeightsMissingError
 
 __all__ = [
     "DETECTORS",
@@ -32,9 +34,12 @@ __all__ = [
     "FaceBox",
     "FaceDetector",
     "HaarDetector",
+    "SkipDetector",
+    "WHOLE_IMAGE",
     "YuNetDetector",
     "choose_detector",
     "find_yunet",
+    "for_detector",
     "make_detector",
 ]
 
@@ -44,6 +49,7 @@ DETECTORS: dict[str, DetectorClass] = {
     "yunet": YuNetDetector,
     "blazeface": BlazeFaceDetector,
     "haar": HaarDetector,
+    WHOLE_IMAGE: SkipDetector,
 }
 
 
@@ -124,6 +130,8 @@ def _choose(settings: Settings) -> DetectorChoice:
     if name == "haar":
         cascade = Path(settings.haar_cascade) if settings.haar_cascade else default_cascade()
         return DetectorChoice("haar", ((cascade, 0.0),))
+    if name == WHOLE_IMAGE:
+        return DetectorChoice(WHOLE_IMAGE, ())
     try:
         return DetectorChoice("yunet", ((_yunet(settings), settings.face_score),))
     except WeightsMissingError as exc:
@@ -142,13 +150,22 @@ def make_detector(settings: Settings) -> FaceDetector:
     return DETECTORS[choice.name](choice.models, max_side=settings.detect_max_side, **common)
 
 
+def for_detector(settings: Settings, detector: str | None) -> Settings:
+    """`settings` with DETECTOR set to `detector`, a job's own choice (None: as they are)."""
+    if detector is None or detector == settings.detector:
+        return settings
+    if detector not in DETECTOR_NAMES:
+        raise ConfigurationError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTOR_NAMES)}")
+    return settings.model_copy(update={"detector": detector})
+
+
 def expected_detector_version(settings: Settings) -> str | None:
-    """The detector version a worker with these settings stores, without downloading or
-    loading anything (submit-time reuse); None when only a download would tell."""
-    if settings.detector in ("yunet", "auto"):
-        found = find_yunet(settings)
-        return YuNetDetector.version_of((found,)) if found and found.is_file() else None
+    """The detector version a worker with these settings stores (submit-time reuse),
+    decided as the worker decides it (`choose_detector`, models hashed, never loaded):
+    `auto` without a YuNet file tries the download a worker would try, and offline names
+    BlazeFace as the worker will; None when the detector's file is missing or unreadable
+    (YUNET_MODEL naming no file: the worker refuses to start, nothing to reuse)."""
     try:
         return choose_detector(settings).version
-    except WeightsMissingError:
+    except (WeightsMissingError, OSError):
         return None

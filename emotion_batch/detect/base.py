@@ -100,7 +100,9 @@ def to_original(
     keep = np.minimum(x1 - x0, y1 - y0) >= min_face
     points: list[tuple[tuple[float, float], ...] | None] = [None] * int(keep.sum())
     if landmarks is not None:
-        pairs = np.asarray(landmarks, dtype=np.float64)[keep].reshape(int(keep.sum()), -1, 2)
+        kept = np.asarray(landmarks, dtype=np.float64).reshape(len(boxes), -1)[keep]
+        # the point count comes from the columns: with no box kept, NumPy cannot infer it
+        pairs = kept.reshape(len(kept), kept.shape[1] // 2, 2)
         points = [tuple((float(px), float(py)) for px, py in face / scale) for face in pairs]
     rows = zip(x0[keep], y0[keep], (x1 - x0)[keep], (y1 - y0)[keep], np.asarray(scores)[keep], points)
     return [FaceBox(int(a), int(b), int(c), int(d), float(s), p) for a, b, c, d, s, p in rows]

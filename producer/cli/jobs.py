@@ -10,6 +10,7 @@ import click
 
 from db.jobs import job_progress
 from emotion_batch.classify import BACKENDS
+from emotion_batch.config import DETECTOR_NAMES
 from emotion_batch.errors import PathNotFoundError
 from producer import render
 from producer.cli.context import CliContext, console, existing_job, out, progress_bar, shared_options
@@ -43,6 +44,13 @@ backend_option = click.option(
 )
 @click.option("--timeout", type=float, default=None, help="With --wait: give up after this many seconds.")
 @click.option(
+    "--detector",
+    type=click.Choice(DETECTOR_NAMES),
+    default=None,
+    help="Face detector the workers use for this job (default: their DETECTOR setting); "
+    "skip: each image is one face (folders of face crops).",
+)
+@click.option(
     "--fps",
     type=click.FloatRange(min=0, min_open=True, max=120),
     default=None,
@@ -59,6 +67,7 @@ def submit_cmd(
     rehash: bool,
     wait: bool,
     timeout: float | None,
+    detector: str | None,
     fps: float | None,
 ) -> None:
     """Scan PATHS, record a job and its images in the database (creating or upgrading the
@@ -82,6 +91,7 @@ def submit_cmd(
             rehash=rehash,
             on_progress=show,
             video=VideoOptions.from_settings(c.settings, fps),
+            detector=detector,
         )
     _summary(result)
     out.print(result.job_id)
