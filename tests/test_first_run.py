@@ -1,0 +1,143 @@
+"""What a new user meets in the first hour, against real parts: `producer run` on the
+user's own folder (no sample photos written), a missing path or an empty folder (one line,
+non-zero exit from the commands that wait), the submit summary's wording, `status`
+defaulting to the latest job, `resume` on a finished job, and an empty job on the web."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from emotion_batch.config import Settings
+from emotion_batch.defaults import REPO_ROOT
+from producer.web.app import create_app
+from tests.conftest import need, run_producer
+
+
+def run_cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The real `producer` CLI in `cwd` (the user's working folder), without REDIS_URL."""
+    base = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    return subprocess.run(
+        [sys.executable, "-m", "producer.cli", *args],
+        cwd=cwd,
+        env={**base, **env, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("Error")]
+
+
+@pytest.fixture
+def queue_env(redis_server, tmp_path: Path) -> dict[str, str]:
+    """A real redis-server with this test's own queue and SQLite file (no worker)."""
+    return {
+        "REDIS_URL": redis_server.url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "QUEUE": f"q-{uuid.uuid4().hex[:8]}",
+    }
+
+
+def test_run_of_a_missing_path_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    done = run_cli({"DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}"}, tmp_path, "run", str(tmp_path / "nope"))
+    assert done.returncode == 1
+    assert error_lines(done.stderr) == [f"Error: not found: {tmp_path / 'nope'}"], done.stderr
+    assert "started" not in done.stderr and not (tmp_path / ".emotion-batch").exists()
+    assert not (tmp_path / "sample-photos").exists() and not (tmp_path / "run.db").exists()
+
+
+def test_submit_of_an_empty_folder_says_so_and_wait_fails(queue_env: dict[str, str], tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a photo")
+    plain = run_producer(queue_env, "submit", str(empty))
+    assert plain.returncode == 0, plain.stderr  # the job id is still printed for scripts
+    assert f"no images found under {empty}" in plain.stderr
+    waited = run_producer(queue_env, "submit", str(empty), "--wait", "--timeout", "60")
+    assert waited.returncode == 1
+    assert error_lines(waited.stderr) == [f"Error: no images found under {empty}"], waited.stderr
+    assert "100%" not in waited.stderr
+
+
+def test_summary_status_of_the_latest_job_and_resume_of_a_finished_one(
+    queue_env: dict[str, str], photos_dir: Path, tmp_path: Path
+) -> None:
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(photos_dir / "img1.jpg", one)
+    submitted = run_producer(queue_env, "submit", str(one))
+    assert submitted.returncode == 0, submitted.stderr
+    summary = " ".join(submitted.stderr.split())
+    assert "1 image found" in summary and "1 queued in 1 batch," in summary and "0 results reused" in summary
+    first = int(submitted.stdout.split()[-1])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    second = int(run_producer(queue_env, "submit", str(empty)).stdout.split()[-1])
+    latest = run_producer(queue_env, "status")  # no job id: the latest job, as `report`
+    assert latest.returncode == 0, latest.stderr
+    assert latest.stdout.startswith(f"job {second}: 0/0 finished")
+    assert run_producer(queue_env, "status", str(first)).stdout.startswith(f"job {first}: 0/1 finished")
+    resumed = run_producer(queue_env, "resume", str(second))
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.strip() == f"job {second}: finished, nothing to resume"  # no empty progress bars
+
+
+def test_an_empty_job_shows_as_empty_on_the_web(redis_server, tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    (library / "empty").mkdir(parents=True)
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{tmp_path / 'web.db'}",
+        redis_url=redis_server.url,
+        queue=f"q-{uuid.uuid4().hex[:8]}",
+        upload_root=tmp_path / "uploads",
+        allowed_roots=[library],
+    )
+    with TestClient(create_app(settings)) as client:
+        created = client.post("/api/jobs", json={"paths": [str(library / "empty")]})
+        assert created.status_code == 202, created.text
+        job = created.json()["job"]
+        deadline = time.monotonic() + 30
+        while not (status := client.get(f"/api/jobs/{job}").json())["complete"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status["complete"] and status["empty"] and status["percent"] == 0.0, status
+        page = client.get(f"/jobs/{job}").text
+        assert 'id="state" class="tag idle">empty<' in page and "finished</span>" not in page
+        assert f"No images found under {library / 'empty'}." in page
+        assert 'class="tag idle">empty<' in client.get("/").text
+
+
+@pytest.mark.integration
+def test_run_on_a_named_folder_writes_no_sample_photos(
+    worker_env: dict[str, str], photos_dir: Path, tmp_path: Path
+) -> None:
+    """The user's own folder under the working folder: only it is analysed, in the batch
+    size asked for, and no sample-photos/ appears; an empty folder fails in one line."""
+    need(shutil.which("redis-server") is not None, "redis-server")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("img1.jpg", "img2.jpg"):
+        shutil.copy(photos_dir / name, mine)
+    env = {**worker_env, "WORKER_BACKENDS": '["cnn"]'}
+    done = run_cli(env, tmp_path, "run", "mine", "--batch-size", "1", "--timeout", "400")
+    log = tmp_path / ".emotion-batch" / "worker.log"
+    assert done.returncode == 0, done.stderr[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
+    assert not (tmp_path / "sample-photos").exists() and "sample photos" not in done.stderr
+    summary = " ".join(done.stderr.split())
+    assert "2 images found" in summary and "2 queued in 2 batches" in summary
+    assert "2/2 finished" in summary
+    (tmp_path / "empty").mkdir()
+    empty = run_cli(env, tmp_path, "run", "empty", "--timeout", "60")
+    assert empty.returncode == 1 and error_lines(empty.stderr) == ["Error: no images found under empty"], empty.stderr
+    assert not (tmp_path / "sample-photos").exists()
