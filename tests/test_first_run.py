@@ -5,6 +5,7 @@ defaulting to the latest job, `resume` on a finished job, and an empty job on th
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from db.migrate import upgrade
 from emotion_batch.config import Settings
 from emotion_batch.defaults import REPO_ROOT
 from producer.web.app import create_app
@@ -141,3 +143,45 @@ def test_run_on_a_named_folder_writes_no_sample_photos(
     empty = run_cli(env, tmp_path, "run", "empty", "--timeout", "60")
     assert empty.returncode == 1 and error_lines(empty.stderr) == ["Error: no images found under empty"], empty.stderr
     assert not (tmp_path / "sample-photos").exists()
+
+
+def test_broker_error_says_how_to_get_a_redis_and_invents_no_password(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    done = run_producer({"DATABASE_URL": url}, "submit", str(tmp_path / "p"), "--redis-url", "redis://127.0.0.1:1/0")
+    assert done.returncode == 1
+    [line] = error_lines(done.stderr)
+    assert line.startswith("Error: cannot use the broker at redis://127.0.0.1:1/0: ") and ":**@" not in line
+    assert "producer run" in line and "apt-get install redis-server" in line
+
+
+def test_a_refused_password_is_masked_and_not_told_to_start_redis(tmp_path: Path) -> None:
+    need(shutil.which("redis-server") is not None, "redis-server")
+    from producer.local import LocalRedis
+
+    (tmp_path / "p").mkdir()
+    with LocalRedis(tmp_path / "redis", password="right") as server:
+        wrong = f"redis://:wrong-secret@127.0.0.1:{server.port}/0"
+        done = run_producer(
+            {"DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}, "submit", str(tmp_path / "p"), "--redis-url", wrong
+        )
+    [line] = error_lines(done.stderr)
+    assert f"redis://:**@127.0.0.1:{server.port}/0" in line and "wrong-secret" not in line
+    assert "producer run" not in line  # a Redis is there: starting another would not help
+
+
+def test_json_percentages_are_rounded_and_every_file_written_is_named(tmp_path: Path) -> None:
+    from tests.test_reports_db import _job
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url)
+    job = _job(url)  # three faces: shares of 66.666...%
+    env = {"DATABASE_URL": url}
+    report = json.loads(run_producer(env, "report", str(job), "--by", "folder", "--format", "json").stdout)
+    figures = [report["share"], report["mean"], *(g[k] for g in report["folders"].values() for k in ("share", "mean"))]
+    assert report["share"]["happy"] == 66.67 and all(round(v, 2) == v for f in figures for v in f.values())
+    for fmt in ("parquet", "json", "csv", "table", "html"):
+        target = tmp_path / f"report.{fmt}"
+        done = run_producer(env, "report", str(job), "--format", fmt, "--out", str(target))
+        assert done.returncode == 0 and done.stderr.strip() == f"wrote {target}", (fmt, done.stderr)
+        assert target.stat().st_size > 0 and done.stdout == ""
