@@ -21,7 +21,7 @@ from db.migrate import upgrade
 from emotion_batch.config import Settings
 from emotion_batch.defaults import REPO_ROOT
 from producer.web.app import create_app
-from tests.conftest import need, run_producer
+from tests.conftest import database_for, need, run_producer
 
 
 def run_cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -185,3 +185,59 @@ def test_json_percentages_are_rounded_and_every_file_written_is_named(tmp_path: 
         done = run_producer(env, "report", str(job), "--format", fmt, "--out", str(target))
         assert done.returncode == 0 and done.stderr.strip() == f"wrote {target}", (fmt, done.stderr)
         assert target.stat().st_size > 0 and done.stdout == ""
+
+
+def test_html_report_lists_failed_images_with_their_reasons(tmp_path: Path) -> None:
+    from tests.test_reports_db import _job
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url)
+    job = _job(url)  # /p/b/4.jpg failed: "not an image"
+    page = tmp_path / "report.html"
+    done = run_producer({"DATABASE_URL": url}, "report", str(job), "--format", "html", "--out", str(page))
+    assert done.returncode == 0, done.stderr
+    html = page.read_text()
+    assert "<h2>Failed images <span class='muted'>(1)</span></h2>" in html
+    assert "<tr><td>/p/b/4.jpg</td><td>not an image</td></tr>" in html
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database(request: pytest.FixtureRequest, tmp_path: Path):
+    yield from database_for(request.param, request, tmp_path)
+
+
+def test_a_one_day_job_is_charted_by_hour_on_that_day(any_database: str) -> None:
+    from datetime import datetime, timezone
+
+    from matplotlib import dates as mdates
+
+    from db.jobs import create_job, pending_refs, register_images
+    from db.results import ResultKey, store_results
+    from db.session import make_session_factory
+    from emotion_batch.pipeline import ImageResult
+    from emotion_batch.scan import ScannedFile
+    from producer.charts import timeline_figure
+    from producer.outputs import charts_for, full_report, hours_for
+    from tests.test_terminal_width import face
+
+    upgrade(any_database)
+    times = [datetime(2026, 12, 5, h, 20, tzinfo=timezone.utc) for h in (9, 9, 14)]
+    files = [ScannedFile(f"/p/{n}.jpg", "/p", f"{n}" * 64, 10, t) for n, t in enumerate(times)]
+    with make_session_factory(any_database)() as session:
+        job = create_job(session, "party", "cnn", 8, ["/p"], False)
+        register_images(session, job, files)
+        results = {
+            ref.image_id: ImageResult(str(n), None, 100, 80, None, (face("happy" if n < 2 else "sad"),))
+            for n, ref in enumerate(pending_refs(session, job.id))
+        }
+        store_results(session, results, ResultKey("cnn", "cnn-test", "yunet-test"))
+        report = full_report(session, job.id)
+        hours = hours_for(session, job.id, report)
+        assert charts_for(session, job.id)["share-over-time.png"].startswith(b"\x89PNG")
+    assert {h: g["faces"] for h, g in (hours or {}).items()} == {"2026-12-05 09": 2, "2026-12-05 14": 1}
+    axes = timeline_figure(report["dates"], "t", hours).axes[0]
+    start, end = (mdates.num2date(v).replace(tzinfo=None) for v in axes.get_xlim())
+    assert (start, end) == (datetime(2026, 12, 5), datetime(2026, 12, 6))  # the day, not five years
+    assert axes.get_xlabel() == "2026-12-05" and axes.get_ylabel() == "% of faces per hour"
+    plotted = {mdates.num2date(x).hour for line in axes.get_lines() for x in mdates.date2num(line.get_xdata())}
+    assert plotted == {9, 14}
