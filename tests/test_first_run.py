@@ -241,3 +241,20 @@ def test_a_one_day_job_is_charted_by_hour_on_that_day(any_database: str) -> None
     assert axes.get_xlabel() == "2026-12-05" and axes.get_ylabel() == "% of faces per hour"
     plotted = {mdates.num2date(x).hour for line in axes.get_lines() for x in mdates.date2num(line.get_xdata())}
     assert plotted == {9, 14}
+
+
+def test_a_path_outside_the_allowed_roots_names_them_and_the_setting(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{tmp_path / 'web.db'}",
+        redis_url="redis://127.0.0.1:1/0",  # refused before the broker is asked
+        upload_root=tmp_path / "uploads",
+        allowed_roots=[library],
+    )
+    with TestClient(create_app(settings)) as client:
+        refused = client.post("/api/jobs", json={"paths": [str(tmp_path)]})
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert str(library) in error and str(tmp_path / "uploads") in error and "ALLOWED_ROOTS" in error, error

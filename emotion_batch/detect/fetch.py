@@ -64,7 +64,7 @@ def fetch(model: ModelFile, cache: Path, url: str | None = None, timeout: float 
     if cached(model, cache):
         return target
     source = url or model.url
-    logger.warning("downloading the %s (%d KB, once) from %s to %s", model.what, model.size // 1000, source, target)
+    logger.warning("downloading the %s (%d KB, once) to %s", model.what, model.size // 1000, target)
     import pooch
     import requests
 
@@ -82,7 +82,10 @@ def fetch(model: ModelFile, cache: Path, url: str | None = None, timeout: float 
         )
     except (OSError, ValueError, requests.RequestException) as exc:
         reason = type(exc).__name__ if isinstance(exc, requests.RequestException) else str(exc).splitlines()[0][:200]
-        raise WeightsMissingError(f"{model.what} not downloaded ({reason}): {model.place_hint(target)}") from exc
+        raise WeightsMissingError(
+            f"{model.what} not downloaded ({reason}): {model.place_hint(target)}",
+            short=f"{model.what} not downloaded ({type(exc).__name__})",
+        ) from exc
     finally:
         pooch_logger.setLevel(level)
     return target
