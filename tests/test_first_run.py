@@ -258,3 +258,18 @@ def test_a_path_outside_the_allowed_roots_names_them_and_the_setting(tmp_path: P
     assert refused.status_code == 403
     error = refused.json()["error"]
     assert str(library) in error and str(tmp_path / "uploads") in error and "ALLOWED_ROOTS" in error, error
+
+
+def test_readme_leads_with_what_it_does_and_the_everyday_commands() -> None:
+    from click.testing import CliRunner
+
+    from producer.cli import main
+
+    text = (REPO_ROOT / "README.md").read_text()
+    front = text[: text.index("\n## How it works")]
+    assert len(front.splitlines()) <= 40  # one screen
+    assert front.index("bash scripts/demo") < front.index("producer run ./photos") < front.index("serve --embedded")
+    assert "bash scripts/test" in front and "66.5%" not in front  # accuracy history comes later
+    assert "66.5%" in text[len(front) :]  # moved, not deleted
+    assert "--embedded" in CliRunner().invoke(main, ["serve", "--help"]).output
+    assert "--batch-size" in CliRunner().invoke(main, ["run", "--help"]).output
