@@ -68,7 +68,7 @@ def test_submit_wait_report_resubmit(backend: str, photo_tree, running_worker, t
     )
     assert first.returncode == 0, first.stderr + (tmp_path / "worker.log").read_text()[-3000:]
     job = int(first.stdout.strip().splitlines()[-1])
-    assert "1 duplicates skipped" in first.stderr
+    assert "1 duplicate skipped" in first.stderr
 
     images = _images(env["DATABASE_URL"], job)
     real = {p: i for p, i in images.items() if "/real/" in p}
