@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -81,13 +81,18 @@ def cached(web: WebState, session: Session, job_id: int, what: Hashable, make: C
     return web.cache.get((job_id, what, version), make)
 
 
+def with_videos(session: Session, job_ids: list[int]) -> set[int]:
+    """Which of `job_ids` hold a video: a job without image is empty only without one too."""
+    return set(session.scalars(select(Video.job_id).where(Video.job_id.in_(job_ids)).distinct()))
+
+
 def job_state(session: Session, job_id: int) -> dict[str, Any]:
     """A job's status as JSON: counts, images/s and ETA (the CLI's `status` figures); it
     is complete, as for `submit --wait`, when no image and no video segment is pending,
     and `empty` (not finished: nothing was analysed) when its scan found no image or video."""
     p = job_progress(session, job_id)
     segments = pending_segment_count(session, job_id)
-    empty = p.complete and not p.total and not session.scalar(select(exists().where(Video.job_id == job_id)))
+    empty = p.complete and not p.total and not with_videos(session, [job_id])
     return {
         "job": p.job_id,
         "total": p.total,

@@ -11,17 +11,15 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.faces import face_page, image_faces
 from db.jobs import failed_images, list_jobs
 from db.reports import job_report
-from db.video_schema import Video
 from emotion_batch.classify import BACKENDS
 from models.labels import EMOTIONS
 from producer.charts import COLOURS
-from producer.web.api import Emotion, State, cached, job_state, require_job
+from producer.web.api import Emotion, State, cached, job_state, require_job, with_videos
 from producer.web.security import COOKIE, token_matches
 
 router = APIRouter(include_in_schema=False)
@@ -56,8 +54,7 @@ def job_list(request: Request, web: State, page: Annotated[int, Query(ge=1)] = 1
 def _empty_jobs(session: Session, jobs: list[dict]) -> set[int]:
     """Ids of the listed jobs whose finished scan found no image and no video."""
     candidates = [j["id"] for j in jobs if j["scan_complete"] and not j["images"]]
-    with_videos = set(session.scalars(select(Video.job_id).where(Video.job_id.in_(candidates)).distinct()))
-    return set(candidates) - with_videos
+    return set(candidates) - with_videos(session, candidates)
 
 
 @router.get("/jobs/new", response_class=HTMLResponse)
