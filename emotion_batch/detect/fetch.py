@@ -64,11 +64,12 @@ def fetch(model: ModelFile, cache: Path, url: str | None = None, timeout: float 
     if cached(model, cache):
         return target
     source = url or model.url
-    logger.warning("downloading the %s (%d KB, once) to %s", model.what, model.size // 1000, target)
+    # Said once it is there: offline, the fallback's own line is the only one.
+    logger.info("downloading the %s (%d KB, once) from %s", model.what, model.size // 1000, source)
     import pooch
     import requests
 
-    pooch_logger = pooch.get_logger()  # pooch's own stand-alone logger: our line above says it
+    pooch_logger = pooch.get_logger()  # pooch's own stand-alone logger: our lines say it
     level = pooch_logger.level
     pooch_logger.setLevel(logging.WARNING)
     try:
@@ -88,6 +89,7 @@ def fetch(model: ModelFile, cache: Path, url: str | None = None, timeout: float 
         ) from exc
     finally:
         pooch_logger.setLevel(level)
+    logger.warning("downloaded the %s (%d KB, once) to %s", model.what, model.size // 1000, target)
     return target
 
 
