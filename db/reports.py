@@ -10,8 +10,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Integer, Select, SQLColumnExpression, case, func, literal, select
+from sqlalchemy import ColumnElement, Integer, Select, SQLColumnExpression, String, case, func, literal, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from db.members import in_job
 from db.schema import Face, Image, ImageStatus, Job, face_owner
@@ -76,24 +78,49 @@ def image_date() -> ColumnElement:
     return func.date(func.coalesce(Image.taken_at, Image.file_mtime))
 
 
-def _key(by: GroupBy, job_id: int) -> SQLColumnExpression[Any]:
+class _HourOf(FunctionElement):
+    """'YYYY-MM-DD HH' of a date-time, in each dialect's own words."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_HourOf)
+def _hour_sqlite(element: _HourOf, compiler: Any, **kw: Any) -> str:
+    return f"strftime('%Y-%m-%d %H', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_HourOf, "postgresql")
+def _hour_postgresql(element: _HourOf, compiler: Any, **kw: Any) -> str:
+    return f"to_char({compiler.process(element.clauses, **kw)}, 'YYYY-MM-DD HH24')"
+
+
+def image_hour() -> ColumnElement:
+    """An image's hour ('YYYY-MM-DD HH'), from the same time as `image_date`."""
+    return _HourOf(func.coalesce(Image.taken_at, Image.file_mtime))
+
+
+Grouping = GroupBy | Literal["hour"]  # "hour": the timeline of a one-day job, not a report choice
+
+
+def _key(by: Grouping, job_id: int) -> SQLColumnExpression[Any]:
     """The grouping column; the job's id for "job" (a shared image keeps its first job's
     `job_id`, so the whole job is one group under the id asked for)."""
     if by == "job":
         return literal(job_id, Integer)
-    return {"folder": Image.folder, "date": image_date()}[by]
+    return {"folder": Image.folder, "date": image_date(), "hour": image_hour()}[by]
 
 
 def _name(key: object) -> str:
     return UNKNOWN_DATE if key is None else str(key)
 
 
-def _grouped(query: Select, by: GroupBy, key: SQLColumnExpression[Any], *more: Any) -> Select:
+def _grouped(query: Select, by: Grouping, key: SQLColumnExpression[Any], *more: Any) -> Select:
     """`query` grouped by `key` (and `more`); "job" is one group: no GROUP BY on it."""
     return query.group_by(*([] if by == "job" else [key]), *more)
 
 
-def _image_counts(session: Session, job_id: int, by: GroupBy) -> dict[str, list[int]]:
+def _image_counts(session: Session, job_id: int, by: Grouping) -> dict[str, list[int]]:
     key = _key(by, job_id)
     status = Image.status
     query = select(
@@ -107,7 +134,7 @@ def _image_counts(session: Session, job_id: int, by: GroupBy) -> dict[str, list[
     return {_name(row[0]): [int(v or 0) for v in row[1:]] for row in rows if row[1]}
 
 
-def _face_stats(job_id: int, by: GroupBy) -> Select:
+def _face_stats(job_id: int, by: Grouping) -> Select:
     key = _key(by, job_id)
     means = [func.avg(getattr(Face, e)) for e in EMOTIONS]
     query = (
@@ -118,8 +145,8 @@ def _face_stats(job_id: int, by: GroupBy) -> Select:
     return _grouped(query, by, key, Face.dominant)
 
 
-def summarise(session: Session, job_id: int, by: GroupBy = "job") -> dict[str, Summary]:
-    """Per-group summaries: one group (the job id) for "job", else one per folder or date."""
+def summarise(session: Session, job_id: int, by: Grouping = "job") -> dict[str, Summary]:
+    """Per-group summaries: one group (the job id) for "job", else one per folder, date or hour."""
     groups: dict[str, Summary] = {}
     for key, (images, no_face, failed, pending) in _image_counts(session, job_id, by).items():
         groups[key] = Summary(images=images, no_face=no_face, failed=failed, pending=pending)

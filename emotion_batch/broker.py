@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import Celery
 from kombu import Queue
+from kombu.utils.url import maybe_sanitize_url
 
 from emotion_batch.config import Settings
 from emotion_batch.messages import ANALYZE_SEGMENT_TASK, ANALYZE_TASK, BatchMessage, SegmentMessage
@@ -61,8 +62,23 @@ def check_broker(client: Celery, retries: int = 2) -> None:
         with client.connection_for_write() as connection:
             connection.ensure_connection(max_retries=retries, interval_start=0.2, interval_step=0.5)
     except (OperationalError, OSError) as exc:
-        where = client.connection_for_write().as_uri()  # password masked
-        raise BrokerUnavailableError(f"cannot use the broker at {where}: {exc}") from exc
+        where = maybe_sanitize_url(client.conf.broker_url)  # a password masked, none shown where there is none
+        hint = "" if _refused_us(exc) else f"; {START_REDIS}"
+        raise BrokerUnavailableError(f"cannot use the broker at {where}: {str(exc).rstrip('.')}{hint}") from exc
+
+
+START_REDIS = (
+    "start Redis there (Debian: apt-get install redis-server), point REDIS_URL at a running one, "
+    "or use `producer run` or `producer serve --embedded`, which start their own"
+)
+
+
+def _refused_us(exc: BaseException) -> bool:
+    """True when a Redis answered but refused the credentials (starting one would not help)."""
+    from redis.exceptions import AuthenticationError, ResponseError
+
+    causes = [exc, exc.__cause__, exc.__context__, getattr(exc.__cause__, "__cause__", None)]
+    return any(isinstance(c, AuthenticationError | ResponseError) for c in causes)
 
 
 def send_batch(client: Celery, message: BatchMessage, queue: str, producer: Any = None) -> None:

@@ -25,7 +25,12 @@ class MessageError(EmotionBatchError):
 
 
 class WeightsMissingError(ConfigurationError):
-    """A model weights file is absent and cannot be downloaded."""
+    """A model weights file is absent and cannot be downloaded; `short` says so without
+    the instructions (for a fallback's one-line warning)."""
+
+    def __init__(self, message: str, short: str | None = None) -> None:
+        super().__init__(message)
+        self.short = short or message
 
 
 class DatabaseNotReadyError(ConfigurationError):

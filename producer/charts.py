@@ -2,7 +2,8 @@
 
 Readable at any scale: the distribution shows the `TOP_GROUPS` largest groups (by
 images) and one "other" bar for the rest, and the timeline buckets dates by day, week,
-month or year so it never has more than `MAX_POINTS` points; the image size is bounded.
+month or year so it never has more than `MAX_POINTS` points (a one-day job: by hour, on
+that day's axis); the image size is bounded.
 Uses matplotlib's object API with the Agg canvas: no global pyplot state, no display.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import asdict
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,9 +133,31 @@ def _buckets(dates: dict[str, dict[str, Any]]) -> tuple[list[date], list[dict[st
     return keys, [buckets[k] for k in keys], unit
 
 
-def timeline_chart(dates: dict[str, dict[str, Any]], title: str) -> bytes:
-    """Share of each dominant emotion per day or month (capture date, else file date)."""
-    x, counts, unit = _buckets(dates)
+def one_day(dates: dict[str, dict[str, Any]]) -> bool:
+    """True when the faces of a report's dates all lie on one known day: its timeline is
+    drawn by hour (`hours`), not as one dot on an axis of years."""
+    return len([d for d, g in dates.items() if d != UNKNOWN_DATE and g["faces"]]) == 1
+
+
+def _hourly(hours: dict[str, dict[str, Any]]) -> tuple[list[datetime], list[dict[str, int]], str]:
+    """Dominant-emotion counts per hour ('YYYY-MM-DD HH' groups), in order."""
+    keys = sorted(h for h, g in hours.items() if h != UNKNOWN_DATE and g["faces"])
+    return [datetime.strptime(h, "%Y-%m-%d %H") for h in keys], [hours[h]["dominant"] for h in keys], "hour"
+
+
+def timeline_chart(
+    dates: dict[str, dict[str, Any]], title: str, hours: dict[str, dict[str, Any]] | None = None
+) -> bytes:
+    """Share of each dominant emotion per hour (`hours`: a one-day job), day, week, month
+    or year (capture date, else file date)."""
+    return _png(timeline_figure(dates, title, hours))
+
+
+def timeline_figure(
+    dates: dict[str, dict[str, Any]], title: str, hours: dict[str, dict[str, Any]] | None = None
+) -> Figure:
+    """The figure of `timeline_chart`: its x axis spans what the data spans."""
+    x, counts, unit = _hourly(hours) if hours and one_day(dates) else _buckets(dates)
     figure = new_figure(9, 4)
     axes = figure.add_subplot()
     for emotion in EMOTIONS:
@@ -150,20 +173,35 @@ def timeline_chart(dates: dict[str, dict[str, Any]], title: str) -> bytes:
     axes.set_ylim(0, 100)
     axes.set_ylabel(f"% of faces per {unit}")
     axes.set_title(title if x else f"{title} (no dated faces)")
+    if unit == "hour" and x:
+        _day_axis(axes, datetime.combine(x[0], time()))  # midnight of the day
     figure.autofmt_xdate()
     if x:
         axes.legend(
             ncol=len(EMOTIONS), loc="upper center", bbox_to_anchor=(0.5, -0.25), fontsize="small", frameon=False
         )
-    return _png(figure)
+    return figure
 
 
-def job_charts(folder_report: dict[str, Any], date_report: dict[str, Any]) -> dict[str, bytes]:
-    """The job's charts by file name: emotions per folder, share over time."""
+def _day_axis(axes: Any, day: datetime) -> None:
+    """One day from midnight to midnight, ticks every three hours, the day named below."""
+    from matplotlib import dates as mdates
+
+    axes.set_xlim(day, day + timedelta(days=1))
+    axes.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 3)))
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    axes.set_xlabel(day.strftime("%Y-%m-%d"))
+
+
+def job_charts(
+    folder_report: dict[str, Any], date_report: dict[str, Any], hours: dict[str, dict[str, Any]] | None = None
+) -> dict[str, bytes]:
+    """The job's charts by file name: emotions per folder, share over time (by hour with
+    `hours` when the job's faces lie on one day)."""
     job = folder_report["job"]
     return {
         "emotions-by-folder.png": distribution_chart(folder_report["folders"], f"Job {job}: emotions per folder"),
-        "share-over-time.png": timeline_chart(date_report["dates"], f"Job {job}: emotions over time"),
+        "share-over-time.png": timeline_chart(date_report["dates"], f"Job {job}: emotions over time", hours),
     }
 
 

@@ -1,5 +1,6 @@
 """The embedded default for `producer run`: a loopback redis-server (when REDIS_URL is
-unset), worker processes, an absolute SQLite path, and the sample photos."""
+unset), worker processes, an absolute SQLite path; the sample photos for the no-argument
+demo (`sample_folder`), never written when the user names their own photos."""
 
 from __future__ import annotations
 
@@ -26,10 +27,8 @@ def absolute_database_url(url: str) -> str:
 
 
 @contextmanager
-def embedded_system(
-    settings: Settings, backend: str, workers: int, console: Console
-) -> Iterator[tuple[Settings, list[Path]]]:
-    """Yield settings pointing at a running Redis and worker, plus the sample photo folder."""
+def embedded_system(settings: Settings, backend: str, workers: int, console: Console) -> Iterator[Settings]:
+    """Yield settings pointing at a running Redis and worker."""
     with ExitStack() as stack:
         redis_url = settings.redis_url
         if not redis_url:
@@ -46,10 +45,11 @@ def embedded_system(
         STATE_DIR.mkdir(exist_ok=True)
         stack.enter_context(LocalWorker(env, concurrency=workers, log_file=STATE_DIR / "worker.log"))
         console.print(f"started {workers} worker process(es); log: {STATE_DIR / 'worker.log'}")
-        yield live, [_samples(console)]
+        yield live
 
 
-def _samples(console: Console) -> Path:
+def sample_folder(console: Console) -> Path:
+    """./sample-photos, written on first use: the demo's photos (only when none are named)."""
     from producer.samples import write_samples
 
     folder = Path("sample-photos")

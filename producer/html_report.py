@@ -13,12 +13,14 @@ from producer.charts import top_groups
 from producer.thumbnails import Thumbnail, png_uri
 
 TABLE_ROWS = 50  # groups per table; the rest are one "other" row (CSV/JSON/Parquet list them all)
+FAILURES_SHOWN = 200  # failed images listed with their reasons; the count says how many in all
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{margin-bottom:.2em} .muted{color:#666}
 table{border-collapse:collapse;margin:1em 0} th,td{border:1px solid #ccc;padding:.3em .7em;text-align:right}
 th:first-child,td:first-child{text-align:left} th{background:#f2f2f2}
+table.failures td{text-align:left;word-break:break-all} table.failures td+td{color:#b3261e}
 .cards{display:flex;gap:1em;flex-wrap:wrap} .card{background:#f6f8fa;border-radius:8px;padding:.8em 1.2em}
 .card b{display:block;font-size:1.6em} img.chart{max-width:100%;border:1px solid #eee}
 .faces{display:flex;gap:.6em;flex-wrap:wrap} figure{margin:0;text-align:center;font-size:.8em}
@@ -34,6 +36,7 @@ class HtmlParts:
     charts: dict[str, bytes]
     thumbnails: dict[str, list[Thumbnail]]
     videos: str = ""  # the videos section (producer.video_outputs.video_html)
+    failures: tuple[tuple[str, str], ...] = ()  # (path, reason) of the first failed images
 
 
 def _cards(report: dict[str, Any]) -> str:
@@ -78,6 +81,18 @@ def _group_table(title: str, groups: dict[str, dict[str, Any]], noun: str) -> st
     return f"<h2>{escape(title)}</h2>{note}<table><tr><th>{escape(title.split()[-1])}</th>{head}</tr>{body}</table>"
 
 
+def _failures(failures: tuple[tuple[str, str], ...], failed: int) -> str:
+    """The failed images with their reasons, as the web's job page lists them."""
+    if not failures:
+        return ""
+    more = f", the first {len(failures)}" if failed > len(failures) else ""
+    rows = "".join(f"<tr><td>{escape(path)}</td><td>{escape(reason)}</td></tr>" for path, reason in failures)
+    return (
+        f"<h2>Failed images <span class='muted'>({failed}{more})</span></h2>"
+        f"<table class='failures'><tr><th>image</th><th>reason</th></tr>{rows}</table>"
+    )
+
+
 def _charts(charts: dict[str, bytes]) -> str:
     return "".join(
         f"<p><img class='chart' alt='{escape(name)}' src='{png_uri(png)}'></p>" for name, png in charts.items()
@@ -109,6 +124,7 @@ def render_html(parts: HtmlParts) -> str:
         f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
         f"<p class='muted'>backend {escape(r['backend'])}, model {escape(versions)}, "
         f"face detector {escape(detectors)}</p>"
-        f"{_cards(r)}<h2>Emotions</h2>{_emotion_table(r)}{_charts(parts.charts)}{groups}"
+        f"{_cards(r)}{_failures(parts.failures, int(r['failed']))}"
+        f"<h2>Emotions</h2>{_emotion_table(r)}{_charts(parts.charts)}{groups}"
         f"{parts.videos}{_faces(parts.thumbnails)}</body></html>"
     )

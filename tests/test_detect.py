@@ -22,7 +22,7 @@ from emotion_batch.detect import (
     make_detector,
 )
 from emotion_batch.detect.blazeface import FRAMING, FULL_SCORE, default_models
-from emotion_batch.detect.fetch import YUNET
+from emotion_batch.detect.fetch import YUNET, fetch
 from emotion_batch.errors import WeightsMissingError
 from emotion_batch.hashing import sha256_file
 from emotion_batch.imaging import load_image
@@ -170,8 +170,8 @@ def test_auto_downloads_yunet_once_from_the_pinned_file(tmp_path: Path, yunet_mo
     stored = tmp_path / "cache" / YUNET.name
     assert detector.model == stored and sha256_file(stored) == YUNET.sha256
     assert detector.version == "yunet-" + YUNET.sha256[:16]
-    assert [r.getMessage() for r in caplog.records if "downloading" in r.getMessage()] == [
-        f"downloading the YuNet face detector (232 KB, once) from {settings.yunet_url} to {stored}"
+    assert [r.getMessage() for r in caplog.records if "download" in r.getMessage()] == [
+        f"downloaded the YuNet face detector (232 KB, once) to {stored}"
     ]
     assert sorted(p.name for p in stored.parent.iterdir()) == [YUNET.name]  # no temporary file left
     make_detector(settings)  # another thread's detector: no second request
@@ -191,8 +191,10 @@ def test_wrong_content_is_refused_and_the_fallback_used(tmp_path: Path, serve, c
     assert isinstance(detector, BlazeFaceDetector)
     assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
     message = caplog.records[-1].getMessage()
-    assert "SHA256 hash of downloaded file" in message and str(tmp_path / "cache" / YUNET.name) in message
+    assert message.startswith("YuNet face detector not downloaded (ValueError); using BlazeFace")
     assert server.requests == [f"/{YUNET.name}"]  # pooch does not retry by default
+    with pytest.raises(WeightsMissingError, match="SHA256 hash of downloaded file"):  # `producer models fetch`
+        fetch(YUNET, tmp_path / "cache", settings.yunet_url)
 
 
 def test_offline_names_the_file_and_where_to_put_it(tmp_path: Path, serve, caplog) -> None:
@@ -202,10 +204,18 @@ def test_offline_names_the_file_and_where_to_put_it(tmp_path: Path, serve, caplo
     with caplog.at_level(logging.WARNING):
         choice = choose_detector(settings)
     assert choice.name == "blazeface"
-    fallback = caplog.records[-1].getMessage()
-    target = tmp_path / "cache" / YUNET.name
-    assert f"place {YUNET.name} (sha256 {YUNET.sha256}" in fallback and f"at {target}" in fallback
-    assert "using the BlazeFace fallback" in fallback and "producer models fetch" in fallback
+    assert [r.getMessage() for r in caplog.records] == [  # one line, nothing else
+        "YuNet face detector not downloaded (ConnectionError); using BlazeFace "
+        "(DETECTOR=auto; `producer models fetch` gets YuNet)"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # another choice in this process: not told again
+        assert choose_detector(settings.model_copy(update={"model_cache": tmp_path / "other"})).name == "blazeface"
+    assert not [r for r in caplog.records if "BlazeFace" in r.getMessage()]
+    target = tmp_path / "cache" / YUNET.name  # `producer models fetch` names the file and where it goes
+    with pytest.raises(WeightsMissingError) as told:
+        fetch(YUNET, tmp_path / "cache", settings.yunet_url, timeout=5)
+    assert f"place {YUNET.name} (sha256 {YUNET.sha256}" in str(told.value) and f"at {target}" in str(told.value)
 
 
 def test_no_download_when_disabled_and_explicit_yunet_fails_clearly(tmp_path: Path, serve) -> None:

@@ -89,7 +89,10 @@ def _yunet(settings: Settings) -> Path:
         return found
     if not settings.model_download:
         target = Path(settings.model_cache) / YUNET.name
-        raise WeightsMissingError(f"{YUNET.what} not here and MODEL_DOWNLOAD=false: {YUNET.place_hint(target)}")
+        raise WeightsMissingError(
+            f"{YUNET.what} not here and MODEL_DOWNLOAD=false: {YUNET.place_hint(target)}",
+            short=f"{YUNET.what} not here and MODEL_DOWNLOAD=false",
+        )
     return fetch(YUNET, settings.model_cache, settings.yunet_url, settings.download_timeout)
 
 
@@ -135,8 +138,19 @@ def _choose(settings: Settings) -> DetectorChoice:
     try:
         return DetectorChoice("yunet", ((_yunet(settings), settings.face_score),))
     except WeightsMissingError as exc:
-        logger.warning("%s; using the BlazeFace fallback meanwhile (DETECTOR=auto)", exc)
+        _tell_fallback(exc.short)
         return DetectorChoice("blazeface", _blazeface(settings))
+
+
+_fallbacks_told: set[str] = set()
+
+
+def _tell_fallback(why: str) -> None:
+    """Each reason once per process, in one short line (every offline run meets it);
+    `producer models fetch` gives the long story: where to put the file by hand."""
+    if why not in _fallbacks_told:  # called under `_lock`
+        _fallbacks_told.add(why)
+        logger.warning("%s; using BlazeFace (DETECTOR=auto; `producer models fetch` gets YuNet)", why)
 
 
 def make_detector(settings: Settings) -> FaceDetector:

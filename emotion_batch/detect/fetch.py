@@ -64,11 +64,12 @@ def fetch(model: ModelFile, cache: Path, url: str | None = None, timeout: float 
     if cached(model, cache):
         return target
     source = url or model.url
-    logger.warning("downloading the %s (%d KB, once) from %s to %s", model.what, model.size // 1000, source, target)
+    # Said once it is there: offline, the fallback's own line is the only one.
+    logger.info("downloading the %s (%d KB, once) from %s", model.what, model.size // 1000, source)
     import pooch
     import requests
 
-    pooch_logger = pooch.get_logger()  # pooch's own stand-alone logger: our line above says it
+    pooch_logger = pooch.get_logger()  # pooch's own stand-alone logger: our lines say it
     level = pooch_logger.level
     pooch_logger.setLevel(logging.WARNING)
     try:
@@ -82,9 +83,13 @@ def fetch(model: ModelFile, cache: Path, url: str | None = None, timeout: float 
         )
     except (OSError, ValueError, requests.RequestException) as exc:
         reason = type(exc).__name__ if isinstance(exc, requests.RequestException) else str(exc).splitlines()[0][:200]
-        raise WeightsMissingError(f"{model.what} not downloaded ({reason}): {model.place_hint(target)}") from exc
+        raise WeightsMissingError(
+            f"{model.what} not downloaded ({reason}): {model.place_hint(target)}",
+            short=f"{model.what} not downloaded ({type(exc).__name__})",
+        ) from exc
     finally:
         pooch_logger.setLevel(level)
+    logger.warning("downloaded the %s (%d KB, once) to %s", model.what, model.size // 1000, target)
     return target
 
 

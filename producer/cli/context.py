@@ -18,7 +18,9 @@ from db.schema import Job
 from emotion_batch.config import Settings
 from emotion_batch.errors import EmotionBatchError, JobNotFoundError
 
-console = Console(stderr=True)  # progress, warnings and summaries
+# progress, warnings and summaries; each message one line however long (a path is never
+# folded: long figures are laid out by render.fit)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()  # the command's result (job id, report, paths)
 
 F = TypeVar("F", bound=Callable[..., Any])

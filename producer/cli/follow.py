@@ -3,12 +3,32 @@ re-enqueueing of pending images after a stall."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import click
 
 from db.jobs import Progress, failed_images
 from producer import render
 from producer.cli.context import CliContext, console, out, progress_bar
-from producer.submit import resume, wait_for_job
+from producer.submit import SubmitResult, resume, wait_for_job
+
+
+def found_nothing(result: SubmitResult) -> bool:
+    """True when the submit met no image and no video: its job has nothing to finish."""
+    return not result.found and not result.videos.found
+
+
+def no_images(paths: Sequence[Path]) -> str:
+    """The one line that says a submit found nothing to analyse."""
+    return f"no images found under {', '.join(str(p) for p in paths)}"
+
+
+def require_found(result: SubmitResult, paths: Sequence[Path]) -> None:
+    """Commands that wait for their job (`run`, `submit --wait`) fail at once on an empty
+    one: a finished job at 100% with all-zero means would hide the mistake."""
+    if found_nothing(result):
+        raise click.ClickException(no_images(paths))
 
 
 def follow(c: CliContext, job_id: int, timeout: float | None, resume_stalled: bool) -> None:
@@ -44,7 +64,7 @@ def follow(c: CliContext, job_id: int, timeout: float | None, resume_stalled: bo
             on_stall=stalled if resume_stalled else None,
             stall_seconds=c.settings.stall_seconds,
         )
-    console.print(render.progress_line(final))
+    console.print(render.progress_line(final, console.width), soft_wrap=True)
     if not final.complete:
         raise click.ClickException(f"job {job_id} not finished after {timeout}s")
     if final.total and final.failed == final.total:
@@ -58,4 +78,4 @@ def print_failures(c: CliContext, job_id: int, limit: int = 20) -> None:
     """The first failed images of JOB with their reasons."""
     with c.read_sessions() as session:
         for path, reason in failed_images(session, job_id, limit=limit):
-            out.print(f"  failed: {path}: {reason}", markup=False)
+            out.print(f"  failed: {path}: {reason}", markup=False, soft_wrap=True)  # a path is never folded

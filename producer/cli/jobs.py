@@ -9,12 +9,14 @@ from pathlib import Path
 import click
 
 from db.jobs import job_progress
+from db.videos import pending_segment_count
 from emotion_batch.classify import BACKENDS
 from emotion_batch.config import DETECTOR_NAMES
 from emotion_batch.errors import PathNotFoundError
 from producer import render
 from producer.cli.context import CliContext, console, existing_job, out, progress_bar, shared_options
-from producer.cli.follow import follow, print_failures
+from producer.cli.follow import follow, found_nothing, no_images, print_failures, require_found
+from producer.render import counted, fit
 from producer.submit import SubmitProgress, SubmitResult, check_batch_size, resume_job, submit
 from producer.submit import retry_failed as retry_failed_images
 from producer.videos import VideoOptions
@@ -22,12 +24,15 @@ from producer.videos import VideoOptions
 backend_option = click.option(
     "--backend", type=click.Choice(list(BACKENDS)), default=None, help="Classifier (default: the BACKEND setting, cnn)."
 )
+batch_size_option = click.option(
+    "--batch-size", type=int, help="Images per batch, 1-1024 (default: the BATCH_SIZE setting, 32)."
+)
 
 
 @click.command("submit")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @backend_option
-@click.option("--batch-size", type=int, help="Images per batch, 1-1024 (default: the BATCH_SIZE setting, 32).")
+@batch_size_option
 @click.option("--name", help="Job name (default: the first path).")
 @click.option("--force", is_flag=True, help="Re-analyse images already analysed with this model.")
 @click.option(
@@ -93,10 +98,13 @@ def submit_cmd(
             video=VideoOptions.from_settings(c.settings, fps),
             detector=detector,
         )
-    _summary(result)
+    submit_summary(result)
     out.print(result.job_id)
     if wait:
+        require_found(result, paths)
         follow(c, result.job_id, timeout, resume_stalled=True)
+    elif found_nothing(result):
+        console.print(no_images(paths), style="yellow", markup=False)
 
 
 def _stream_progress(bar) -> Callable[[SubmitProgress], None]:  # noqa: ANN001 (rich Progress)
@@ -114,7 +122,8 @@ def _stream_progress(bar) -> Callable[[SubmitProgress], None]:  # noqa: ANN001 (
     return show
 
 
-def _summary(result: SubmitResult) -> None:
+def submit_summary(result: SubmitResult, follow_hint: bool = True) -> None:
+    """What a submit found, queued and reused, and what it met on the way (stderr)."""
     for folder in result.problems.unreadable_dirs:
         console.print(f"[yellow]unreadable folder: {folder}", markup=False)
     for path in result.problems.missing:
@@ -124,12 +133,17 @@ def _summary(result: SubmitResult) -> None:
             f"[yellow]{result.problems.broken_links} broken symbolic links skipped, e.g. "
             f"{result.problems.broken_link_examples[0]!r}"
         )
-    console.print(
-        f"job [bold]{result.job_id}[/]: {result.found} images found ({result.read} read, the others' hashes "
-        f"reused), {result.queued} queued in {result.batches} batches, {result.reused} results reused, "
-        f"{result.duplicates} duplicates skipped, {result.failed_at_scan} unreadable or too large\n"
-        f"follow it: producer watch {result.job_id}   report: producer report {result.job_id}"
-    )
+    parts = [
+        f"job {result.job_id}: {counted(result.found, 'image')} found ({result.read} read",
+        "the others' hashes reused)",
+        f"{result.queued} queued in {counted(result.batches, 'batch', 'batches')}",
+        f"{counted(result.reused, 'result')} reused",
+        f"{counted(result.duplicates, 'duplicate')} skipped",
+        f"{result.failed_at_scan} unreadable or too large",
+    ]
+    console.print(fit(parts, console.width), markup=False, soft_wrap=True)
+    if follow_hint:
+        console.print(f"follow it: producer watch {result.job_id}   report: producer report {result.job_id}")
     videos = result.videos
     if videos.found:
         console.print(
@@ -157,12 +171,14 @@ def watch(c: CliContext, job: int, timeout: float | None, resume_stalled: bool) 
 
 
 @click.command()
-@click.argument("job", type=int)
+@click.argument("job", type=int, required=False)
 @shared_options
-def status(c: CliContext, job: int) -> None:
-    """Done / failed / pending, faces, images per second and ETA of JOB (read-only)."""
+def status(c: CliContext, job: int | None) -> None:
+    """Done / failed / pending, faces, images per second and ETA of JOB (default: the
+    latest job; read-only)."""
     with c.read_sessions() as session:
-        out.print(render.progress_line(job_progress(session, existing_job(session, job))))
+        job = existing_job(session, job)
+        out.print(render.progress_line(job_progress(session, job), out.width), soft_wrap=True)
     print_failures(c, job)
 
 
@@ -174,11 +190,18 @@ def resume_cmd(c: CliContext, job: int) -> None:
     its scan if its submit was interrupted."""
     with c.sessions() as session:
         existing_job(session, job)
+        finished = job_progress(session, job).complete and not pending_segment_count(session, job)
+    if finished:  # nothing to send: no progress bars for a scan that will not happen
+        console.print(f"job {job}: finished, nothing to resume")
+        return
     with progress_bar() as bar:
         resumed = resume_job(
             c.sessions, c.client, job, c.settings.queue, settings=c.settings, on_progress=_stream_progress(bar)
         )
-    console.print(f"job {job}: {resumed.requeued} pending images re-enqueued; {resumed.batches} batches in all")
+    console.print(
+        f"job {job}: {counted(resumed.requeued, 'pending image')} re-enqueued; "
+        f"{counted(resumed.batches, 'batch', 'batches')} in all"
+    )
     if resumed.scan:
         console.print(
             f"job {job}: interrupted scan finished: {resumed.scan.scanned} more images found, "
@@ -194,7 +217,7 @@ def retry_failed(c: CliContext, job: int) -> None:
     with c.sessions() as session:
         existing_job(session, job)
     count, batches = retry_failed_images(c.sessions, c.client, job, c.settings.queue, settings=c.settings)
-    console.print(f"job {job}: {count} failed images re-queued in {batches} batches")
+    console.print(f"job {job}: {counted(count, 'failed image')} re-queued in {counted(batches, 'batch', 'batches')}")
 
 
 @click.command()

@@ -24,24 +24,23 @@ def emit_text(text: str, out_file: Path | None) -> None:
 
 
 def emit_report(data: dict[str, Any], fmt: str, out_file: Path | None) -> None:
-    """The report dict as a table, JSON, CSV or Parquet (Parquet needs `out_file`)."""
-    if fmt == "parquet":
-        from producer.report_files import write_parquet
-
-        if out_file is None:
-            raise click.UsageError("--format parquet needs --out FILE")
-        write_parquet(data, out_file)
-        return
+    """The report dict as a table, JSON, CSV or Parquet (Parquet needs `out_file`); a file
+    written is named on stderr, whatever its format."""
     if fmt == "table" and out_file is None:
         render.report_table(data, out)
         return
-    if fmt == "table":
-        assert out_file is not None
-        with open(out_file, "w") as handle:
-            render.report_table(data, Console(file=handle, width=120))
+    if out_file is None:
+        if fmt == "parquet":
+            raise click.UsageError("--format parquet needs --out FILE")
+        click.echo(render.report_json(data) if fmt == "json" else render.report_csv(data))
         return
-    text = render.report_json(data) if fmt == "json" else render.report_csv(data)
-    if out_file:
-        out_file.write_text(text + ("\n" if fmt == "json" else ""))
+    if fmt == "parquet":
+        from producer.report_files import write_parquet
+
+        write_parquet(data, out_file)
+    elif fmt == "table":
+        with open(out_file, "w", encoding="utf-8") as handle:
+            render.report_table(data, Console(file=handle, width=120))
     else:
-        click.echo(text)
+        out_file.write_text(render.report_json(data) + "\n" if fmt == "json" else render.report_csv(data))
+    console.print(f"wrote {out_file}", markup=False, soft_wrap=True)

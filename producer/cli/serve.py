@@ -58,12 +58,12 @@ def serve(c: CliContext, host: str, port: int, embedded: bool, workers: int) -> 
 def _embedded(settings: Settings, workers: int):  # noqa: ANN202 (a context manager of Settings)
     from contextlib import contextmanager
 
-    from producer.embedded import embedded_system
+    from producer.embedded import embedded_system, sample_folder
 
     @contextmanager
     def running():  # noqa: ANN202
-        with embedded_system(settings, settings.backend, workers, console) as (live, samples):
-            roots = live.allowed_roots or [p.resolve() for p in samples]
+        with embedded_system(settings, settings.backend, workers, console) as live:
+            roots = live.allowed_roots or [sample_folder(console).resolve()]
             yield live.model_copy(update={"allowed_roots": roots})
 
     return running()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +25,7 @@ from db.faces import face_page, image_faces, job_face
 from db.jobs import failed_images, job_progress, list_jobs
 from db.reports import GroupBy, job_report
 from db.schema import Job
+from db.video_schema import Video
 from db.videos import pending_segment_count
 from emotion_batch.classify import BACKENDS
 from emotion_batch.errors import JobNotFoundError, PathNotFoundError
@@ -79,11 +81,18 @@ def cached(web: WebState, session: Session, job_id: int, what: Hashable, make: C
     return web.cache.get((job_id, what, version), make)
 
 
+def with_videos(session: Session, job_ids: list[int]) -> set[int]:
+    """Which of `job_ids` hold a video: a job without image is empty only without one too."""
+    return set(session.scalars(select(Video.job_id).where(Video.job_id.in_(job_ids)).distinct()))
+
+
 def job_state(session: Session, job_id: int) -> dict[str, Any]:
     """A job's status as JSON: counts, images/s and ETA (the CLI's `status` figures); it
-    is complete, as for `submit --wait`, when no image and no video segment is pending."""
+    is complete, as for `submit --wait`, when no image and no video segment is pending,
+    and `empty` (not finished: nothing was analysed) when its scan found no image or video."""
     p = job_progress(session, job_id)
     segments = pending_segment_count(session, job_id)
+    empty = p.complete and not p.total and not with_videos(session, [job_id])
     return {
         "job": p.job_id,
         "total": p.total,
@@ -96,7 +105,8 @@ def job_state(session: Session, job_id: int) -> dict[str, Any]:
         "pending_video_segments": segments,
         "scanning": not p.scan_complete,
         "complete": p.complete and not segments,
-        "percent": round(100.0 * p.finished / p.total, 1) if p.total else 100.0,
+        "empty": empty,
+        "percent": round(100.0 * p.finished / p.total, 1) if p.total else (0.0 if empty else 100.0),
         "images_per_second": round(p.rate, 2),
         "eta_seconds": None if p.eta_seconds is None else round(p.eta_seconds, 1),
         "started": p.started.isoformat() if p.started else None,

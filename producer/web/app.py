@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +38,7 @@ from producer.web.security import COOKIE, request_token, same_origin, token_matc
 
 HERE = Path(__file__).parent
 OPEN_PATHS = ("/healthz", "/login", "/static/")
+DOCS_ASSETS = "/docs-assets"
 log = logging.getLogger(__name__)
 
 
@@ -124,8 +126,16 @@ def create_app(settings: Settings) -> FastAPI:
     """The app for `settings` (migrates the database first, like every CLI command)."""
     from producer.web import api, pages
 
-    app = FastAPI(
-        title="emotion-batch", description="Batch emotion analysis: jobs, progress, reports, faces.", version="1"
+    # The API docs (/docs) load Swagger UI's scripts and styles from the fastapi-offline
+    # wheel, served under DOCS_ASSETS: no CDN, so they work with no network. No /redoc:
+    # ReDoc's bundle fetches its logo from its CDN whatever its options.
+    app = FastAPIOffline(
+        title="emotion-batch",
+        description="Batch emotion analysis: jobs, progress, reports, faces.",
+        version="1",
+        static_url=DOCS_ASSETS,
+        redoc_url=None,
+        swagger_ui_parameters={"validatorUrl": None},  # Swagger UI would ask validator.swagger.io
     )
     app.state.web = WebState(settings)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")

@@ -4,12 +4,14 @@ Every figure comes from the same SQL reads as the API; tables and galleries are 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.orm import Session
 
 from db.faces import face_page, image_faces
 from db.jobs import failed_images, list_jobs
@@ -17,7 +19,7 @@ from db.reports import job_report
 from emotion_batch.classify import BACKENDS
 from models.labels import EMOTIONS
 from producer.charts import COLOURS
-from producer.web.api import Emotion, State, cached, job_state, require_job
+from producer.web.api import Emotion, State, cached, job_state, require_job, with_videos
 from producer.web.security import COOKIE, token_matches
 
 router = APIRouter(include_in_schema=False)
@@ -44,8 +46,15 @@ def _short(groups: dict[str, dict]) -> list[tuple[str, str, dict]]:
 def job_list(request: Request, web: State, page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
     with web.sessions() as session:
         total, jobs = list_jobs(session, (page - 1) * JOBS_PER_PAGE, JOBS_PER_PAGE)
+        empty = _empty_jobs(session, jobs)
     pages = max(1, -(-total // JOBS_PER_PAGE))
-    return _page(request, "jobs.html", jobs=jobs, total=total, page=page, pages=pages)
+    return _page(request, "jobs.html", jobs=jobs, total=total, page=page, pages=pages, empty=empty)
+
+
+def _empty_jobs(session: Session, jobs: list[dict]) -> set[int]:
+    """Ids of the listed jobs whose finished scan found no image and no video."""
+    candidates = [j["id"] for j in jobs if j["scan_complete"] and not j["images"]]
+    return set(candidates) - with_videos(session, candidates)
 
 
 @router.get("/jobs/new", response_class=HTMLResponse)
@@ -83,6 +92,7 @@ def job_page(request: Request, job_id: int, web: State) -> HTMLResponse:
         request,
         "job.html",
         job=job,
+        roots=json.loads(job.roots),
         progress=progress,
         report=report,
         failures=failures,

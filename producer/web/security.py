@@ -67,4 +67,4 @@ def allowed_path(raw: str, roots: Sequence[Path]) -> Path:
     for root in roots:
         if real.is_relative_to(os.path.realpath(root)):
             return real
-    raise ForbiddenPathError(f"{raw}: outside the allowed roots")
+    raise ForbiddenPathError(f"{raw}: outside the allowed roots {', '.join(map(str, roots))} (ALLOWED_ROOTS sets them)")

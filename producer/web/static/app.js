@@ -12,7 +12,8 @@ function showProgress(p) {
   const bar = document.getElementById("bar");
   if (bar) { bar.querySelector("span").style.width = p.percent + "%"; bar.setAttribute("aria-valuenow", p.percent); }
   const state = document.getElementById("state");
-  if (state && p.complete) { state.textContent = "finished"; state.className = "tag ok"; }
+  if (state && p.empty) { state.textContent = "empty"; state.className = "tag idle"; }
+  else if (state && p.complete) { state.textContent = "finished"; state.className = "tag ok"; }
 }
 
 function followJob(panel) {
