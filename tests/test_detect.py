@@ -197,7 +197,10 @@ def test_wrong_content_is_refused_and_the_fallback_used(tmp_path: Path, serve, c
         fetch(YUNET, tmp_path / "cache", settings.yunet_url)
 
 
-def test_offline_names_the_file_and_where_to_put_it(tmp_path: Path, serve, caplog) -> None:
+def test_offline_names_the_file_and_where_to_put_it(tmp_path: Path, serve, caplog, monkeypatch) -> None:
+    import emotion_batch.detect as detect
+
+    monkeypatch.setattr(detect, "_fallbacks_told", set())  # as in a fresh process: earlier tests told it
     server = serve(tmp_path)
     server.close()  # nothing listens on that port any more
     settings = _settings(tmp_path, yunet_url=f"{server.url}/{YUNET.name}", download_timeout=5)
