@@ -96,6 +96,12 @@ class TrainConfig:
         }
         return cls(**{**recipes[name], **overrides})  # type: ignore[arg-type]
 
+    @classmethod
+    def from_saved(cls, saved: dict, **overrides: object) -> TrainConfig:
+        """A config saved as JSON (lists where the fields are tuples), with `overrides`."""
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+        return cls(**{**fields, **overrides})  # type: ignore[arg-type]
+
 
 class CosineSchedule(keras.callbacks.Callback):
     """Linear warm-up, then cosine decay to 0 at `cfg.epochs`: one schedule for the whole
@@ -716,25 +722,26 @@ def resumed_config(cfg: TrainConfig, run_dir: Path, model_out: Path, export_only
     if not saved_file.exists():
         saved_file = resume_point_paths(model_out)["state"]
     saved = json.loads(saved_file.read_text())
-    saved = saved.get("config", saved)
-    for key in ("classes", "widths", "blocks", "dense", "teachers"):
-        if key in saved:
-            saved[key] = tuple(saved[key])
-    overrides = {"data_dir": cfg.data_dir, "max_minutes": cfg.max_minutes}
+    overrides: dict[str, object] = {"data_dir": cfg.data_dir, "max_minutes": cfg.max_minutes}
     if not export_only:
         overrides["epochs"] = cfg.epochs
-    return TrainConfig(**{**saved, **overrides})
+    return TrainConfig.from_saved(saved.get("config", saved), **overrides)
+
+
+def build_float32(cfg: TrainConfig) -> keras.Model:
+    """The configured architecture built under the float32 policy, whatever the current one."""
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        return build_for(cfg)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
 
 
 def float32_copy(model: keras.Model, cfg: TrainConfig) -> keras.Model:
     """The same architecture built under float32 with the weights copied (cast): a model
     trained under a mixed policy serves (and converts to TFLite) in float32."""
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        plain = build_for(cfg)
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
+    plain = build_float32(cfg)
     plain.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
     return plain
 
@@ -795,16 +802,7 @@ def export_member(run_dir: Path, model_out: Path, cfg: TrainConfig, summary: dic
 def load_member(model_out: Path) -> keras.Model:
     """An exported member (`export_member`) rebuilt under float32 with its best weights."""
     saved = json.loads(model_out.with_suffix(".json").read_text())["training"]["config"]
-    for key in ("classes", "widths", "blocks", "dense", "teachers"):
-        if key in saved:
-            saved[key] = tuple(saved[key])
-    cfg = TrainConfig(**saved)
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        model = build_for(cfg)
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
+    model = build_float32(TrainConfig.from_saved(saved))
     with np.load(member_weights_path(model_out)) as npz:
         model.set_weights([npz[f"w{i}"].astype(np.float32) for i in range(len(npz.files))])
     return model
