@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from db.jobs import job_progress
 from emotion_batch.classify import BACKENDS
@@ -152,7 +153,10 @@ def watch(c: CliContext, job: int, timeout: float | None, resume_stalled: bool) 
 def status(c: CliContext, job: int) -> None:
     """Done / failed / pending, faces, images per second and ETA of JOB (read-only)."""
     with c.read_sessions() as session:
-        out.print(render.progress_line(job_progress(session, existing_job(session, job))))
+        progress = job_progress(session, existing_job(session, job))
+    out.print(render.progress_line(progress))
+    if progress.scan_error:
+        console.print(f"[red]{escape(progress.scan_error)}")
     print_failures(c, job)
 
 
