@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from emotion_batch.errors import DatabaseUnavailableError
@@ -97,9 +97,13 @@ def checkpoint(session: Session) -> None:
     """Copy SQLite's write-ahead log into the database file now (PASSIVE: it never waits
     for readers or writers), so what was committed does not live only in the log (a lost
     `-wal` file would lose it); nothing on other databases."""
-    if session.get_bind().dialect.name == "sqlite":
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    try:
         session.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))
         session.commit()
+    except OperationalError:  # what was committed stands; the next boundary copies it
+        session.rollback()
 
 
 def rows_changed(result: Result[Any]) -> int:
