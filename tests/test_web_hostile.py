@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from emotion_batch.config import REPO_ROOT
-from producer.local import LocalRedis, free_port
+from producer.local import LocalRedis, free_port, memory_kb
 from tests.test_web_browser import start_serve
 
 pytestmark = pytest.mark.integration
@@ -149,12 +149,19 @@ def test_upload_names_the_filesystem_cannot_hold(served: Served, photos_dir: Pat
 
 
 def test_every_zip_entry_counts_against_the_limit(served: Served, photos_dir: Path) -> None:
-    """MAX_UPLOAD_FILES=10: a zip of 20,000 folder entries and one photo is refused from
-    its end record (zipfile is never asked to hold the directory), nothing stored."""
-    entries = {f"folder-{i}/": b"" for i in range(20_000)} | {"face.jpg": photo(photos_dir)}
-    response = served.http.post("/api/jobs/upload", files=[("files", ("folders.zip", _zip(entries)))])
+    """MAX_UPLOAD_FILES=10: a zip of 400,000 folder entries and one photo is refused from
+    its end record, before zipfile holds the directory in memory (it grew the server by
+    about 200 MB); nothing stored, no job."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for i in range(400_000):
+            archive.writestr(zipfile.ZipInfo(f"folder-{i}/"), b"")
+        archive.writestr(zipfile.ZipInfo("face.jpg"), photo(photos_dir))
+    peak = memory_kb(served.process.pid)["VmHWM"]
+    response = served.http.post("/api/jobs/upload", files=[("files", ("folders.zip", buffer.getvalue()))])
     assert response.status_code == 413, response.text
-    assert "20001 entries" in response.json()["error"] and "at most 10" in response.json()["error"]
+    assert "400001 entries" in response.json()["error"] and "at most 10" in response.json()["error"]
+    assert memory_kb(served.process.pid)["VmHWM"] - peak < 50_000  # KiB
     twelve = {f"f{i}/": b"" for i in range(11)} | {"face.jpg": photo(photos_dir)}
     response = served.http.post("/api/jobs/upload", files=[("files", ("twelve.zip", _zip(twelve)))])
     assert response.status_code == 413 and "12 entries" in response.json()["error"]
