@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     web_keep_alive: int = Field(
         defaults.WEB_KEEP_ALIVE, ge=1, description="Seconds an idle keep-alive connection stays open (uvicorn's)."
     )
+    web_max_connections: int = Field(
+        defaults.WEB_MAX_CONNECTIONS,
+        ge=1,
+        description="Open connections `producer serve` keeps at most; more are closed as they open.",
+    )
     web_cache_photos: int = Field(
         defaults.WEB_CACHE_PHOTOS,
         ge=0,

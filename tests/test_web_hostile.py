@@ -255,6 +255,24 @@ def test_slow_headers_and_stalled_bodies_are_cut_off(tmp_path: Path, redis_serve
     _no_traceback(server)
 
 
+def test_connections_beyond_the_limit_are_closed_as_they_open(tmp_path: Path, redis_server) -> None:
+    """WEB_MAX_CONNECTIONS=20: of 40 idle connections, 20 are closed at once (file
+    descriptors stay bounded whatever the header deadline); once they go, it serves again."""
+    server = serve(tmp_path, redis_server.url, WEB_MAX_CONNECTIONS="20", WEB_HEADER_TIMEOUT="30")
+    try:
+        port = int(server.url.rsplit(":", 1)[1])
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+        closed = [sock for sock in idle if _closed_within(sock, 0.5)]
+        assert 19 <= len(closed) <= 21, len(closed)  # +-1: start_serve's own probe may still be closing
+        for sock in idle:
+            sock.close()
+        time.sleep(0.5)
+        assert server.http.get("/healthz").status_code == 200
+    finally:
+        server.stop()
+    _no_traceback(server)
+
+
 def test_half_written_uploads_are_removed_at_start(tmp_path: Path, redis_server, photos_dir: Path) -> None:
     """An upload is stored under a `.partial-` name until complete: what a server killed
     mid-write left is removed when the next one starts; finished uploads are kept."""

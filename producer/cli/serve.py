@@ -60,7 +60,7 @@ def serve(c: CliContext, host: str, port: int, embedded: bool, workers: int) -> 
             log_level="info",
             proxy_headers=False,
             server_header=False,
-            http=header_deadline_protocol(settings.web_header_timeout),
+            http=header_deadline_protocol(settings.web_header_timeout, settings.web_max_connections),
             timeout_keep_alive=settings.web_keep_alive,
         )
 

@@ -3,7 +3,8 @@ file descriptors and memory for ever: a request's headers must arrive within
 WEB_HEADER_TIMEOUT seconds of its first byte (of the connection, for the first request;
 slowloris), and its body may not stall for more than WEB_BODY_TIMEOUT seconds between
 two reads (a stalled upload answers 408). Idle keep-alive connections are closed by
-uvicorn's own `timeout_keep_alive`."""
+uvicorn's own `timeout_keep_alive`, and connections beyond WEB_MAX_CONNECTIONS are
+closed as they open (uvicorn's `limit_concurrency` still accepts them, then answers 503)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,15 @@ class HeaderDeadlineProtocol(H11Protocol):
     byte came (uvicorn itself waits for headers without a limit)."""
 
     header_timeout: float = 10.0
+    max_connections: int = 1000
     _header_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self.logger.warning("closing a connection over the %s-connection limit", self.max_connections)
+            transport.close()
+            return
         self._arm_header_deadline()
 
     def data_received(self, data: bytes) -> None:
@@ -56,9 +62,11 @@ class HeaderDeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
-def header_deadline_protocol(seconds: float) -> type[H11Protocol]:
-    """The protocol class for uvicorn's `http=` option with a `seconds` header deadline."""
-    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": seconds})
+def header_deadline_protocol(seconds: float, max_connections: int) -> type[H11Protocol]:
+    """The protocol class for uvicorn's `http=` option: a `seconds` header deadline and at
+    most `max_connections` open connections."""
+    attributes = {"header_timeout": seconds, "max_connections": max_connections}
+    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), attributes)
 
 
 class BodyTimeout:
