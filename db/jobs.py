@@ -34,11 +34,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from db.folders import record_folders, stage_shared
 from db.members import one_of_job
 from db.schema import Image, ImageStatus, Job, JobCounts, JobImage, utcnow
-from db.session import rows_changed
+from db.session import checkpoint, rows_changed
 from db.stage import driver_rows, fill, time_param
 from emotion_batch.errors import SharedFolderChangedError
 from emotion_batch.messages import ImageRef
-from emotion_batch.paths import to_db
+from emotion_batch.paths import storable, to_db
 from emotion_batch.scan import Candidate, ScannedFile, ScannedFolder
 
 if TYPE_CHECKING:
@@ -71,12 +71,21 @@ def create_job(
     )
     session.add(job)
     session.commit()
+    checkpoint(session)
     return job
 
 
 def finish_scan(session: Session, job_id: int) -> None:
-    """Record that every file under the job's roots has been registered."""
-    session.execute(update(Job).where(Job.id == job_id).values(scan_complete=True))
+    """Record that every file under the job's roots has been registered (and copy
+    SQLite's log into the database: a job's boundary never lives only in the log)."""
+    session.execute(update(Job).where(Job.id == job_id).values(scan_complete=True, scan_error=None))
+    session.commit()
+    checkpoint(session)
+
+
+def record_scan_error(session: Session, job_id: int, reason: str) -> None:
+    """Record why a job's scan stopped before its end (`resume` finishes it and clears this)."""
+    session.execute(update(Job).where(Job.id == job_id).values(scan_error=storable(reason)))
     session.commit()
 
 
@@ -532,6 +541,7 @@ class Progress:
     started: datetime | None
     last_processed: datetime | None
     scan_complete: bool = True  # False while (or after an interrupted) submit is still scanning
+    scan_error: str | None = None  # why a background scan stopped before its end
 
     @property
     def finished(self) -> int:
@@ -564,8 +574,8 @@ def job_progress(session: Session, job_id: int) -> Progress:
     counts = session.get(JobCounts, job_id, populate_existing=True) or JobCounts(
         pending=0, done=0, no_face=0, failed=0, faces=0
     )
-    job = session.execute(select(Job.created_at, Job.scan_complete).where(Job.id == job_id)).first()
-    created, scan_complete = job if job else (None, True)
+    job = session.execute(select(Job.created_at, Job.scan_complete, Job.scan_error).where(Job.id == job_id)).first()
+    created, scan_complete, scan_error = job if job else (None, True, None)
     last = session.scalar(select(func.max(Image.processed_at)).where(Image.job_id == job_id))
     total = counts.pending + counts.done + counts.no_face + counts.failed
     return Progress(
@@ -579,6 +589,7 @@ def job_progress(session: Session, job_id: int) -> Progress:
         created,
         last,
         bool(scan_complete),
+        scan_error,
     )
 
 

@@ -17,8 +17,8 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.members import one_of_job
-from db.schema import Face, Image, ImageStatus, utcnow
-from db.session import rows_changed
+from db.schema import Face, Image, ImageStatus, JobCounts, utcnow
+from db.session import checkpoint, rows_changed
 from emotion_batch.paths import from_db, storable
 from emotion_batch.pipeline import FaceResult, ImageResult
 from models.labels import EMOTIONS
@@ -271,7 +271,19 @@ def store_results(
     if faces:
         session.execute(insert(Face), faces)
     session.commit()
+    if written:
+        _checkpoint_finished_job(session, next(iter(results)))
     return written
+
+
+def _checkpoint_finished_job(session: Session, image_id: int) -> None:
+    """A job's end is a boundary: once it has no pending image, its results are copied
+    from SQLite's log into the database file (db.session.checkpoint)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    job_id = select(Image.job_id).where(Image.id == image_id).scalar_subquery()
+    if session.scalar(select(JobCounts.pending).where(JobCounts.job_id == job_id)) == 0:
+        checkpoint(session)
 
 
 def as_result(image: Image) -> ImageResult:

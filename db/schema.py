@@ -61,6 +61,7 @@ class Job(Base):
     # (`producer resume` completes an interrupted one).
     scanned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     scan_complete: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    scan_error: Mapped[str | None] = mapped_column(Text)  # why a background scan stopped (resume clears it)
     images: Mapped[list[Image]] = relationship(back_populates="job")
 
 

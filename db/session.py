@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from emotion_batch.errors import DatabaseUnavailableError
@@ -73,6 +73,16 @@ def unavailable(url: str, exc: BaseException) -> DatabaseUnavailableError:
     return DatabaseUnavailableError(f"cannot use the database at {safe_url(url)}: {detail}{hint}")
 
 
+def database_problem(exc: BaseException) -> str:
+    """One line for a database error met while a command ran, with a hint where one helps."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if "readonly database" in detail:
+        detail += " (the database file, or its folder, cannot be written by this user)"
+    elif "database is locked" in detail:
+        detail += " (another process held it past the busy timeout; try again)"
+    return f"database error: {detail}"
+
+
 def check_database(url: str) -> None:
     """Connect and read the schema version; `DatabaseUnavailableError` when that fails."""
     try:
@@ -81,6 +91,19 @@ def check_database(url: str) -> None:
     except DBAPIError as exc:
         make_engine(url).dispose()
         raise unavailable(url, exc) from exc
+
+
+def checkpoint(session: Session) -> None:
+    """Copy SQLite's write-ahead log into the database file now (PASSIVE: it never waits
+    for readers or writers), so what was committed does not live only in the log (a lost
+    `-wal` file would lose it); nothing on other databases."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    try:
+        session.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))
+        session.commit()
+    except OperationalError:  # what was committed stands; the next boundary copies it
+        session.rollback()
 
 
 def rows_changed(result: Result[Any]) -> int:

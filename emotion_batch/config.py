@@ -23,6 +23,27 @@ Backend = str  # a key of emotion_batch.classify.BACKENDS (validated below)
 BATCH_SIZE_MIN, BATCH_SIZE_MAX = 1, 1024  # BATCH_SIZE and `--batch-size` obey the same rule
 DetectorName = Literal["auto", "yunet", "blazeface", "haar", "skip"]
 DETECTOR_NAMES: tuple[str, ...] = get_args(DetectorName)  # the CLI's choices
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+def _database_url(url: str) -> str:
+    """`url` when it is a SQLAlchemy URL of a supported database whose driver is installed."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: {url!r}; use sqlite:///FILE or postgresql://USER:PASS@HOST/DB") from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_DATABASES:
+        raise ValueError(f"unsupported database {backend!r}; use sqlite:///FILE or postgresql://USER:PASS@HOST/DB")
+    if "+" in parsed.drivername:  # the plain names use the drivers this package installs
+        try:
+            parsed.get_dialect().import_dbapi()
+        except (ImportError, NoSuchModuleError):
+            raise ValueError(f"the driver of {parsed.drivername!r} is not installed") from None
+    return url
 
 
 def _registered(backend: str) -> str:
@@ -138,6 +159,30 @@ class Settings(BaseSettings):
         2_000_000_000, ge=1, description="Largest total uncompressed size of an uploaded zip (zip bombs)."
     )
 
+    web_header_timeout: float = Field(
+        defaults.WEB_HEADER_TIMEOUT,
+        gt=0,
+        description="Seconds a client has to send a request's headers (slowloris): the connection is closed after.",
+    )
+    web_body_timeout: float = Field(
+        defaults.WEB_BODY_TIMEOUT,
+        gt=0,
+        description="Seconds a request body (an upload) may stall between two reads before a 408.",
+    )
+    web_keep_alive: int = Field(
+        defaults.WEB_KEEP_ALIVE, ge=1, description="Seconds an idle keep-alive connection stays open (uvicorn's)."
+    )
+    web_max_connections: int = Field(
+        defaults.WEB_MAX_CONNECTIONS,
+        ge=1,
+        description="Open connections `producer serve` keeps at most; more are closed as they open.",
+    )
+    web_cache_photos: int = Field(
+        defaults.WEB_CACHE_PHOTOS,
+        ge=0,
+        description="Seconds browsers may keep photos and face crops (private cache); 0: never stored (no-store).",
+    )
+
     redis_visibility_timeout: int | None = Field(
         None, ge=1, description="Seconds before an unacknowledged batch is redelivered (default 2*hard+60)."
     )
@@ -158,6 +203,23 @@ class Settings(BaseSettings):
     @classmethod
     def _backend_registered(cls, value: str) -> str:
         return _registered(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_supported(cls, value: str) -> str:
+        return _database_url(value)
+
+    @field_validator("web_token")
+    @classmethod
+    def _token_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty WEB_TOKEN= line means unset; spaces alone would be a token anyone can guess.
+        if value is None or value.get_secret_value() == "":
+            return None
+        if not value.get_secret_value().strip():
+            raise ValueError(
+                "WEB_TOKEN is blank (spaces only): set a real token (`openssl rand -hex 24`) or leave it unset"
+            )
+        return value
 
     @field_validator("worker_backends")
     @classmethod

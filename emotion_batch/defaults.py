@@ -50,6 +50,14 @@ SOFT_TIME_LIMIT = 300
 HARD_TIME_LIMIT = 360
 MAX_MEMORY_PER_CHILD_KB = 4_000_000
 
+# The web service: deadlines on what clients send (slowloris, stalled uploads), and how
+# long browsers may keep photos and face crops (0: never stored).
+WEB_HEADER_TIMEOUT = 10.0
+WEB_BODY_TIMEOUT = 30.0
+WEB_KEEP_ALIVE = 5
+WEB_MAX_CONNECTIONS = 1000
+WEB_CACHE_PHOTOS = 0
+
 YUNET_URL = (
     "https://github.com/opencv/opencv_zoo/raw/fef72f8fa7c52eaf116d3df358d24e6e959ada0e/"
     "models/face_detection_yunet/face_detection_yunet_2023mar.onnx"

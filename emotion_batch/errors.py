@@ -141,6 +141,12 @@ class UploadTooLargeError(RequestRefusedError):
     status = 413
 
 
+class UploadStorageFullError(RequestRefusedError):
+    """The upload folder has no room left (the server's state, not the upload's fault)."""
+
+    status = 503
+
+
 class UnsupportedUploadError(RequestRefusedError):
     """An uploaded file that is not an image (nor one zip of images)."""
 

@@ -172,7 +172,8 @@ def probe(path: str | Path, max_seconds: float | None = None) -> VideoInfo:
         width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         if width <= 0 or height <= 0:
             raise AudioOnlyError("no picture size")
-        if not (0 < native_fps <= 1000) or claimed <= 0:
+        # any declared rate is sampled by time (a high-speed camera's 10,000 fps too)
+        if not (0 < native_fps < math.inf) or claimed <= 0:
             raise CorruptVideoError(f"no usable frame rate or frame count (fps {native_fps:g}, frames {claimed})")
         if not cap.grab():
             raise CorruptVideoError("not one frame can be decoded")

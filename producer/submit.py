@@ -453,6 +453,7 @@ def resume_job(
         job = session.get(Job, job_id)
         if job is None:
             raise JobNotFoundError(job_id)
+    check_broker(client)  # a clear BrokerUnavailableError (503 over HTTP), not the publisher's traceback
     size = check_batch_size(job.batch_size)
     # Tagged sends: a resumed batch must not share its task id with a copy in flight, or
     # it would take over that copy's leases and count a second attempt on busy images.

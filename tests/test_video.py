@@ -352,3 +352,38 @@ def test_worker_sigkilled_mid_video_loses_and_doubles_nothing(
     frames = _frames(url, video.id)
     assert [f.frame_no for f in frames] == list(range(300))  # nothing lost, nothing doubled
     assert all(f.status in ("done", "no_face") for f in frames)
+
+
+def _high_speed_clip(path: Path, fps: int, frames: int) -> Path:
+    """A valid MPEG-4 clip declaring `fps` frames per second (a high-speed camera's), each
+    frame a flat grey whose level is its index mod 255 (PyAV writes it; OpenCV caps its own
+    writer's rate)."""
+    av = pytest.importorskip("av")
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), i % 255, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def test_a_10000_fps_video_is_sampled_by_time(tmp_path: Path) -> None:
+    """A decodable 10,000 fps clip is a video like any other (it was 'corrupt or
+    truncated'): 0.3 s sampled at 10 fps are three frames, each the one at its time."""
+    clip = _high_speed_clip(tmp_path / "high-speed.mp4", 10_000, 3_000)
+    info = probe(clip)
+    assert info.native_fps == 10_000 and info.frames == 3_000 and info.duration_s == pytest.approx(0.3)
+    samples = list(
+        read_samples(clip, expected_samples(info.frames, info.native_fps, 10, 0, info.duration_s), 10, 10_000)
+    )
+    assert [s.timestamp_s for s in samples] == pytest.approx([0.0, 0.1, 0.2]) and all(s.error is None for s in samples)
+    assert [int(s.rgb.mean()) for s in samples if s.rgb is not None] == pytest.approx(
+        [0, 1000 % 255, 2000 % 255], abs=3
+    )

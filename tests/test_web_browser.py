@@ -98,6 +98,8 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1366, "height": 900})
+        blocked: list[str] = []  # what the Content-Security-Policy stopped on our pages
+        page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
         page.goto(f"{url}/jobs/{job}")
         assert "/login" in page.url  # the token is required
         page.fill("input[name=token]", TOKEN)
@@ -117,7 +119,8 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
             )
         }
         with LocalWorker(worker_env, concurrency=1, name=f"browser-{tmp_path.name}", log_file=tmp_path / "worker.log"):
-            page.wait_for_function("document.getElementById('state').textContent === 'finished'", timeout=400_000)
+            # a locator, not a JavaScript string: the page's CSP forbids eval, Playwright's too
+            page.locator("#state", has_text="finished").wait_for(timeout=400_000)
             assert page.inner_text("#pct") == "100.0%"
             page.wait_for_load_state("networkidle")
         page.wait_for_timeout(1500)  # the page reloads once finished, with the final tables and charts
@@ -150,6 +153,10 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
         page.wait_for_load_state("networkidle")
         assert page.locator("img.photo").evaluate("e => e.naturalWidth") > 0
         assert emotion in page.inner_text("table.faces-table")
+        page.click("a[data-back]")  # back to the filtered gallery (a script, no inline javascript:)
+        page.wait_for_url(f"**emotion={emotion}**")
+        page.go_forward()
+        page.wait_for_load_state("networkidle")
         page.screenshot(path=shots / "web-photo.jpg", quality=82, full_page=False)
 
         # the submit form: two photos uploaded from the browser become a job of their own
@@ -160,6 +167,7 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
         page.wait_for_url(f"{url}/jobs/{job + 1}")
         uploaded = api.get(f"/api/jobs/{job + 1}").json()
         assert uploaded["name"] == "from the form" and uploaded["total"] == 2
+        assert blocked == []
         browser.close()
 
     for shot in sorted(shots.iterdir()):

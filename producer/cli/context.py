@@ -80,11 +80,16 @@ class ErrorsAsOneLine(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from pydantic import ValidationError
+        from sqlalchemy.exc import DBAPIError
+
+        from db.session import database_problem
 
         try:
             return super().invoke(ctx)
         except EmotionBatchError as exc:
             raise click.ClickException(str(exc)) from exc
+        except DBAPIError as exc:  # the database refused mid-command (read-only, locked, gone)
+            raise click.ClickException(database_problem(exc)) from exc
         except ValidationError as exc:  # a setting from the environment or .env is invalid
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
             raise click.ClickException(f"invalid setting: {problems}") from exc

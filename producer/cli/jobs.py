@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from db.jobs import job_progress
 from db.videos import pending_segment_count
@@ -178,7 +179,10 @@ def status(c: CliContext, job: int | None) -> None:
     latest job; read-only)."""
     with c.read_sessions() as session:
         job = existing_job(session, job)
-        out.print(render.progress_line(job_progress(session, job), out.width), soft_wrap=True)
+        progress = job_progress(session, job)
+    out.print(render.progress_line(progress, out.width), soft_wrap=True)
+    if progress.scan_error:
+        console.print(f"[red]{escape(progress.scan_error)}")
     print_failures(c, job)
 
 

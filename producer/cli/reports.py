@@ -10,7 +10,7 @@ import click
 
 from db.reports import job_report
 from producer.cli.context import CliContext, console, existing_job, out, shared_options
-from producer.cli.output import FORMATS, emit_report, emit_text
+from producer.cli.output import FORMATS, emit_report, emit_text, writing
 
 
 @click.command()
@@ -59,7 +59,9 @@ def chart(c: CliContext, job: int | None, out_dir: Path) -> None:
     from producer.outputs import charts_for
 
     with c.read_sessions() as session:
-        paths = write_charts(charts_for(session, existing_job(session, job)), out_dir)
+        charts = charts_for(session, existing_job(session, job))
+    with writing(out_dir):
+        paths = write_charts(charts, out_dir)
     for path in paths:
         out.print(str(path))
 

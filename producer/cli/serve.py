@@ -41,6 +41,7 @@ def serve(c: CliContext, host: str, port: int, embedded: bool, workers: int) -> 
 
     from producer.web.app import create_app
     from producer.web.security import check_can_listen
+    from producer.web.timeouts import header_deadline_protocol
 
     token = c.settings.web_token
     check_can_listen(host, token is not None and bool(token.get_secret_value()))
@@ -52,7 +53,16 @@ def serve(c: CliContext, host: str, port: int, embedded: bool, workers: int) -> 
         settings = stack.enter_context(_embedded(c.settings, workers)) if embedded else c.settings
         app = create_app(settings)
         console.print(f"serving on http://{host}:{port}/ (API docs: /docs)")
-        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            proxy_headers=False,
+            server_header=False,
+            http=header_deadline_protocol(settings.web_header_timeout, settings.web_max_connections),
+            timeout_keep_alive=settings.web_keep_alive,
+        )
 
 
 def _embedded(settings: Settings, workers: int):  # noqa: ANN202 (a context manager of Settings)

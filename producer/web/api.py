@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -22,18 +23,20 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from db.faces import face_page, image_faces, job_face
-from db.jobs import failed_images, job_progress, list_jobs
+from db.jobs import failed_images, job_progress, list_jobs, record_scan_error
 from db.reports import GroupBy, job_report
 from db.schema import Job
 from db.video_schema import Video
 from db.videos import pending_segment_count
 from emotion_batch.classify import BACKENDS
+from emotion_batch.config import Settings
 from emotion_batch.errors import JobNotFoundError, PathNotFoundError
 from models.labels import EMOTIONS
 from producer import render
 from producer.submit import SubmitResult, resume_job, retry_failed, submit
 from producer.videos import VideoOptions
 from producer.web.app import WebState
+from producer.web.headers import photo_cache_control
 from producer.web.security import allowed_path
 from producer.web.uploads import Limits, Upload, store_upload
 
@@ -46,6 +49,9 @@ else:
     Backend = Literal[tuple(BACKENDS)]  # the one backend registry
     Emotion = Literal[tuple(EMOTIONS)]
 JPEG_QUALITY = 88
+MAX_ROW = 2**63 - 1  # the largest id or offset a database integer holds (SQLite and PostgreSQL BIGINT)
+Id = Annotated[int, PathParam(ge=1, le=MAX_ROW, description="A row id.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ROW)]
 
 
 def state(request: Request) -> WebState:
@@ -103,7 +109,8 @@ def job_state(session: Session, job_id: int) -> dict[str, Any]:
         "failed": p.failed,
         "faces": p.faces,
         "pending_video_segments": segments,
-        "scanning": not p.scan_complete,
+        "scanning": not p.scan_complete and p.scan_error is None,
+        "scan_error": p.scan_error,
         "complete": p.complete and not segments,
         "empty": empty,
         "percent": round(100.0 * p.finished / p.total, 1) if p.total else (0.0 if empty else 100.0),
@@ -154,6 +161,16 @@ def _submit(
     )
 
 
+def _record_scan_failure(web: WebState, job_id: int, exc: BaseException) -> None:
+    """Say on the job why its background scan stopped (the status and job page show it)."""
+    reason = f"scan stopped: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+    try:
+        with web.sessions() as session:
+            record_scan_error(session, job_id, f"{reason}; resume the job to finish it")
+    except Exception:  # noqa: BLE001 (the database itself may be what failed: the log has both)
+        log.exception("job %s: could not record why its scan stopped", job_id)
+
+
 @router.post("/jobs", status_code=202, summary="Create a job from server paths under the allowed roots")
 def create_job_from_paths(job: PathJob, web: State) -> JSONResponse:
     """Answers as soon as the job is recorded (202, its id); the scan goes on in the
@@ -173,6 +190,7 @@ def create_job_from_paths(job: PathJob, web: State) -> JSONResponse:
         except BaseException as exc:
             if recorded.done():
                 log.exception("scan of a submitted job failed (producer resume finishes it)")
+                _record_scan_failure(web, recorded.result(), exc)
             else:
                 recorded.set_exception(exc)  # before the job was recorded: the request's error
 
@@ -207,14 +225,14 @@ def create_job_from_upload(
 
 
 @router.get("/jobs", summary="List jobs, newest first, with their counts")
-def jobs(web: State, offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+def jobs(web: State, offset: Offset = 0, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
     with web.sessions() as session:
         total, page = list_jobs(session, offset, limit)
     return {"total": total, "offset": offset, "jobs": [{**j, "created_at": j["created_at"].isoformat()} for j in page]}
 
 
 @router.get("/jobs/{job_id}", summary="A job's status: counts, images/s, ETA, first failures")
-def status(job_id: int, web: State) -> dict:
+def status(job_id: Id, web: State) -> dict:
     job = require_job(web, job_id)
     with web.sessions() as session:
         body = job_state(session, job_id)
@@ -224,7 +242,7 @@ def status(job_id: int, web: State) -> dict:
 
 @router.get("/jobs/{job_id}/events", summary="Live progress as Server-Sent Events (ends when the job is finished)")
 async def events(
-    job_id: int, request: Request, web: State, interval: Annotated[float, Query(ge=0.2, le=60)] = 1.0
+    job_id: Id, request: Request, web: State, interval: Annotated[float, Query(ge=0.2, le=60)] = 1.0
 ) -> StreamingResponse:
     await run_in_threadpool(require_job, web, job_id)
 
@@ -249,7 +267,7 @@ async def events(
 
 @router.get("/jobs/{job_id}/report", summary="The report: `producer report --format json|csv|parquet|html`")
 def report(
-    job_id: int,
+    job_id: Id,
     web: State,
     by: GroupBy = "job",
     format: Literal["json", "csv", "parquet", "html"] = "json",  # noqa: A002 (the CLI's option name)
@@ -283,11 +301,11 @@ def report(
 
 @router.get("/jobs/{job_id}/faces", summary="A job's faces, most certain first, filtered and paged")
 def faces(
-    job_id: int,
+    job_id: Id,
     web: State,
     emotion: Emotion | None = None,
     min_percent: Annotated[float, Query(ge=0, le=100)] = 0.0,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 48,
 ) -> dict:
     require_job(web, job_id)
@@ -301,10 +319,11 @@ def faces(
     return {"total": page.total, "offset": offset, "limit": limit, "faces": page.faces}
 
 
-def _jpeg(image) -> Response:  # noqa: ANN001 (PIL image)
+def _jpeg(image, settings: Settings) -> Response:  # noqa: ANN001 (PIL image)
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITY)
-    return Response(buffer.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+    cache = photo_cache_control(settings.web_cache_photos)  # photos of people: no-store unless opted in
+    return Response(buffer.getvalue(), media_type="image/jpeg", headers={"Cache-Control": cache})
 
 
 def _unreadable(path: str) -> LookupError:
@@ -316,7 +335,7 @@ def _unreadable(path: str) -> LookupError:
     summary="One image with its faces boxed and labelled",
     response_class=Response,
 )
-def annotated(job_id: int, image_id: int, web: State) -> Response:
+def annotated(job_id: Id, image_id: Id, web: State) -> Response:
     from producer.annotate import draw_faces, upright
 
     with web.sessions() as session:
@@ -327,11 +346,11 @@ def annotated(job_id: int, image_id: int, web: State) -> Response:
     picture = upright(image.path, web.settings.max_pixels, web.settings.max_file_bytes)
     if picture is None:
         raise _unreadable(image.path)
-    return _jpeg(draw_faces(picture, rows))
+    return _jpeg(draw_faces(picture, rows), web.settings)
 
 
 @router.get("/jobs/{job_id}/faces/{face_id}/thumbnail.jpg", summary="One face, cropped", response_class=Response)
-def thumbnail(job_id: int, face_id: int, web: State) -> Response:
+def thumbnail(job_id: Id, face_id: Id, web: State) -> Response:
     from producer.annotate import crop_face, upright
 
     with web.sessions() as session:
@@ -341,13 +360,13 @@ def thumbnail(job_id: int, face_id: int, web: State) -> Response:
     picture = upright(face.path, web.settings.max_pixels, web.settings.max_file_bytes)
     if picture is None:
         raise _unreadable(face.path)
-    return _jpeg(crop_face(picture, face, size=160))
+    return _jpeg(crop_face(picture, face, size=160), web.settings)
 
 
 @router.get(
     "/jobs/{job_id}/charts/{name}.png", summary="The job's PNG charts (as `producer chart`)", response_class=Response
 )
-def chart(job_id: int, name: Literal["emotions-by-folder", "share-over-time"], web: State) -> Response:
+def chart(job_id: Id, name: Literal["emotions-by-folder", "share-over-time"], web: State) -> Response:
     from producer.outputs import charts_for
 
     require_job(web, job_id)
@@ -357,13 +376,13 @@ def chart(job_id: int, name: Literal["emotions-by-folder", "share-over-time"], w
 
 
 @router.post("/jobs/{job_id}/resume", summary="Re-enqueue the job's pending images (`producer resume`)")
-def resume_route(job_id: int, web: State) -> dict:
+def resume_route(job_id: Id, web: State) -> dict:
     resumed = resume_job(web.sessions, web.client, job_id, web.settings.queue, settings=web.settings)
     return {"job": job_id, "requeued": resumed.requeued, "batches": resumed.batches}
 
 
 @router.post("/jobs/{job_id}/retry-failed", summary="Failed images back to pending, enqueued (`producer retry-failed`)")
-def retry_route(job_id: int, web: State) -> dict:
+def retry_route(job_id: Id, web: State) -> dict:
     require_job(web, job_id)
     count, batches = retry_failed(web.sessions, web.client, job_id, web.settings.queue, settings=web.settings)
     return {"job": job_id, "reset": count, "batches": batches}

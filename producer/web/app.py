@@ -19,26 +19,32 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.migrate import upgrade
-from db.session import make_session_factory
+from db.session import database_problem, make_session_factory
 from emotion_batch.broker import make_client
 from emotion_batch.config import Settings
 from emotion_batch.errors import (
     BrokerUnavailableError,
+    DatabaseUnavailableError,
     EmotionBatchError,
     JobNotFoundError,
     PathNotFoundError,
     RequestRefusedError,
 )
+from producer.web.headers import SecurityHeaders
 from producer.web.security import COOKIE, request_token, same_origin, token_matches
+from producer.web.timeouts import BodyTimeout
+from producer.web.uploads import remove_partial_uploads
 
 HERE = Path(__file__).parent
 OPEN_PATHS = ("/healthz", "/login", "/static/")
 DOCS_ASSETS = "/docs-assets"
+RETRY_AFTER_S = 5  # what a 503 for a busy database or broker suggests
 log = logging.getLogger(__name__)
 
 
@@ -76,6 +82,8 @@ class WebState:
     def __post_init__(self) -> None:
         upgrade(self.settings.database_url)
         self.sessions = make_session_factory(self.settings.database_url)
+        for folder in remove_partial_uploads(self.settings.upload_root.absolute()):
+            log.warning("removed %s: an upload a stopped server left half-written", folder)
 
     @cached_property
     def client(self):  # noqa: ANN201 (celery.Celery)
@@ -83,8 +91,9 @@ class WebState:
 
 
 def error(status: int, message: str) -> JSONResponse:
-    """The one shape of every refusal: {"error": "...", "status": N}."""
-    return JSONResponse({"error": message, "status": status}, status_code=status)
+    """The one shape of every refusal: {"error": "...", "status": N}; a 503 says when to retry."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
 class BodyLimit:
@@ -143,6 +152,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)  # inside the token check
+    app.add_middleware(BodyTimeout, seconds=settings.web_body_timeout)
 
     @app.middleware("http")
     async def require_token(request: Request, call_next):  # noqa: ANN202
@@ -163,6 +173,8 @@ def create_app(settings: Settings) -> FastAPI:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         return error(401, "missing or wrong token: send `Authorization: Bearer TOKEN`")
 
+    app.add_middleware(SecurityHeaders)  # outermost: refusals and redirects get the headers too
+
     @app.exception_handler(RequestRefusedError)
     async def refused(_request: Request, exc: RequestRefusedError) -> JSONResponse:
         return error(exc.status, str(exc))
@@ -177,13 +189,24 @@ def create_app(settings: Settings) -> FastAPI:
     async def broker_down(_request: Request, exc: BrokerUnavailableError) -> JSONResponse:
         return error(503, str(exc))
 
+    @app.exception_handler(DatabaseUnavailableError)
+    async def database_down(_request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
+        return error(503, str(exc))
+
+    @app.exception_handler(OperationalError)
+    async def database_busy(_request: Request, exc: OperationalError) -> JSONResponse:
+        # locked past the busy timeout, a server restarting, a full disk: the database's
+        # state, not the request's fault; nothing of the request was committed
+        log.warning("database refused a request: %s", exc.orig)
+        return error(503, f"{database_problem(exc)}; retry in a few seconds")
+
     @app.exception_handler(EmotionBatchError)
     async def other_error(_request: Request, exc: EmotionBatchError) -> JSONResponse:
         return error(400, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 413:  # FastAPI's body limit
+        if exc.status_code == 413:  # the body limit
             return error(413, f"request body over the {settings.max_upload_bytes}-byte limit (MAX_UPLOAD_BYTES)")
         return error(exc.status_code, str(exc.detail))
 

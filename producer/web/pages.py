@@ -19,7 +19,7 @@ from db.reports import job_report
 from emotion_batch.classify import BACKENDS
 from models.labels import EMOTIONS
 from producer.charts import COLOURS
-from producer.web.api import Emotion, State, cached, job_state, require_job, with_videos
+from producer.web.api import MAX_ROW, Emotion, Id, State, cached, job_state, require_job, with_videos
 from producer.web.security import COOKIE, token_matches
 
 router = APIRouter(include_in_schema=False)
@@ -43,7 +43,9 @@ def _short(groups: dict[str, dict]) -> list[tuple[str, str, dict]]:
 
 
 @router.get("/", response_class=HTMLResponse)
-def job_list(request: Request, web: State, page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
+def job_list(
+    request: Request, web: State, page: Annotated[int, Query(ge=1, le=MAX_ROW // JOBS_PER_PAGE)] = 1
+) -> HTMLResponse:
     with web.sessions() as session:
         total, jobs = list_jobs(session, (page - 1) * JOBS_PER_PAGE, JOBS_PER_PAGE)
         empty = _empty_jobs(session, jobs)
@@ -72,7 +74,7 @@ def new_job(request: Request, web: State) -> HTMLResponse:
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: int, web: State) -> HTMLResponse:
+def job_page(request: Request, job_id: Id, web: State) -> HTMLResponse:
     job = require_job(web, job_id)
     with web.sessions() as session:
         progress = job_state(session, job_id)
@@ -107,11 +109,11 @@ def job_page(request: Request, job_id: int, web: State) -> HTMLResponse:
 @router.get("/jobs/{job_id}/faces", response_class=HTMLResponse)
 def gallery(
     request: Request,
-    job_id: int,
+    job_id: Id,
     web: State,
     emotion: Annotated[Emotion | Literal[""] | None, Query()] = None,
     min_percent: Annotated[float, Query(ge=0, le=100)] = 0.0,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_ROW // FACES_PER_PAGE)] = 1,
 ) -> HTMLResponse:
     job = require_job(web, job_id)
     with web.sessions() as session:
@@ -136,7 +138,7 @@ def gallery(
 
 
 @router.get("/jobs/{job_id}/images/{image_id}", response_class=HTMLResponse)
-def photo(request: Request, job_id: int, image_id: int, web: State) -> HTMLResponse:
+def photo(request: Request, job_id: Id, image_id: Id, web: State) -> HTMLResponse:
     job = require_job(web, job_id)
     with web.sessions() as session:
         found = image_faces(session, job_id, image_id)

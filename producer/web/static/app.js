@@ -96,4 +96,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const filters = document.getElementById("filters"); if (filters) gallery(filters);
   document.querySelectorAll("form[data-api]").forEach(apiForm);
   const submit = document.getElementById("submit-form"); if (submit) submitForm(submit);
+  // "back" returns to the filtered gallery the photo was opened from (no inline script: CSP)
+  document.querySelectorAll("a[data-back]").forEach((a) => a.addEventListener("click", (e) => {
+    if (history.length > 1) { e.preventDefault(); history.back(); }
+  }));
 });
