@@ -394,7 +394,7 @@ def test_unchanged_rerun_shares_the_earlier_rows_and_every_reader_shows_them(
         assert charts and all(png.startswith(b"\x89PNG") for png in charts.values())
 
     web = Settings(_env_file=None, database_url=database_url, redis_url=redis_server.url, detector="haar")
-    with TestClient(create_app(web)) as http:
+    with TestClient(create_app(web), base_url="http://127.0.0.1") as http:
         status = http.get(f"/api/jobs/{second.job_id}").json()
         assert status["complete"] and status["done"] == faces and status["total"] == 30
         by_folder = http.get(f"/api/jobs/{second.job_id}/report", params={"by": "folder"}).json()
