@@ -72,7 +72,7 @@ class SubmitProgress:
     read: int = 0  # of which actually read to hash them
     registered: int = 0  # rows committed (distinct contents)
     queued: int = 0  # images put on the queue
-    reused: int = 0  # finished at once with an earlier result
+    reused: int = 0  # finished with an earlier result: at once, or when another job's analysis of it ends
     failed: int = 0  # failed at scan time (unreadable, too large)
     duplicates: int = 0
     batches: int = 0
@@ -303,8 +303,8 @@ def _stream_register(
             added = register_chunk(session, job.id, images, walked, reuse, sources)
         sender.add(added.pending)
         progress.scanned += found
-        progress.registered += len(added.pending) + added.reused + added.failed
-        progress.reused += added.reused
+        progress.registered += len(added.pending) + added.reused + added.failed + added.following
+        progress.reused += added.reused + added.following
         progress.failed += added.failed
         progress.duplicates += added.duplicates
         progress.queued, progress.batches = sender.queued, sender.batches
