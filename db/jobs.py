@@ -18,7 +18,6 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    bindparam,
     case,
     delete,
     exists,
@@ -377,35 +376,42 @@ def _find_pending(session: Session, job_id: int, reuse: ResultKey) -> None:
     """Each staged content that has no result to reuse yet but is pending in another job
     of the same backend (an earlier submit of the same photos still running) follows the
     earliest such image (db.followers): it is not queued a second time, and takes that
-    image's result when a worker stores it.
+    image's result when a worker stores it. One correlated look-up per staged row on the
+    content index, as `_find_sources` (no join for PostgreSQL to plan as a scan).
 
-    The images followed are locked against change until this transaction commits (FOR
-    SHARE, on PostgreSQL; SQLite's registering transactions hold the write lock), so a
-    worker finishing one at the same moment either finished it before (then it is not
-    pending here) or finishes it after and sees the follower. Images locked by a worker
-    right now are skipped (SKIP LOCKED), never waited for: this content is queued anew."""
-    stage, images = _STAGE.c, cast(Table, Image.__table__).c
-    wanted = select(stage.sha256).where(stage.error.is_(None), stage.shared.is_(None), stage.source.is_(None))
+    The images followed are then locked against change until this transaction commits
+    (FOR SHARE on PostgreSQL; SQLite's registering transactions hold the write lock), so
+    a worker finishing one at this moment either did so before (it is no longer pending
+    when locked) or does so after the commit and finds the follower. One a worker holds
+    right now is skipped (SKIP LOCKED), never waited for: its content is queued anew."""
+    stage = _STAGE.c
+    images = cast(Table, Image.__table__)
+    pending = images.alias("pending")
     same_backend = select(Job.id).where(Job.backend == reuse.backend, Job.id != job_id)
-    rows = session.execute(
-        select(images.id, images.sha256)
+    earliest = (
+        select(func.min(pending.c.id))
         .where(
-            images.sha256.in_(wanted),
-            images.status == ImageStatus.PENDING.value,
-            images.reused_from.is_(None),
-            images.job_id.in_(same_backend),
+            pending.c.sha256 == stage.sha256,
+            pending.c.status == ImageStatus.PENDING.value,
+            pending.c.reused_from.is_(None),
+            pending.c.job_id.in_(same_backend),
         )
-        .order_by(images.id)
-        .with_for_update(read=True, skip_locked=True, of=Image.__table__)
+        .scalar_subquery()
     )
-    first: dict[str, int] = {}
-    for image_id, sha256 in rows:
-        first.setdefault(sha256, image_id)
-    if first:
-        session.execute(
-            update(_STAGE).where(stage.sha256 == bindparam("content")).values(follows=bindparam("followed")),
-            [{"content": sha, "followed": image_id} for sha, image_id in first.items()],
+    unresolved = (stage.error.is_(None), stage.shared.is_(None), stage.source.is_(None))
+    session.execute(update(_STAGE).where(*unresolved).values(follows=earliest))
+    followed = list(session.scalars(select(stage.follows).where(stage.follows.is_not(None))))
+    if not followed:
+        return
+    locked = set(
+        session.scalars(
+            select(images.c.id)
+            .where(images.c.id.in_(followed), images.c.status == ImageStatus.PENDING.value)
+            .with_for_update(read=True, skip_locked=True)
         )
+    )
+    if len(locked) < len(set(followed)):
+        session.execute(update(_STAGE).where(stage.follows.in_(set(followed) - locked)).values(follows=None))
 
 
 def _insert_staged(session: Session, job_id: int) -> list[tuple[int, str, str, int | None]]:

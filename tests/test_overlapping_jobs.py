@@ -17,10 +17,16 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
+from db.jobs import job_progress
+from db.migrate import upgrade
+from db.results import fail_images, store_results
 from db.schema import Face
 from db.schema import Image as ImageRow
 from db.session import make_session_factory
+from emotion_batch.broker import make_client
+from emotion_batch.pipeline import ImageResult
 from producer.local import LocalRedis, LocalWorker
+from producer.submit import retry_failed, reuse_key, submit
 from tests.conftest import database_for, need, run_producer
 from tests.faults_support import JobProbe, make_photo_set, wait_until
 
@@ -124,3 +130,51 @@ def test_second_submit_follows_the_pending_work_and_resume_of_either_job_finishe
         assert third[key] == fourth[key], key
     assert third["pending"] == 0 and third["faces"] > 0
     assert _analysed(tmp_path) == 2 * count  # the second folder's contents once more, not twice
+
+
+@pytest.fixture
+def sessions(database_url: str):
+    upgrade(database_url)
+    return make_session_factory(database_url)
+
+
+def test_followers_take_a_result_only_for_their_content_and_fail_with_the_reason_otherwise(
+    tmp_path: Path, sessions, database_url: str, redis_server
+) -> None:
+    """In process, a real redis-server and database: the image followed fails, is found
+    changed, or finishes; each follower settles with it, in the worker's transaction,
+    and retry-failed queues the failed followers on their own."""
+    from tests.test_streaming import _rows, _settings, _tree, queued_ids
+
+    _tree(tmp_path / "photos", 3)
+    settings = _settings(database_url, detector="haar")  # its file ships with OpenCV
+    key = reuse_key("cnn", settings, force=False)
+    assert key is not None
+    queue = f"overlap-{tmp_path.name}"[:100]
+    client = make_client(settings, redis_server.url)
+    options = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings)
+    first = submit(sessions, client, [tmp_path / "photos"], name="first", **options)
+    second = submit(sessions, client, [tmp_path / "photos"], name="second", **options)
+    assert (first.queued, second.queued, second.reused) == (3, 0, 3)
+    broken, changed, fine = _rows(sessions, first.job_id)
+    with sessions() as session:
+        fail_images(session, [broken.id], "not an image: cannot identify image file")
+        moved = ImageResult(changed.path, None, 16, 16, None, (), sha256="0" * 64)  # other bytes read
+        store_results(session, {changed.id: moved}, key, submitted={changed.id: changed.sha256})
+        same = ImageResult(fine.path, None, 16, 16, None, (), sha256=fine.sha256)
+        store_results(session, {fine.id: same}, key, submitted={fine.id: fine.sha256})
+    followers = {row.sha256: row for row in _rows(sessions, second.job_id)}
+    assert followers[broken.sha256].status == "failed" and followers[broken.sha256].reused_from is None
+    assert f"image {broken.id} of another job, which failed: not an image" in (followers[broken.sha256].error or "")
+    assert "found the file changed" in (followers[changed.sha256].error or "")
+    assert (followers[fine.sha256].status, followers[fine.sha256].reused_from) == ("no_face", fine.id)
+    with sessions() as session:
+        progress = job_progress(session, second.job_id)
+    assert progress.complete and (progress.failed, progress.no_face, progress.pending) == (2, 1, 0)
+
+    redis.Redis.from_url(redis_server.url).delete(queue)
+    reset, _batches = retry_failed(sessions, client, second.job_id, queue, settings=settings)
+    assert reset == 2
+    failed_followers = {followers[broken.sha256].id, followers[changed.sha256].id}
+    assert set(queued_ids(redis_server.url, queue)) == failed_followers
+    redis.Redis.from_url(redis_server.url).delete(queue)
