@@ -384,10 +384,13 @@ def _find_pending(session: Session, job_id: int, reuse: ResultKey) -> None:
     a worker finishing one at this moment either did so before (it is no longer pending
     when locked) or does so after the commit and finds the follower. One a worker holds
     right now is skipped (SKIP LOCKED), never waited for: its content is queued anew."""
+    same_backend = select(Job.id).where(Job.backend == reuse.backend, Job.id != job_id)
+    waiting = select(JobCounts.job_id).where(JobCounts.pending > 0, JobCounts.job_id.in_(same_backend)).limit(1)
+    if session.scalar(waiting) is None:
+        return  # no other job has anything pending (the counters say so in one look-up)
     stage = _STAGE.c
     images = cast(Table, Image.__table__)
     pending = images.alias("pending")
-    same_backend = select(Job.id).where(Job.backend == reuse.backend, Job.id != job_id)
     earliest = (
         select(func.min(pending.c.id))
         .where(

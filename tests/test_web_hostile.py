@@ -51,7 +51,7 @@ class Served:
     def images(self, job_id: int) -> dict[str, Image]:
         with make_session_factory(self.env["DATABASE_URL"])() as session:
             rows = session.scalars(select(Image).where(Image.job_id == job_id)).all()
-            return {Path(row.path).name: row for row in rows}
+            return {"/".join(Path(row.path).parts[-2:]): row for row in rows}  # folder/name
 
     def wait_scanned(self, job_id: int, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
@@ -121,7 +121,8 @@ def test_upload_recorded_while_redis_refuses_writes_keeps_its_files_and_resumes(
     stored = [p for p in served.uploads.rglob("*") if p.is_file()]
     assert sorted(p.name for p in stored) == sorted(p.name for p in photos)  # kept with their job
     rows = served.images(job)
-    assert set(rows) == {p.name for p in photos} and all(Path(r.path).is_file() for r in rows.values())
+    assert {k.split("/")[1] for k in rows} == {p.name for p in photos}
+    assert all(Path(r.path).is_file() for r in rows.values())
 
     resumed = served.http.post(f"/api/jobs/{job}/resume")
     assert resumed.status_code == 200, resumed.text
@@ -148,14 +149,14 @@ def test_links_out_of_the_allowed_roots_are_refused_at_scan_and_at_serve_time(se
     served.wait_scanned(job)
     rows = served.images(job)
     secret = hashlib.sha256((private / "secret.jpg").read_bytes()).hexdigest()
-    for name in ("secret.jpg", "alias.jpg"):  # through the folder link and the file link
+    for name in ("escape/secret.jpg", "album/alias.jpg", "escape/real.jpg"):  # through a folder or file link
         assert rows[name].status == "failed" and "outside allowed roots" in (rows[name].error or "")
         assert rows[name].sha256 != secret  # never read, so never matched to an earlier result
-    assert rows["real.jpg"].status == "pending"
-    for name in ("secret.jpg", "alias.jpg"):
+    assert rows["album/real.jpg"].status == "pending"
+    for name in ("escape/secret.jpg", "album/alias.jpg"):
         refused = served.http.get(f"/api/jobs/{job}/images/{rows[name].id}/annotated.jpg")
         assert refused.status_code == 403 and "outside the allowed roots" in refused.json()["error"], refused.text
-    real = f"/api/jobs/{job}/images/{rows['real.jpg'].id}/annotated.jpg"
+    real = f"/api/jobs/{job}/images/{rows['album/real.jpg'].id}/annotated.jpg"
     assert served.http.get(real).headers["content-type"] == "image/jpeg"
 
     # Later the album becomes a link out of the roots: the recorded path now leads there.
