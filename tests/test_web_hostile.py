@@ -164,3 +164,24 @@ def test_links_out_of_the_allowed_roots_are_refused_at_scan_and_at_serve_time(se
     album.symlink_to(private)
     refused = served.http.get(real)
     assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/json")
+
+
+def test_report_faces_are_cropped_only_from_photos_inside_the_roots(tmp_path: Path, photos_dir: Path) -> None:
+    """The HTML report's face crops (also served by the API's report) resolve each photo
+    again: one whose folder has become a link out of the roots is left out."""
+    from db.faces import FaceRow
+    from producer.thumbnails import face_thumbnails
+
+    library, outside = tmp_path / "library", tmp_path / "outside"
+    (library / "album").mkdir(parents=True)
+    outside.mkdir()
+    shutil.copy(photos_dir / "img1.jpg", library / "album" / "a.jpg")
+    shutil.copy(photos_dir / "img12.jpg", outside / "b.jpg")
+    (library / "moved").symlink_to(outside)
+    faces = [
+        FaceRow(1, str(library / "album" / "a.jpg"), 10, 10, 80, 80, "happy", 90.0),
+        FaceRow(2, str(library / "moved" / "b.jpg"), 10, 10, 80, 80, "happy", 80.0),
+    ]
+    crops = face_thumbnails(faces, 40_000_000, 100_000_000, [library])
+    assert len(crops["happy"]) == 1 and "a.jpg" in crops["happy"][0].caption
+    assert len(face_thumbnails(faces, 40_000_000, 100_000_000)["happy"]) == 2  # no roots: anywhere
