@@ -139,7 +139,7 @@ def main() -> None:
             job = fill(url, size)
             filled = time.perf_counter() - began
             settings = Settings(_env_file=None, database_url=url, upload_root=Path(tmp) / "uploads")
-            with TestClient(create_app(settings)) as client:
+            with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
                 results[size] = time_requests(client, job, deep=size // 2, repeat=args.repeat)
             print(f"filled {size} images in {filled:.1f} s", flush=True)
     small, large = results[args.small], results[args.large]

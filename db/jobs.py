@@ -244,6 +244,7 @@ class Registered:
     reused: int  # finished at once with an earlier result
     failed: int  # failed at scan time (unreadable, too large)
     duplicates: int
+    following: int = 0  # pending, not queued: another job's pending image of the same content gives its result
 
 
 # One chunk of scanned files, staged in a temporary table (per connection, emptied for
@@ -263,6 +264,7 @@ _STAGE = Table(
     Column("source", Integer),  # the earlier image whose result is reused
     Column("shared", Integer),  # the earlier image the job shares as it is (file unchanged)
     Column("whole", Integer),  # 1: a row of a folder shared whole (db.folders)
+    Column("follows", Integer),  # a pending image of another job whose result this one will take
     prefixes=["TEMPORARY"],
 )
 
@@ -318,9 +320,12 @@ def _stage(
         rows.append(
             # a shared file's row is not written (only its content, path and image are
             # read): its folder and date-time need not be converted
-            (seq, path, "", item.sha256, 0, None, None, None, item.shared, None)
+            (seq, path, "", item.sha256, 0, None, None, None, item.shared, None, None)
             if item.shared is not None
-            else (seq, path, to_db(item.folder), item.sha256, item.size, when(item.mtime), item.error, None, None, None)
+            else (
+                (seq, path, to_db(item.folder), item.sha256, item.size, when(item.mtime))
+                + (item.error, None, None, None, None)
+            )
         )
         seq += 1
     fill(session, _STAGE, rows)
@@ -379,11 +384,57 @@ def _find_sources(session: Session, reuse: ResultKey) -> None:
     session.execute(update(_STAGE).where(_STAGE.c.error.is_(None), _STAGE.c.shared.is_(None)).values(source=earliest))
 
 
+def _find_pending(session: Session, job_id: int, reuse: ResultKey) -> None:
+    """Each staged content that has no result to reuse yet but is pending in another job
+    of the same backend (an earlier submit of the same photos still running) follows the
+    earliest such image (db.followers): it is not queued a second time, and takes that
+    image's result when a worker stores it. One correlated look-up per staged row on the
+    content index, as `_find_sources` (no join for PostgreSQL to plan as a scan).
+
+    The images followed are then locked against change until this transaction commits
+    (FOR SHARE on PostgreSQL; SQLite's registering transactions hold the write lock), so
+    a worker finishing one at this moment either did so before (it is no longer pending
+    when locked) or does so after the commit and finds the follower. One a worker holds
+    right now is skipped (SKIP LOCKED), never waited for: its content is queued anew."""
+    same_backend = select(Job.id).where(Job.backend == reuse.backend, Job.id != job_id)
+    waiting = select(JobCounts.job_id).where(JobCounts.pending > 0, JobCounts.job_id.in_(same_backend)).limit(1)
+    if session.scalar(waiting) is None:
+        return  # no other job has anything pending (the counters say so in one look-up)
+    stage = _STAGE.c
+    images = cast(Table, Image.__table__)
+    pending = images.alias("pending")
+    earliest = (
+        select(func.min(pending.c.id))
+        .where(
+            pending.c.sha256 == stage.sha256,
+            pending.c.status == ImageStatus.PENDING.value,
+            pending.c.reused_from.is_(None),
+            pending.c.job_id.in_(same_backend),
+        )
+        .scalar_subquery()
+    )
+    unresolved = (stage.error.is_(None), stage.shared.is_(None), stage.source.is_(None))
+    session.execute(update(_STAGE).where(*unresolved).values(follows=earliest))
+    followed = list(session.scalars(select(stage.follows).where(stage.follows.is_not(None))))
+    if not followed:
+        return
+    locked = set(
+        session.scalars(
+            select(images.c.id)
+            .where(images.c.id.in_(followed), images.c.status == ImageStatus.PENDING.value)
+            .with_for_update(read=True, skip_locked=True)
+        )
+    )
+    if len(locked) < len(set(followed)):
+        session.execute(update(_STAGE).where(stage.follows.in_(set(followed) - locked)).values(follows=None))
+
+
 def _insert_staged(session: Session, job_id: int) -> list[tuple[int, str, str, int | None]]:
     """One INSERT ... SELECT of the staged files as the job's images: failed at scan time
-    with their error, finished with the reused result (`reused_from`), or pending; return
-    (id, path, status, reused_from) of each new row in walk order (RETURNING: no second
-    look-up of the rows just written)."""
+    with their error, finished with the reused result (`reused_from`), pending and
+    following another job's pending image (`reused_from` too, see `_find_pending`), or
+    pending; return (id, path, status, reused_from) of each new row in walk order
+    (RETURNING: no second look-up of the rows just written)."""
     images, stage = cast(Table, Image.__table__), _STAGE.c
     source = images.alias("source")
     now = utcnow()
@@ -405,7 +456,7 @@ def _insert_staged(session: Session, job_id: int) -> list[tuple[int, str, str, i
         "backend": source.c.backend,
         "model_version": source.c.model_version,
         "detector": source.c.detector,
-        "reused_from": source.c.id,
+        "reused_from": func.coalesce(source.c.id, stage.follows),
         "created_at": literal(now, DateTime(timezone=True)),
         "processed_at": case((failed | reused, literal(now, DateTime(timezone=True))), else_=None),
     }
@@ -475,23 +526,29 @@ def register_chunk(
     so is each file of a folder found unchanged whole (`ScannedFolder.shared_from`,
     db.folders). With `reuse`, another content analysed before under that key is
     registered finished, its result shared with the earlier image (`reused_from`), and is
-    not queued. The folders walked whole whose files the chunk registered one by one are
-    recorded for the next run. `sources` follows the submit from chunk to chunk (see
+    not queued; one pending in another job (not analysed yet) follows that image: pending,
+    not queued, finished with its result when a worker stores it (db.followers). The
+    folders walked whole whose files the chunk registered one by one are recorded for
+    the next run. `sources` follows the submit from chunk to chunk (see
     Sources; None: no shortcut). The work is set-based (a staged temporary table, joins):
     an unchanged re-run costs a walk and a stat per file and a few statements per folder.
     """
     duplicates = _stage(session, job_id, items, reuse, sources)
     pending: list[ImageRef] = []
-    reused = failed = 0
+    reused = failed = following = 0
     if items:
         reused = _share_staged(session, job_id)
         if reuse:
             _find_sources(session, reuse)
+            _find_pending(session, job_id, reuse)
         for image_id, path, status, source in _insert_staged(session, job_id):
-            if source is not None:
+            if status == ImageStatus.PENDING.value:
+                if source is None:
+                    pending.append(ImageRef(image_id, path))
+                else:
+                    following += 1
+            elif source is not None:
                 reused += 1
-            elif status == ImageStatus.PENDING.value:
-                pending.append(ImageRef(image_id, path))
             elif status == ImageStatus.FAILED.value:
                 failed += 1
         record_folders(session, job_id, [f for f in items if isinstance(f, ScannedFolder) and f.shared_from is None])
@@ -501,7 +558,7 @@ def register_chunk(
         .values(scanned=Job.scanned + scanned, duplicates=Job.duplicates + duplicates)
     )
     session.commit()
-    return Registered(pending, reused, failed, duplicates)
+    return Registered(pending, reused, failed, duplicates, following)
 
 
 def reset_failed(session: Session, job_id: int) -> int:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from db.followers import settle_followers
 from db.members import one_of_job
 from db.schema import Face, Image, ImageStatus, JobCounts, utcnow
 from db.session import checkpoint, rows_changed
@@ -97,6 +98,8 @@ def claim_attempt(
         else:
             live.update({i: wanted[i] for i in part})
     busy += [i for i in wanted if i not in live]
+    for part in chunks(exhausted):  # last, after every claim (see db.followers)
+        settle_followers(session, part)
     session.commit()
     return Claim(live, exhausted, busy)
 
@@ -127,6 +130,8 @@ def _mark(session: Session, ids: Sequence[int], **values: object) -> int:
 def fail_images(session: Session, ids: Sequence[int], reason: str) -> int:
     """Record `reason` against still-pending images (one transaction)."""
     count = _mark(session, ids, status=ImageStatus.FAILED.value, error=storable(reason))
+    for part in chunks(ids):
+        settle_followers(session, part)
     session.commit()
     return count
 
@@ -270,6 +275,8 @@ def store_results(
             faces.extend(_face_rows(image_id, result, key))
     if faces:
         session.execute(insert(Face), faces)
+    for part in chunks(list(results)):  # other jobs' images waiting for these results
+        settle_followers(session, part)
     session.commit()
     if written:
         _checkpoint_finished_job(session, next(iter(results)))

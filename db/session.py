@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,8 +15,10 @@ from emotion_batch.errors import DatabaseUnavailableError
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
-def _sqlite_pragmas(busy_ms: int):
+def _sqlite_pragmas(busy_ms: int, immediate: bool = False):
     def on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 (DB-API objects)
+        if immediate:  # the driver begins nothing itself: the engine's "begin" event does
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
@@ -28,18 +30,26 @@ def _sqlite_pragmas(busy_ms: int):
     return on_connect
 
 
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 @lru_cache(maxsize=8)
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, immediate: bool = False) -> Engine:
     """One engine per URL per process (created lazily, after any fork).
 
     SQLite: WAL, foreign keys, and a busy timeout of 30 s, or `?timeout=SECONDS` in the URL.
+    With `immediate` (SQLite only), every transaction takes the write lock when it begins
+    (`BEGIN IMMEDIATE`, see `registering`).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         timeout = parsed.query.get("timeout", SQLITE_BUSY_TIMEOUT_S)
         busy = float(timeout[-1] if isinstance(timeout, tuple) else timeout)
         engine = create_engine(url, connect_args={"timeout": busy})
-        event.listen(engine, "connect", _sqlite_pragmas(int(busy * 1000)))
+        event.listen(engine, "connect", _sqlite_pragmas(int(busy * 1000), immediate))
+        if immediate:
+            event.listen(engine, "begin", _begin_immediate)
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
@@ -49,6 +59,22 @@ def make_engine(url: str) -> Engine:
 def make_session_factory(url: str) -> sessionmaker[Session]:
     """A session factory bound to the engine for `url`."""
     return sessionmaker(make_engine(url), expire_on_commit=False)
+
+
+def registering(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions for transactions that read and then write on the strength of what they
+    read (registering a chunk of files). On SQLite they take the write lock before their
+    first read (`BEGIN IMMEDIATE`): a transaction that read first and wants to write after
+    another connection committed cannot have its stale snapshot upgraded, and SQLite
+    fails it at once ("database is locked") without waiting out the busy timeout; waiting
+    for the lock first makes such transactions queue up instead. Elsewhere `sessions`."""
+    engine = sessions.kw.get("bind")
+    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+        return sessions
+    if engine.url.database in (None, "", ":memory:"):
+        return sessions  # a database in memory is one per engine: it keeps its engine
+    url = engine.url.render_as_string(hide_password=False)
+    return sessionmaker(make_engine(url, immediate=True), expire_on_commit=False)
 
 
 def safe_url(url: str) -> str:

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
         description="Token every request to `producer serve` must carry (Bearer header or the "
         "login cookie); required when it listens beyond loopback.",
     )
+    web_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Without WEB_TOKEN, host names besides loopback's (127.0.0.1, localhost, [::1]) "
+        "that requests may name in their Host header (DNS rebinding).",
+    )
     upload_root: Path = Field(
         Path("emotion-batch-uploads"),
         description="Where uploaded images are stored, one folder per "
@@ -225,6 +230,13 @@ class Settings(BaseSettings):
     @classmethod
     def _backends_registered(cls, value: list[str]) -> list[str]:
         return [_registered(v) for v in value]
+
+    @property
+    def readable_roots(self) -> list[Path]:
+        """Where the producer and the web service may read files (a walk through a link,
+        a photo served): ALLOWED_ROOTS and the upload root; empty (anywhere) when
+        ALLOWED_ROOTS is."""
+        return [*self.allowed_roots, self.upload_root.absolute()] if self.allowed_roots else []
 
     @property
     def broker_url(self) -> str:

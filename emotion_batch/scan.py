@@ -184,6 +184,12 @@ def classify(path: str) -> str | None:
     return "image" if sniff_image(head) else "video" if sniff_video(head) else None
 
 
+def _kind_by_name(name: str) -> str | None:
+    """ "image" or "video" by extension alone; None for anything else."""
+    suffix = os.path.splitext(name)[1].lower()
+    return "image" if suffix in IMAGE_EXTENSIONS else "video" if suffix in _video_rules()[0] else None
+
+
 def _kind_by_content(candidate: Candidate, head: bytes) -> str:
     """The kind once the first bytes are known (an MP4 named .jpg is a video)."""
     sniff_video = _video_rules()[1]
@@ -194,19 +200,52 @@ def _kind_by_content(candidate: Candidate, head: bytes) -> str:
     return candidate.kind
 
 
-def candidates(roots: Sequence[Path], problems: ScanProblems, max_bytes: int | None = None) -> Iterator[Candidate]:
+OUTSIDE_ROOTS = "path outside allowed roots: a link leads out of them, not read"
+
+
+class RealPaths:
+    """Whether files found by the walk really lie under `roots` (links followed): each
+    folder's real path is resolved once, and a file's own only when it is a link."""
+
+    def __init__(self, roots: Sequence[Path]) -> None:
+        self.roots = [os.path.join(os.path.realpath(r), "") for r in roots]
+        self._folder: tuple[str, bool] = ("", True)
+
+    def _inside(self, real: str) -> bool:
+        return any(os.path.join(real, "").startswith(root) for root in self.roots)
+
+    def allowed(self, folder: str, path: str) -> bool:
+        """True when `path` (in `folder`) resolves to a file under the roots."""
+        if self._folder[0] != folder:
+            self._folder = (folder, self._inside(os.path.realpath(folder)))
+        if not self._folder[1]:
+            return False
+        return not os.path.islink(path) or self._inside(os.path.realpath(path))
+
+
+def candidates(
+    roots: Sequence[Path], problems: ScanProblems, max_bytes: int | None = None, allowed: Sequence[Path] = ()
+) -> Iterator[Candidate]:
     """The candidate images and videos under `roots` in walk order (each file stat'ed
     once, opened only when its extension says nothing); an image over `max_bytes` is
-    an error, never read."""
+    an error, never read, and so is a file whose real path (a link followed) leaves the
+    `allowed` roots (empty: anywhere)."""
     utc, from_timestamp, images = timezone.utc, datetime.fromtimestamp, IMAGE_EXTENSIONS
     new = tuple.__new__  # a named tuple made without its Python-level __new__ (a million per million files)
+    real = RealPaths(allowed) if allowed else None
     for folder, name, path, info in walk_files([Path(r) for r in roots], problems):
         dot = name.rfind(".")
-        kind = "image" if dot > 0 and name[dot:].lower() in images else classify(path)
+        outside = real is not None and not real.allowed(folder, path)
+        if dot > 0 and name[dot:].lower() in images:
+            kind: str | None = "image"
+        else:  # a file out of bounds is not even opened to sniff its kind
+            kind = _kind_by_name(name) if outside else classify(path)
         if kind is None:
             continue
         error = None
-        if kind == "image" and max_bytes is not None and info.st_size > max_bytes:
+        if outside:
+            error = OUTSIDE_ROOTS
+        elif kind == "image" and max_bytes is not None and info.st_size > max_bytes:
             error = f"image too large: {info.st_size} bytes > {max_bytes} (MAX_FILE_BYTES), not read"
         mtime = from_timestamp(info.st_mtime, utc)
         yield new(Candidate, (path, folder, info.st_size, mtime, error, kind, info.st_mtime_ns))

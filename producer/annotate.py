@@ -5,7 +5,7 @@ Face crops for thumbnails come from the same upright image."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -13,15 +13,17 @@ from PIL import Image, ImageDraw, ImageFont
 from db.faces import FaceRow
 from emotion_batch.errors import ImageError
 from emotion_batch.imaging import load_image
+from emotion_batch.pipeline import check_allowed
 from producer.charts import COLOURS
 
 JPEG_QUALITY = 90
 
 
-def upright(path: str, max_pixels: int, max_bytes: int) -> Image.Image | None:
-    """The image as the worker saw it (EXIF orientation applied), or None if unreadable now."""
+def upright(path: str, max_pixels: int, max_bytes: int, roots: Sequence[Path] = ()) -> Image.Image | None:
+    """The image as the worker saw it (EXIF orientation applied), or None if unreadable
+    now, or if its real path (links followed) leaves `roots` (empty: anywhere)."""
     try:
-        return Image.fromarray(load_image(path, max_pixels, max_bytes).rgb)
+        return Image.fromarray(load_image(check_allowed(path, roots), max_pixels, max_bytes).rgb)
     except ImageError:
         return None
 

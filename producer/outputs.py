@@ -42,7 +42,7 @@ def html_for(session: Session, job_id: int, settings: Settings, per_emotion: int
     """The self-contained HTML report of the job."""
     report = full_report(session, job_id)
     faces = top_faces(session, job_id, per_emotion)
-    thumbnails = face_thumbnails(faces, settings.max_pixels, settings.max_file_bytes)
+    thumbnails = face_thumbnails(faces, settings.max_pixels, settings.max_file_bytes, settings.readable_roots)
     videos = video_html(report, video_charts(report))
     failures = tuple(failed_images(session, job_id, FAILURES_SHOWN))
     charts = job_charts(report, report, hours_for(session, job_id, report))

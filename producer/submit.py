@@ -39,6 +39,7 @@ from db.jobs import (
 )
 from db.results import ResultKey
 from db.schema import Job
+from db.session import registering
 from db.videos import pending_segment_count
 from emotion_batch.ahead import ahead
 from emotion_batch.broker import check_broker, send_batch
@@ -71,7 +72,7 @@ class SubmitProgress:
     read: int = 0  # of which actually read to hash them
     registered: int = 0  # rows committed (distinct contents)
     queued: int = 0  # images put on the queue
-    reused: int = 0  # finished at once with an earlier result
+    reused: int = 0  # finished with an earlier result: at once, or when another job's analysis of it ends
     failed: int = 0  # failed at scan time (unreadable, too large)
     duplicates: int = 0
     batches: int = 0
@@ -284,6 +285,7 @@ def _stream_register(
     `fresh`: the job has no image yet (not a resumed one)."""
     videos: list[ScannedFile] = []
     sources = Sources() if fresh else None
+    writes = registering(sessions)  # a chunk's look-ups decide its writes: the write lock first
     for items_chunk in ahead(_chunks(items, chunk), depth=2, name="scan"):
         images: list[ScannedFile | ScannedFolder] = []
         found = walked = 0  # image files, candidate files (a folder shared whole counts its files)
@@ -304,12 +306,12 @@ def _stream_register(
             found += 1
             if on_scan:
                 on_scan(item)
-        with sessions() as session:
+        with writes() as session:
             added = register_chunk(session, job.id, images, walked, reuse, sources)
         sender.add(added.pending)
         progress.scanned += found
-        progress.registered += len(added.pending) + added.reused + added.failed
-        progress.reused += added.reused
+        progress.registered += len(added.pending) + added.reused + added.failed + added.following
+        progress.reused += added.reused + added.following
         progress.failed += added.failed
         progress.duplicates += added.duplicates
         progress.queued, progress.batches = sender.queued, sender.batches
@@ -330,10 +332,12 @@ def _scan_stream(
     max_bytes: int | None,
     reuse: ResultKey | None,
     skip: int = 0,
+    allowed: Sequence[Path] = (),
 ) -> Iterator[ScannedFile | ScannedFolder]:
     """The walk under `roots` (from its `skip`-th candidate file on) as files hashed or
     found known, and folders: shared whole when unchanged, else recorded after their
-    files (emotion_batch.folders). `rehash` reads every file."""
+    files (emotion_batch.folders). `rehash` reads every file; a file whose real path
+    leaves the `allowed` roots is recorded as failed, never read."""
 
     def known(found: list[Candidate]) -> dict[str, tuple[str, int | None]]:
         with sessions() as session:
@@ -343,7 +347,7 @@ def _scan_stream(
         with sessions() as session:
             return unchanged_folders(session, folders, cast(ResultKey, reuse))
 
-    found = itertools.islice(candidates(roots, problems, max_bytes), skip, None)
+    found = itertools.islice(candidates(roots, problems, max_bytes, allowed), skip, None)
     alone = frozenset(os.path.dirname(str(root.absolute())) for root in roots if root.is_file())  # as walk_files
     match = None
     if not rehash and reuse is not None:
@@ -393,13 +397,14 @@ def submit(
     sender = Enqueuer(client, job, queue, batch_size, on_batch=on_batch, background=True)
     max_bytes = settings.max_file_bytes if settings else None
     reuse = reuse_key(backend, settings, force)
-    files = _scan_stream(sessions, [Path(p) for p in paths], problems, rehash, max_bytes, reuse)
+    allowed = settings.readable_roots if settings else []
+    files = _scan_stream(sessions, [Path(p) for p in paths], problems, rehash, max_bytes, reuse, allowed=allowed)
     try:
         video_files = _stream_register(sessions, job, files, sender, reuse, progress, chunk, on_scan, on_progress)
     finally:
         sender.close()
     videos = submit_videos(
-        sessions,
+        registering(sessions),
         client,
         job.id,
         paths,
@@ -469,11 +474,12 @@ def resume_job(
             roots = [Path(p) for p in json.loads(job.roots)]
             max_bytes = settings.max_file_bytes if settings else None
             reuse = reuse_key(job.backend, _job_settings(settings, job.detector), job.force)
-            files = _scan_stream(sessions, roots, resumed.problems, False, max_bytes, reuse, skip=job.scanned)
+            allowed = settings.readable_roots if settings else []
+            files = _scan_stream(sessions, roots, resumed.problems, False, max_bytes, reuse, job.scanned, allowed)
             _stream_register(sessions, job, files, sender, reuse, progress, chunk, None, on_progress, fresh=False)
             # videos of the part walked before the interruption were not registered yet: all of them now
             segments += submit_videos(
-                sessions,
+                registering(sessions),
                 client,
                 job_id,
                 roots,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,14 +36,17 @@ def png_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def face_thumbnails(faces: list[FaceRow], max_pixels: int, max_bytes: int) -> dict[str, list[Thumbnail]]:
-    """Thumbnails grouped by dominant emotion; each image is decoded once."""
+def face_thumbnails(
+    faces: list[FaceRow], max_pixels: int, max_bytes: int, roots: Sequence[Path] = ()
+) -> dict[str, list[Thumbnail]]:
+    """Thumbnails grouped by dominant emotion; each image is decoded once (none whose real
+    path leaves `roots`, see `upright`)."""
     by_path: dict[str, list[FaceRow]] = defaultdict(list)
     for face in faces:
         by_path[face.path].append(face)
     crops: dict[tuple[str, int, int], Thumbnail] = {}
     for path, rows in by_path.items():
-        image = upright(path, max_pixels, max_bytes)
+        image = upright(path, max_pixels, max_bytes, roots)
         if image is None:
             continue
         for face in rows:

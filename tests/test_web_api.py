@@ -67,7 +67,7 @@ def live(tmp_path: Path, redis_server, worker_env: dict[str, str]):
     env = {**worker_env, "REDIS_URL": redis_server.url}
     settings = web_settings(tmp_path, worker_env, redis_server.url)
     with LocalWorker(env, concurrency=1, name=f"web-{tmp_path.name}", log_file=tmp_path / "worker.log"):
-        with TestClient(create_app(settings)) as client:
+        with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
             yield client, env, settings
 
 

@@ -43,7 +43,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings):
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
         yield client
 
 
@@ -180,7 +180,7 @@ def test_cross_site_posts_are_refused(client: TestClient, settings: Settings) ->
         assert response.status_code == 403 and "cross-site" in response.json()["error"], origin
         assert client.post("/api/jobs/1/resume", headers={"Origin": origin}).status_code == 403
     _assert_nothing_recorded(client, settings)
-    same = client.post("/api/jobs", json={"paths": ["/etc"]}, headers={"Origin": "http://testserver"})
+    same = client.post("/api/jobs", json={"paths": ["/etc"]}, headers={"Origin": "http://127.0.0.1"})
     assert same.status_code == 403 and "allowed roots" in same.json()["error"]  # past the origin check
 
 
@@ -188,7 +188,7 @@ def test_token_required_when_set(tmp_path: Path, database_url: str) -> None:
     settings = Settings(
         _env_file=None, database_url=database_url, web_token="s3cret-token", upload_root=tmp_path / "uploads"
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         assert client.get("/healthz").json() == {"ok": True}
         assert "s3cret-token" not in repr(settings)  # a SecretStr: never in logs or tracebacks
         for headers in ({}, {"Authorization": "Bearer wrong"}):

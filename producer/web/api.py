@@ -30,7 +30,9 @@ from db.video_schema import Video
 from db.videos import pending_segment_count
 from emotion_batch.classify import BACKENDS
 from emotion_batch.config import Settings
-from emotion_batch.errors import JobNotFoundError, PathNotFoundError
+from emotion_batch.errors import ForbiddenPathError, JobNotFoundError, PathNotAllowedError, PathNotFoundError
+from emotion_batch.paths import from_db
+from emotion_batch.pipeline import check_allowed
 from models.labels import EMOTIONS
 from producer import render
 from producer.submit import SubmitResult, resume_job, retry_failed, submit
@@ -217,11 +219,29 @@ def create_job_from_upload(
     limits = Limits(s.max_upload_files, s.max_file_bytes, s.max_zip_bytes)
     folder = store_upload([Upload(f.filename or "image", f.file) for f in files], s.upload_root, limits)
     label = name or (files[0].filename if len(files) == 1 else f"{len(files)} uploaded images")
+    recorded: list[int] = []
     try:
-        return _submitted(_submit(web, [folder], backend, batch_size, label, force))
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)  # nothing recorded, nothing kept
-        raise
+        return _submitted(_submit(web, [folder], backend, batch_size, label, force, recorded.append))
+    except BaseException as exc:
+        if not recorded:
+            shutil.rmtree(folder, ignore_errors=True)  # nothing recorded, nothing kept
+            raise
+        # The job is recorded (some of its images perhaps queued already): its files stay
+        # with it, never one without the other, and resume finishes it.
+        if not isinstance(exc, Exception):
+            raise
+        log.exception("upload job %s recorded but not fully registered and queued", recorded[0])
+        return _not_queued(recorded[0])
+
+
+def _not_queued(job_id: int) -> JSONResponse:
+    """503 for an upload whose job is recorded but could not be fully queued."""
+    message = (
+        f"job {job_id} is recorded with the uploaded files, but not all of them could be queued "
+        f"(broker or database failing); resume it once they are back: POST /api/jobs/{job_id}/resume"
+    )
+    links = {"status": f"/api/jobs/{job_id}", "page": f"/jobs/{job_id}", "resume": f"/api/jobs/{job_id}/resume"}
+    return JSONResponse({"error": message, "status": 503, "job": job_id, "links": links}, status_code=503)
 
 
 @router.get("/jobs", summary="List jobs, newest first, with their counts")
@@ -326,8 +346,20 @@ def _jpeg(image, settings: Settings) -> Response:  # noqa: ANN001 (PIL image)
     return Response(buffer.getvalue(), media_type="image/jpeg", headers={"Cache-Control": cache})
 
 
-def _unreadable(path: str) -> LookupError:
-    return LookupError(f"{Path(path).name} cannot be read any more")
+def _picture(web: WebState, path: str):  # noqa: ANN202 (a PIL image)
+    """The upright photo at `path` for drawing on; refused (403) when its real path, links
+    followed now, leaves the roots the service may read (Settings.readable_roots)."""
+    from producer.annotate import upright
+
+    s, name, path = web.settings, Path(path).name, from_db(path)
+    try:
+        check_allowed(path, s.readable_roots)
+    except PathNotAllowedError as exc:
+        raise ForbiddenPathError(f"{name}: its real path is outside the allowed roots") from exc
+    picture = upright(path, s.max_pixels, s.max_file_bytes, s.readable_roots)
+    if picture is None:
+        raise LookupError(f"{name} cannot be read any more")
+    return picture
 
 
 @router.get(
@@ -336,31 +368,25 @@ def _unreadable(path: str) -> LookupError:
     response_class=Response,
 )
 def annotated(job_id: Id, image_id: Id, web: State) -> Response:
-    from producer.annotate import draw_faces, upright
+    from producer.annotate import draw_faces
 
     with web.sessions() as session:
         found = image_faces(session, job_id, image_id)
     if found is None:
         raise LookupError(f"no image {image_id} in job {job_id}")
     image, rows = found
-    picture = upright(image.path, web.settings.max_pixels, web.settings.max_file_bytes)
-    if picture is None:
-        raise _unreadable(image.path)
-    return _jpeg(draw_faces(picture, rows), web.settings)
+    return _jpeg(draw_faces(_picture(web, image.path), rows), web.settings)
 
 
 @router.get("/jobs/{job_id}/faces/{face_id}/thumbnail.jpg", summary="One face, cropped", response_class=Response)
 def thumbnail(job_id: Id, face_id: Id, web: State) -> Response:
-    from producer.annotate import crop_face, upright
+    from producer.annotate import crop_face
 
     with web.sessions() as session:
         face = job_face(session, job_id, face_id)
     if face is None:
         raise LookupError(f"no face {face_id} in job {job_id}")
-    picture = upright(face.path, web.settings.max_pixels, web.settings.max_file_bytes)
-    if picture is None:
-        raise _unreadable(face.path)
-    return _jpeg(crop_face(picture, face, size=160), web.settings)
+    return _jpeg(crop_face(_picture(web, face.path), face, size=160), web.settings)
 
 
 @router.get(

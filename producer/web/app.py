@@ -37,7 +37,7 @@ from emotion_batch.errors import (
     RequestRefusedError,
 )
 from producer.web.headers import SecurityHeaders
-from producer.web.security import COOKIE, request_token, same_origin, token_matches
+from producer.web.security import COOKIE, host_allowed, request_token, same_origin, token_matches
 from producer.web.timeouts import BodyTimeout
 from producer.web.uploads import remove_partial_uploads
 
@@ -156,13 +156,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.middleware("http")
     async def require_token(request: Request, call_next):  # noqa: ANN202
+        token = settings.web_token.get_secret_value() if settings.web_token else None
+        if not token and not host_allowed(request.headers.get("host"), settings.web_allowed_hosts):
+            # DNS rebinding: without a token only this machine's own names are served.
+            return error(403, "host name not allowed without WEB_TOKEN: use 127.0.0.1 or localhost (WEB_ALLOWED_HOSTS)")
         if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(
             request.headers.get("origin"), request.headers.get("host")
         ):
             # Another site's page posting here (a form needs no CORS preflight): refused,
             # even on loopback without a token.
             return error(403, "cross-site request refused: Origin does not match Host")
-        token = settings.web_token.get_secret_value() if settings.web_token else None
         path = request.url.path
         if not token or any(path == p or (p.endswith("/") and path.startswith(p)) for p in OPEN_PATHS):
             return await call_next(request)

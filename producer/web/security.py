@@ -33,6 +33,26 @@ def check_can_listen(host: str, has_token: bool) -> None:
         )
 
 
+def host_name(host: str | None) -> str | None:
+    """The name in a Host header (`[::1]:8000` -> `::1`), lower case; None when absent."""
+    if not host:
+        return None
+    try:
+        return urlsplit(f"//{host}").hostname
+    except ValueError:  # not a host at all (an unclosed bracket)
+        return None
+
+
+def host_allowed(host: str | None, extra: Sequence[str]) -> bool:
+    """True when the request's Host header names this machine (loopback) or one of the
+    `extra` names. Without a token this is what stops DNS rebinding: a page of another
+    site whose name has been pointed at 127.0.0.1 still sends its own name as Host."""
+    name = host_name(host)
+    if name is None:
+        return False
+    return is_loopback(name) or name in {e.lower().strip("[]") for e in extra}
+
+
 def token_matches(expected: str, given: str | None) -> bool:
     """Constant-time comparison of the request's token with the setting."""
     return given is not None and secrets.compare_digest(expected.encode(), given.encode())
