@@ -106,7 +106,7 @@ def test_an_empty_job_shows_as_empty_on_the_web(redis_server, tmp_path: Path) ->
         upload_root=tmp_path / "uploads",
         allowed_roots=[library],
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         created = client.post("/api/jobs", json={"paths": [str(library / "empty")]})
         assert created.status_code == 202, created.text
         job = created.json()["job"]
@@ -253,7 +253,7 @@ def test_a_path_outside_the_allowed_roots_names_them_and_the_setting(tmp_path: P
         upload_root=tmp_path / "uploads",
         allowed_roots=[library],
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         refused = client.post("/api/jobs", json={"paths": [str(tmp_path)]})
     assert refused.status_code == 403
     error = refused.json()["error"]
