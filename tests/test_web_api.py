@@ -187,3 +187,18 @@ def test_job_from_server_paths(live, photos_dir: Path, tmp_path: Path) -> None:
     assert status["total"] == 2 and status["done"] == 2 and status["backend"] == "deepface"
     report = client.get(f"/api/jobs/{job}/report", params={"by": "folder"}).json()
     assert list(report["folders"]) == [str(library)] and report["name"] == "party"
+
+
+def test_a_job_of_face_crops_over_http_reads_each_image_as_one_face(live, shared_data: Path, tmp_path: Path) -> None:
+    """`detector: "skip"` (issue 22): a folder of 48x48 FER2013 faces, each one face."""
+    client, _env, _settings = live
+    library = tmp_path / "library" / "crops"
+    library.mkdir(parents=True)
+    for face in sorted((shared_data / "fer2013" / "test" / "happy").glob("*.png"))[:3]:
+        shutil.copy(face, library / face.name)
+    refused = client.post("/api/jobs", json={"paths": [str(library)], "detector": "nope"})
+    assert refused.status_code == 422
+    created = client.post("/api/jobs", json={"paths": [str(library)], "backend": "cnn", "detector": "skip"})
+    assert created.status_code == 202, created.text
+    status = wait_for(client, created.json()["job"])
+    assert status["done"] == 3 and status["faces"] == 3

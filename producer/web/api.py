@@ -29,7 +29,7 @@ from db.schema import Job
 from db.video_schema import Video
 from db.videos import pending_segment_count
 from emotion_batch.classify import BACKENDS
-from emotion_batch.config import Settings
+from emotion_batch.config import DetectorName, Settings
 from emotion_batch.errors import ForbiddenPathError, JobNotFoundError, PathNotAllowedError, PathNotFoundError
 from emotion_batch.paths import from_db
 from emotion_batch.pipeline import check_allowed
@@ -71,6 +71,7 @@ class PathJob(BaseModel):
     batch_size: int | None = Field(None, ge=1, le=1024)
     name: str | None = Field(None, max_length=200)
     force: bool = False
+    detector: DetectorName | None = Field(None, description="Default: the workers' DETECTOR; skip: face crops.")
 
 
 def require_job(web: WebState, job_id: int) -> Job:
@@ -146,6 +147,7 @@ def _submit(
     name: str | None,
     force: bool,
     on_job: Callable[[int], None] | None = None,
+    detector: str | None = None,
 ) -> SubmitResult:
     s = web.settings
     return submit(
@@ -160,6 +162,7 @@ def _submit(
         settings=s,
         video=VideoOptions.from_settings(s),
         on_job=on_job,
+        detector=detector,
     )
 
 
@@ -187,7 +190,9 @@ def create_job_from_paths(job: PathJob, web: State) -> JSONResponse:
 
     def scan() -> None:
         try:
-            result = _submit(web, paths, job.backend, job.batch_size, job.name, job.force, recorded.set_result)
+            result = _submit(
+                web, paths, job.backend, job.batch_size, job.name, job.force, recorded.set_result, job.detector
+            )
             log.info("job %s: %s images queued, %s duplicates", result.job_id, result.queued, result.duplicates)
         except BaseException as exc:
             if recorded.done():
@@ -212,6 +217,7 @@ def create_job_from_upload(
     batch_size: Annotated[int | None, Form(ge=1, le=1024)] = None,
     name: Annotated[str | None, Form(max_length=200)] = None,
     force: Annotated[bool, Form()] = False,
+    detector: Annotated[DetectorName | None, Form()] = None,
 ) -> JSONResponse:
     import shutil
 
@@ -221,7 +227,7 @@ def create_job_from_upload(
     label = name or (files[0].filename if len(files) == 1 else f"{len(files)} uploaded images")
     recorded: list[int] = []
     try:
-        return _submitted(_submit(web, [folder], backend, batch_size, label, force, recorded.append))
+        return _submitted(_submit(web, [folder], backend, batch_size, label, force, recorded.append, detector))
     except BaseException as exc:
         if not recorded:
             shutil.rmtree(folder, ignore_errors=True)  # nothing recorded, nothing kept
