@@ -139,6 +139,12 @@ class ForbiddenPathError(RequestRefusedError):
     status = 403
 
 
+class NotLiveError(RequestRefusedError):
+    """A stop asked of a job that is not sampling a live source (any more)."""
+
+    status = 409
+
+
 class UploadTooLargeError(RequestRefusedError):
     """An upload (or a zip's total uncompressed size) over its limit."""
 

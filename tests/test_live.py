@@ -12,21 +12,25 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from bench.videoclips import write_clip
 from db.schema import Job
 from db.session import make_session_factory
 from db.video_schema import Frame, Video
+from emotion_batch.config import Settings
 from emotion_batch.defaults import REPO_ROOT
 from emotion_batch.live import LiveOptions, open_source, sample_live
 from models.labels import EMOTIONS
 from producer.local import LocalRedis, LocalWorker, free_port
+from producer.web.app import create_app
 from tests.conftest import need, run_producer
 from tests.faults_support import wait_until
 from tests.live_support import MjpegServer, jpeg_frames
@@ -228,3 +232,61 @@ def test_a_source_that_stays_away_ends_after_the_reopen_time(stream: MjpegServer
     assert time.monotonic() - started < 15
     assert result.frames == len(sink.frames) >= 4
     assert sink.segments == [(0, result.frames)]  # the partial segment still handed on
+
+
+# --- over HTTP: POST /api/jobs/live, DELETE /api/jobs/{id}/live, LIVE_SOURCES ----------
+
+
+def _web(tmp_path: Path, redis_url: str, **extra: object) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{tmp_path / 'web.db'}",
+        redis_url=redis_url,
+        queue=f"q-{uuid.uuid4().hex[:8]}",
+        upload_root=tmp_path / "uploads",
+        live_root=tmp_path / "spool",
+        video_segment_seconds=600,
+        **extra,
+    )
+
+
+def _jobs(settings: Settings) -> list[Job]:
+    with make_session_factory(settings.database_url)() as session:
+        return list(session.scalars(select(Job)).all())
+
+
+def test_web_refuses_sources_not_allowed(redis_server, tmp_path: Path, stream: MjpegServer) -> None:
+    settings = _web(tmp_path, redis_server.url)
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        refused = client.post("/api/jobs/live", json={"source": stream.url, "duration": 5})
+        assert refused.status_code == 403, refused.text
+        assert "not an allowed live source" in refused.json()["error"] and "LIVE_SOURCES" in refused.json()["error"]
+        for sneaky in ("file:///etc/passwd", "0 ; http://example.com", f"{stream.url}/../x"):
+            assert client.post("/api/jobs/live", json={"source": sneaky}).status_code == 403
+    with TestClient(create_app(settings), base_url="http://rebind.example") as foreign:
+        refused = foreign.post("/api/jobs/live", json={"source": "0"})
+        assert refused.status_code == 403 and "host name not allowed" in refused.json()["error"]
+    assert _jobs(settings) == []
+
+
+def test_web_starts_and_stops_an_allowed_live_source(redis_server, tmp_path: Path, stream: MjpegServer) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/"  # listed, but nothing listens there
+    settings = _web(tmp_path, redis_server.url, live_sources=[f"http://127.0.0.1:{stream.port}/*", f"{dead}*"])
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        unopenable = client.post("/api/jobs/live", json={"source": f"{dead}cam.mjpg"})
+        assert unopenable.status_code == 400 and "cannot be opened" in unopenable.json()["error"]
+        assert _jobs(settings) == []
+        started = client.post("/api/jobs/live", json={"source": stream.url, "fps": 2, "name": "door camera"})
+        assert started.status_code == 202, started.text
+        job = started.json()["job"]
+        spool = tmp_path / "spool"
+        assert wait_until(lambda: len(list(spool.glob(f"job{job}-*/seg*/*.jpg"))) >= 3, 30)
+        stopped = client.delete(f"/api/jobs/{job}/live")
+        assert stopped.status_code == 200 and stopped.json()["stopping"]
+        with make_session_factory(settings.database_url)() as session:
+            assert wait_until(lambda: session.scalar(select(Video.note).where(Video.job_id == job)) is not None, 30)
+            video = session.scalars(select(Video).where(Video.job_id == job)).one()
+            assert "interrupted" in video.note and video.samples >= 3 and video.status == "pending"
+            assert len(video.segments) == 1  # the partial segment handed to the workers
+        assert client.delete(f"/api/jobs/{job}/live").status_code == 409  # stopped already
+        assert client.delete("/api/jobs/999/live").status_code == 404
