@@ -2,8 +2,8 @@
 at its own pace, read with OpenCV and sampled at `fps` frames per second of wall-clock time.
 
 Every frame is read (a live source's buffer must be drained, or its frames grow old) and
-one is kept each `1 / fps` seconds. A segment is handed on every `segment_s` seconds (or
-every `min_frames` frames at a low rate, so results come soon). A source that stops
+one is kept each `1 / fps` seconds. A segment is handed on every `segment_s` seconds, or
+after `min_frames` frames when that comes first (a task stays about one batch). A source that stops
 giving frames is reopened with a growing pause for at most `reopen_s` seconds; a video
 file that ends has simply ended.
 """
