@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from bench.mjpeg import MjpegServer, jpeg_frames
 from bench.videoclips import write_clip
 from db.schema import Job
 from db.session import make_session_factory
@@ -33,7 +34,6 @@ from producer.local import LocalRedis, LocalWorker, free_port
 from producer.web.app import create_app
 from tests.conftest import need, run_producer
 from tests.faults_support import wait_until
-from tests.live_support import MjpegServer, jpeg_frames
 
 
 @pytest.fixture(scope="module")

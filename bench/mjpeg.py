@@ -1,6 +1,6 @@
-"""A real HTTP MJPEG stream on loopback, served by the test itself from real photos
-(multipart/x-mixed-replace, as IP cameras serve it), that can be stopped and restarted
-on the same port to make a source drop and come back."""
+"""A real HTTP MJPEG stream on loopback, served in process (by tests/test_live.py and
+bench.live) from real photos (multipart/x-mixed-replace, as IP cameras serve it), that
+can be stopped and restarted on the same port to make a source drop and come back."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def jpeg_frames(photos: list[Path], size: tuple[int, int] = (640, 360)) -> list[
     frames = []
     for photo in photos:
         image = cv2.imread(str(photo))
+        if image is None:
+            raise ValueError(f"{photo}: not an image OpenCV reads")
         height, width = image.shape[:2]
         scale = min(size[0] / width, size[1] / height)
         resized = cv2.resize(image, (int(width * scale), int(height * scale)))
