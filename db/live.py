@@ -20,6 +20,11 @@ from db.videos import PENDING, finish_video
 LIVE = "live"
 
 
+def is_live(session: Session, job_id: int) -> bool:
+    """Whether a source of the job is being sampled now."""
+    return session.scalar(select(Video.id).where(Video.job_id == job_id, Video.status == LIVE).limit(1)) is not None
+
+
 def register_live_video(session: Session, job_id: int, source: str, spool: str, fps: float, started: datetime) -> int:
     """Record the live source of `job_id` (status `live`); returns the video id."""
     digest = hashlib.sha256(f"{source}\n{started.isoformat()}".encode()).hexdigest()

@@ -103,7 +103,14 @@ def run_live(
     if job.keep_frames:
         keep(spool)
     sink = _QueueSink(sessions, client, job, record.id, video_id, spool)
-    result = sample_live(source, cap, options, sink, stop.is_set, notify)
+    try:
+        result = sample_live(source, cap, options, sink, stop.is_set, notify)
+    except BaseException as exc:  # the broker or the database failing, a second Ctrl-C: the job says so
+        reason = f"stopped by {type(exc).__name__}: {exc}"
+        failed = LiveResult(seconds=(datetime.now(timezone.utc) - started).total_seconds(), reason=reason)
+        with sessions() as session:
+            end_live_video(session, video_id, failed.seconds, stop_note(failed, started)[:1000])
+        raise
     note = stop_note(result, started)
     with sessions() as session:
         end_live_video(session, video_id, result.seconds, note)

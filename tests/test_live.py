@@ -25,7 +25,7 @@ from bench.mjpeg import MjpegServer, jpeg_frames
 from bench.videoclips import write_clip
 from db.schema import Job
 from db.session import make_session_factory
-from db.video_schema import Frame, Video
+from db.video_schema import Frame, Video, VideoSegment
 from emotion_batch.config import Settings
 from emotion_batch.defaults import REPO_ROOT
 from emotion_batch.live import LiveOptions, open_source, sample_live
@@ -33,7 +33,7 @@ from models.labels import EMOTIONS
 from producer.local import LocalRedis, LocalWorker, free_port
 from producer.web.app import create_app
 from tests.conftest import need, run_producer
-from tests.faults_support import wait_until
+from tests.faults_support import kill_pool_children, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +281,9 @@ def test_web_starts_and_stops_an_allowed_live_source(redis_server, tmp_path: Pat
         job = started.json()["job"]
         spool = tmp_path / "spool"
         assert wait_until(lambda: len(list(spool.glob(f"job{job}-*/seg*/*.jpg"))) >= 3, 30)
+        assert client.get(f"/api/jobs/{job}").json()["live"] is True
+        page = client.get(f"/jobs/{job}").text
+        assert 'id="stop-live"' in page and f'action="/api/jobs/{job}/live"' in page and 'data-method="DELETE"' in page
         stopped = client.delete(f"/api/jobs/{job}/live")
         assert stopped.status_code == 200 and stopped.json()["stopping"]
         with make_session_factory(settings.database_url)() as session:
@@ -288,5 +291,48 @@ def test_web_starts_and_stops_an_allowed_live_source(redis_server, tmp_path: Pat
             video = session.scalars(select(Video).where(Video.job_id == job)).one()
             assert "interrupted" in video.note and video.samples >= 3 and video.status == "pending"
             assert len(video.segments) == 1  # the partial segment handed to the workers
-        assert client.delete(f"/api/jobs/{job}/live").status_code == 409  # stopped already
+        # stopped already (once its thread has handed on the last segment and returned)
+        assert wait_until(lambda: client.delete(f"/api/jobs/{job}/live").status_code == 409, 30)
+        assert client.get(f"/api/jobs/{job}").json()["live"] is False
+        assert 'id="stop-live"' not in client.get(f"/jobs/{job}").text
         assert client.delete("/api/jobs/999/live").status_code == 404
+
+
+@pytest.mark.integration
+def test_worker_killed_mid_live_segment_loses_and_doubles_nothing(
+    tmp_path: Path, worker_env: dict[str, str], stream: MjpegServer
+) -> None:
+    need(shutil.which("redis-server") is not None, "redis-server")
+    with LocalRedis(tmp_path / "redis") as redis:
+        env = {
+            **worker_env,
+            "REDIS_URL": redis.url,
+            "WORKER_BACKENDS": json.dumps(["cnn"]),
+            "LIVE_ROOT": str(tmp_path / "spool"),
+            "VIDEO_SEGMENT_SECONDS": "2",
+        }
+        # sampled with no worker running: its segments wait on Redis, their frames in the spool
+        job = _job(run_producer(env, "live", stream.url, "--fps", "5", "--duration", "8"))
+        sessions = make_session_factory(env["DATABASE_URL"])
+
+        def segments(status: str, attempted: bool = False) -> int:
+            with sessions() as session:
+                query = select(VideoSegment.id).where(VideoSegment.status == status)
+                if attempted:
+                    query = query.where(VideoSegment.attempts > 0)
+                return len(session.scalars(query).all())
+
+        assert segments("pending") >= 4
+        first = LocalWorker(env, concurrency=1, name=f"lk-{tmp_path.name}", log_file=tmp_path / "w1.log").start()
+        try:
+            assert wait_until(lambda: segments("done") >= 1 and segments("pending", attempted=True) >= 1, 300, 0.01)
+            assert kill_pool_children(first.process.pid), "no pool process to kill"
+            with LocalWorker(env, concurrency=1, name=f"lk2-{tmp_path.name}", log_file=tmp_path / "w2.log"):
+                assert wait_until(lambda: segments("pending") == 0, 400, 0.2)
+        finally:
+            first.stop()
+    video, frames = _video(env, job)
+    assert any(s.attempts >= 2 for s in video.segments)  # the killed one was delivered again
+    assert [f.frame_no for f in frames] == list(range(video.samples))  # nothing lost, nothing doubled
+    _check_frames(video, frames, 5)
+    assert not Path(video.path).exists()
