@@ -16,6 +16,7 @@ import uuid
 from datetime import timedelta, timezone
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -336,3 +337,52 @@ def test_worker_killed_mid_live_segment_loses_and_doubles_nothing(
     assert [f.frame_no for f in frames] == list(range(video.samples))  # nothing lost, nothing doubled
     _check_frames(video, frames, 5)
     assert not Path(video.path).exists()
+
+
+@pytest.mark.integration
+def test_serve_starts_a_live_job_and_the_page_stops_it(
+    tmp_path: Path, redis_server, worker_env: dict[str, str], stream: MjpegServer
+) -> None:
+    """Over real HTTP against `producer serve` (token required), then the job page's Stop
+    button in headless Chromium."""
+    from tests.test_web_browser import CHROMIUM, start_serve
+
+    need(CHROMIUM.exists(), "Debian's chromium (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    port, token = free_port(), "live-test-token"
+    env = {
+        **os.environ,
+        **worker_env,
+        "REDIS_URL": redis_server.url,
+        "WEB_TOKEN": token,
+        "LIVE_ROOT": str(tmp_path / "spool"),
+        "LIVE_SOURCES": json.dumps([f"http://127.0.0.1:{stream.port}/*"]),
+        "VIDEO_SEGMENT_SECONDS": "600",
+    }
+    process, url = start_serve(["--port", str(port)], env, REPO_ROOT, tmp_path / "serve.log", port)
+    try:
+        body = {"source": stream.url, "fps": 2, "name": "lobby"}
+        assert httpx.post(f"{url}/api/jobs/live", json=body).status_code == 401  # no token
+        api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        refused = api.post("/api/jobs/live", json={"source": "http://169.254.169.254/latest/meta-data/"})
+        assert refused.status_code == 403 and "LIVE_SOURCES" in refused.json()["error"]
+        started = api.post("/api/jobs/live", json=body)
+        assert started.status_code == 202, started.text
+        job = started.json()["job"]
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"{url}/jobs/{job}")
+            page.fill("input[name=token]", token)
+            page.click("button")
+            page.wait_for_url(f"{url}/jobs/{job}")
+            assert "sampling a live source" in page.inner_text("#live")
+            page.click("#stop-live button")
+            assert wait_until(lambda: api.get(f"/api/jobs/{job}").json()["live"] is False, 30)
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    with make_session_factory(worker_env["DATABASE_URL"])() as session:
+        video = session.scalars(select(Video).where(Video.job_id == job)).one()
+        assert "interrupted" in video.note and video.samples >= 1 and video.source == stream.url
