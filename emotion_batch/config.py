@@ -241,6 +241,15 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("live_sources")
+    @classmethod
+    def _prefixes_name_a_host(cls, value: list[str]) -> list[str]:
+        # 'rtsp://cam.local*' would also allow rtsp://cam.local.attacker.example/
+        for rule in value:
+            if rule.endswith("*") and "/" not in rule[:-1].partition("://")[2]:
+                raise ValueError(f"LIVE_SOURCES prefix {rule!r} must end its host with '/', e.g. 'rtsp://cam.local/*'")
+        return value
+
     @field_validator("worker_backends")
     @classmethod
     def _backends_registered(cls, value: list[str]) -> list[str]:

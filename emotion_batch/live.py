@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -34,6 +35,19 @@ def is_camera(source: str) -> bool:
     return bool(CAMERA.match(source.strip()))
 
 
+def shown(source: str) -> str:
+    """`source` as it may be stored, shown and logged: a URL's password replaced by ***
+    (an RTSP camera's URL often carries one)."""
+    parts = urlsplit(source)
+    try:
+        if parts.password is None:
+            return source
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a URL with a usable port: nothing of it is shown
+        return "(an unparsable URL)"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}{port}"))
+
+
 def open_source(source: str) -> cv2.VideoCapture:
     """An opened capture of `source`, or `LiveSourceError` saying why it cannot be read."""
     source = source.strip()
@@ -45,7 +59,8 @@ def open_source(source: str) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(source, backend, params)
     if not cap.isOpened():
         cap.release()
-        raise LiveSourceError(f"{source}: cannot be opened (no such camera, an unreachable URL or an unknown format)")
+        why = "cannot be opened (no such camera, an unreachable URL or an unknown format)"
+        raise LiveSourceError(f"{shown(source)}: {why}")
     return cap
 
 
@@ -118,7 +133,7 @@ def reopen(
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 5.0)
             continue
-        notify(f"{source}: reopened")
+        notify(f"{shown(source)}: reopened")
         return cap
     return None
 
@@ -199,7 +214,7 @@ def sample_live(
                 if native is not None:
                     return sampler.finish("the source ended")
                 dropped = sampler.clock.elapsed()
-                notify(f"{source}: no frame at {dropped:.1f} s; reopening for up to {options.reopen_s:g} s")
+                notify(f"{shown(source)}: no frame at {dropped:.1f} s; reopening for up to {options.reopen_s:g} s")
                 cap.release()
                 sampler.tick(dropped)
                 again = reopen(source, options, stop, notify)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.jobs import create_job
 from db.live import add_live_segment, end_live_video, register_live_video
 from emotion_batch.broker import check_broker, send_segment
-from emotion_batch.live import LiveOptions, LiveResult, open_source, sample_live
+from emotion_batch.live import LiveOptions, LiveResult, open_source, sample_live, shown
 from emotion_batch.messages import SegmentMessage
 from emotion_batch.spool import keep, write_frame
 
@@ -85,7 +85,8 @@ def run_live(
     notify: Callable[[str], None] = lambda _line: None,
 ) -> LiveRun:
     """Open `source` (`LiveSourceError`, and no job, when it cannot be), then sample it
-    into a new job until the duration, `stop`, or the end of the source."""
+    into a new job until the duration, `stop`, or the end of the source. Only `shown`
+    (no password) is stored; `name` should not hold one either."""
     check_broker(client)
     cap = open_source(source)
     started = datetime.now(timezone.utc)
@@ -95,7 +96,7 @@ def run_live(
                 session, name, job.backend, job.batch_size, [], False, scanning=True, detector=job.detector
             )
             spool = (job.spool_root / f"job{record.id}-{started:%Y%m%dT%H%M%S}").absolute()
-            video_id = register_live_video(session, record.id, source, str(spool), options.fps, started)
+            video_id = register_live_video(session, record.id, shown(source), str(spool), options.fps, started)
     except BaseException:
         cap.release()
         raise

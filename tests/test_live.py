@@ -190,13 +190,18 @@ def test_a_source_that_cannot_be_opened_is_one_error_and_no_job(tmp_path: Path) 
     need(shutil.which("redis-server") is not None, "redis-server")
     with LocalRedis(tmp_path / "redis") as redis:
         env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "REDIS_URL": redis.url}
-        for source in (f"http://127.0.0.1:{free_port()}/stream.mjpg", "/dev/video99"):
+        port = free_port()
+        for source, said in (
+            (f"http://127.0.0.1:{port}/stream.mjpg", f"http://127.0.0.1:{port}/stream.mjpg"),
+            ("/dev/video99", "/dev/video99"),
+            (f"rtsp://admin:s3cret@127.0.0.1:{port}/stream1", f"rtsp://admin:***@127.0.0.1:{port}/stream1"),
+        ):
             result = run_producer(env, "live", source, "--duration", "5")
             assert result.returncode != 0
             lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
-            assert lines == [
-                f"Error: {source}: cannot be opened (no such camera, an unreachable URL or an unknown format)"
-            ]
+            reason = "cannot be opened (no such camera, an unreachable URL or an unknown format)"
+            assert lines == [f"Error: {said}: {reason}"]
+            assert "s3cret" not in result.stderr
             assert "Traceback" not in result.stderr
         with make_session_factory(env["DATABASE_URL"])() as session:
             assert session.scalars(select(Job)).all() == []
@@ -386,3 +391,11 @@ def test_serve_starts_a_live_job_and_the_page_stops_it(
     with make_session_factory(worker_env["DATABASE_URL"])() as session:
         video = session.scalars(select(Video).where(Video.job_id == job)).one()
         assert "interrupted" in video.note and video.samples >= 1 and video.source == stream.url
+
+
+def test_a_live_sources_prefix_must_end_its_host() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="must end its host with '/'"):
+        Settings(_env_file=None, live_sources=["rtsp://cam.local*"])
+    assert Settings(_env_file=None, live_sources=["rtsp://cam.local/*"]).live_sources == ["rtsp://cam.local/*"]

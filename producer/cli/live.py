@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import click
 
 from emotion_batch.config import DETECTOR_NAMES
-from emotion_batch.live import LiveOptions
+from emotion_batch.live import LiveOptions, shown
 from producer.cli.context import CliContext, console, out, shared_options
 from producer.cli.follow import follow
 from producer.cli.jobs import backend_option, batch_size_option
@@ -46,7 +46,7 @@ def stop_on_sigint() -> Iterator[threading.Event]:
     help="Frames sampled per second of wall-clock time (default: the VIDEO_FPS setting, 1).",
 )
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
-@click.option("--name", help="Job name (default: the source).")
+@click.option("--name", help="Job name (default: the source, without its password).")
 @click.option("--wait", is_flag=True, help="After sampling stops, wait until every frame is analysed.")
 @click.option("--keep-frames", is_flag=True, help="Keep the sampled frames in the spool (LIVE_ROOT) once stored.")
 @click.option("--timeout", type=float, default=None, help="With --wait: give up after this many seconds.")
@@ -87,9 +87,9 @@ def live_cmd(
             source,
             options,
             job,
-            name or source,
+            name or shown(source),
             stop,
-            on_job=lambda job_id: console.print(f"job {job_id}: sampling {source} at {options.fps:g} fps"),
+            on_job=lambda job_id: console.print(f"job {job_id}: sampling {shown(source)} at {options.fps:g} fps"),
             notify=lambda line: console.print(f"[yellow]{line}", markup=False),
         )
     console.print(f"job {run.job_id}: {run.note}", markup=False, soft_wrap=True)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from emotion_batch.config import DetectorName
 from emotion_batch.errors import NotLiveError
-from emotion_batch.live import LiveOptions
+from emotion_batch.live import LiveOptions, shown
 from producer.live import LiveJob, run_live
 from producer.web.api import Backend, Id, State, require_job
 from producer.web.app import WebState
@@ -49,7 +49,7 @@ def _start(web: WebState, request: LiveRequest, source: str) -> int:
 
     def sample() -> None:
         try:
-            run = run_live(web.sessions, web.client, source, options, job, request.name or source, stop, on_job)
+            run = run_live(web.sessions, web.client, source, options, job, request.name or shown(source), stop, on_job)
             log.info("live job %s: %s", run.job_id, run.note)
         except BaseException as exc:
             if not recorded.done():
