@@ -1,7 +1,9 @@
 """Live sources with real parts: an HTTP MJPEG stream served by the test itself on
 loopback from the face photos, a video file written with cv2.VideoWriter opened as a live
 source, a real redis-server, one real Celery worker and a real SQLite file, driven
-through the `producer live` CLI in a subprocess (SIGINT sent to it as Ctrl-C would)."""
+through the `producer live` CLI in a subprocess (SIGINT sent to it as Ctrl-C would); the
+killed-worker test also on PostgreSQL (skipped locally without TEST_POSTGRES_URL, failing
+in CI)."""
 
 from __future__ import annotations
 
@@ -305,6 +307,7 @@ def test_web_starts_and_stops_an_allowed_live_source(redis_server, tmp_path: Pat
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_worker_killed_mid_live_segment_loses_and_doubles_nothing(
     tmp_path: Path, worker_env: dict[str, str], stream: MjpegServer
 ) -> None:
