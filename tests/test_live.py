@@ -122,6 +122,13 @@ def test_mjpeg_stream_until_duration(system: dict[str, str], stream: MjpegServer
     assert not Path(video.path).exists()  # spool removed once stored
     report = run_producer(system, "report", str(job), "--by", "video", "--format", "json")
     assert report.returncode == 0 and stream.url in report.stdout
+    out = Path(system["LIVE_ROOT"]).parent / f"out-{job}"
+    chart = f"video-{Path(video.path).name}-over-time.png"
+    assert run_producer(system, "chart", str(job), "--out", str(out)).returncode == 0
+    assert (out / chart).read_bytes()[:4] == b"\x89PNG"
+    page = out / "report.html"
+    assert run_producer(system, "report", str(job), "--format", "html", "--out", str(page)).returncode == 0
+    assert "<h2>Videos</h2>" in page.read_text() and chart in page.read_text()
 
 
 @pytest.mark.integration
