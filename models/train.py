@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 import click
+import keras
 
 from models import data
 from models.config import TrainConfig
@@ -192,7 +193,7 @@ def main(
         cfg = resumed_config(cfg, run_dir, model_out, export_only)
     hardware = setup_device(device, cfg.precision)
     if export_only:
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = interrupted_summary(run_dir, cfg, hardware)
     else:
         summary = run_training(cfg, run_dir, resume, committed=model_out)
         summary["hardware"] = hardware
@@ -209,6 +210,21 @@ def main(
             "resume point written"
         )
     click.echo(json.dumps(summary, indent=1))
+
+
+def interrupted_summary(run_dir: Path, cfg: TrainConfig, hardware: str) -> dict:
+    """The run's summary.json; for a run stopped between epochs (killed, a session's end)
+    it is made from the epochs the run folder recorded, so any run can be exported."""
+    if (run_dir / "summary.json").exists():
+        return json.loads((run_dir / "summary.json").read_text())
+    from models.config import load_data
+    from models.trainer import summarise
+
+    state = json.loads((run_dir / "state.json").read_text())
+    train, val = load_data(cfg)
+    model = keras.models.load_model(run_dir / "last.keras", compile=False)
+    summary = summarise(run_dir, len(train), len(val), state["elapsed_s"], True, model, cfg)
+    return {**summary, "hardware": hardware}
 
 
 CLI_TUPLES = {"classes": str, "widths": int, "blocks": int, "dense": int}

@@ -4,6 +4,7 @@ Small subsets and a narrow network keep each test well under a minute on 2 CPU c
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -261,12 +262,16 @@ def test_an_exported_member_is_small_and_teaches_as_it_was_trained(tiny_run, tmp
 
     run_dir, cfg, *_ = tiny_run
     member = tmp_path / "members" / "m.keras"
+    run_dir = shutil.copytree(run_dir, tmp_path / "killed")
+    (run_dir / "summary.json").unlink()  # a run stopped between epochs writes none
     result = CliRunner().invoke(
         train.main, ["--export-only", "--member", "--run-dir", str(run_dir), "--model-out", str(member)]
     )
     assert result.exit_code == 0, result.output
     assert not member.exists() and not member.with_suffix(".tflite").exists()
     assert member.with_suffix(".best.npz").exists() and member.with_suffix(".resume.npz").exists()
+    card = json.loads(member.with_suffix(".json").read_text())["training"]
+    assert card["epochs_run"] == 3 and card["stopped_by_time_budget"]
     best = keras.models.load_model(run_dir / "best.keras", compile=False)
     x = data.load_split("test", fer_dir()).x[:32]
     expected = best(x.astype(np.float32), training=False).numpy()
