@@ -1,4 +1,4 @@
-"""Tables: jobs, images, job_images, folder_scans, faces. Documented in the README ("Schema")."""
+"""Tables: jobs, images, job_images, folder_scans, faces. Documented in docs/schema.md."""
 
 from __future__ import annotations
 

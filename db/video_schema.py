@@ -1,5 +1,5 @@
 """Tables for videos: videos, their time segments (one task each), sampled frames and
-the faces found in them. Documented in the README ("Schema").
+the faces found in them. Documented in docs/schema.md.
 
 A frame is a first-class result (its video, sample number and timestamp), never a fake
 image row, so photo counts and video counts never mix.

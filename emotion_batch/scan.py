@@ -251,6 +251,11 @@ def candidates(
         yield new(Candidate, (path, folder, info.st_size, mtime, error, kind, info.st_mtime_ns))
 
 
+def refused_outside(path: str, folder: str, kind: str) -> ScannedFile:
+    """A file whose real path leaves the allowed roots: recorded as failed, never read."""
+    return ScannedFile(path, folder, _placeholder_key(path), 0, None, OUTSIDE_ROOTS, read=False, kind=kind)
+
+
 def _placeholder_key(path: str) -> str:
     """A content key for a file that was not hashed: derived from its path."""
     return hashlib.sha256(b"unhashed\0" + os.fsencode(path)).hexdigest()

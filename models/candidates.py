@@ -1,6 +1,6 @@
 """Compare candidate architectures on the same short budget: `python -m models.candidates`.
 
-Each candidate trains with the project's recipe (models.train: bf16 where the CPU has it,
+Each candidate trains with the project's recipe (models.trainer: bf16 where the CPU has it,
 AdamW, label smoothing, weight averaging, augmentation) on the same stratified subset for
 the same number of epochs; printed: parameters, multiply-accumulates per face, training
 images per second on this machine, best validation accuracy. The table goes in the model
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import click
 
-from models import data, train
+from models import data, trainer
+from models.config import TrainConfig
 
 CANDIDATES = {
     "small (committed v1 shape)": ((16, 32, 64, 128), (1, 1, 1)),
@@ -29,11 +30,11 @@ def run_candidate(
     name: str, widths: tuple[int, ...], blocks: tuple[int, ...], subset: int, epochs: int, data_dir: Path
 ) -> dict:
     """Train one candidate in a scratch folder; return its row of the table."""
-    cfg = train.TrainConfig(
+    cfg = TrainConfig(
         data_dir=str(data_dir), widths=widths, blocks=blocks, subset=subset, epochs=epochs, warmup_epochs=1
     )
     with tempfile.TemporaryDirectory(prefix="candidate-") as tmp:
-        summary = train.run_training(cfg, Path(tmp), verbose=0)
+        summary = trainer.run_training(cfg, Path(tmp), verbose=0)
     return {
         "name": name,
         "widths": list(widths),
@@ -60,7 +61,7 @@ def run_candidate(
 )
 def main(subset: int, epochs: int, data_dir: Path | None, out: Path) -> None:
     """Train each candidate on the same budget and print the comparison table."""
-    hardware = train.setup_device("auto")
+    hardware = trainer.setup_device("auto")
     rows = [
         run_candidate(name, w, b, subset, epochs, data_dir or data.default_data_dir())
         for name, (w, b) in CANDIDATES.items()

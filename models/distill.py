@@ -17,14 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from models.evaluate import predict_batched
+from models.export import load_member, member_weights_path
 from models.runtime import load_classifier_fn, tf_classifier
 from models.sidecar import sha256_of
 
 
 def teacher_fn(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """A teacher as served: a .keras file, or an exported ensemble member (its .best.npz)."""
-    from models.train import load_member
-
     if path.suffix == ".keras" and path.exists():
         return load_classifier_fn(path, "tf")
     return tf_classifier(load_member(path.with_suffix(".keras")))
@@ -32,8 +31,6 @@ def teacher_fn(path: Path) -> Callable[[np.ndarray], np.ndarray]:
 
 def teachers_key(teachers: tuple[str, ...]) -> str:
     """A digest of the teachers' weights files, in order."""
-    from models.train import member_weights_path
-
     digest = hashlib.sha256()
     for name in teachers:
         path = Path(name)

@@ -181,7 +181,7 @@ def main(
 ) -> None:
     """Build an ensemble of trained nets, compare it with the served model on validation,
     and serve it (replace --out) when it is better."""
-    from models.train import TrainConfig, load_data
+    from models.config import TrainConfig, load_data
 
     members = load_members(list(member_paths), mirror)
     split = check_same_split(members)

@@ -67,14 +67,19 @@ def output_path(path: str, root: str, out_dir: Path) -> Path:
 
 
 def annotate_images(
-    images: Iterable[tuple[str, list[FaceRow]]], out_dir: Path, max_pixels: int, max_bytes: int
+    images: Iterable[tuple[str, list[FaceRow]]],
+    out_dir: Path,
+    max_pixels: int,
+    max_bytes: int,
+    roots: Sequence[Path] = (),
 ) -> tuple[list[Path], list[str]]:
-    """Write annotated copies under `out_dir`, mirroring the folders; return (written, unreadable)."""
+    """Write annotated copies under `out_dir`, mirroring the folders; return (written,
+    unreadable: gone, undecodable, or whose real path now leaves `roots`)."""
     items = list(images)
     root = os.path.commonpath([os.path.dirname(p) for p, _ in items]) if items else "/"
     written, unreadable = [], []
     for path, faces in items:
-        image = upright(path, max_pixels, max_bytes)
+        image = upright(path, max_pixels, max_bytes, roots)
         if image is None:
             unreadable.append(path)
             continue

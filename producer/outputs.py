@@ -54,4 +54,4 @@ def annotate_job(
 ) -> tuple[list[Path], list[str]]:
     """Annotated copies of the job's images with faces; (written, unreadable paths)."""
     images = faces_per_image(session, job_id, limit)
-    return annotate_images(images, out_dir, settings.max_pixels, settings.max_file_bytes)
+    return annotate_images(images, out_dir, settings.max_pixels, settings.max_file_bytes, settings.readable_roots)

@@ -488,6 +488,7 @@ def resume_job(
                 force=job.force,
                 queue=queue,
                 options=VideoOptions.from_settings(settings or get_settings()),
+                allowed=allowed,
             ).segments
             with sessions() as session:
                 finish_scan(session, job_id)

@@ -21,7 +21,7 @@ from emotion_batch.broker import send_segment
 from emotion_batch.config import Settings
 from emotion_batch.errors import ImageError
 from emotion_batch.messages import SegmentMessage
-from emotion_batch.scan import ScannedFile, ScanProblems, scan_file, walk_files
+from emotion_batch.scan import RealPaths, ScannedFile, ScanProblems, refused_outside, scan_file, walk_files
 from emotion_batch.video import is_video, probe
 
 
@@ -49,13 +49,21 @@ class VideoSubmit:
     segments: int = 0
 
 
-def scan_videos(paths: Sequence[Path], threads: int = 4) -> list[ScannedFile]:
-    """The video files under `paths`, hashed, in a stable order."""
+def scan_videos(paths: Sequence[Path], threads: int = 4, allowed: Sequence[Path] = ()) -> list[ScannedFile]:
+    """The video files under `paths`, hashed, in a stable order; one whose real path (a
+    link followed) leaves the `allowed` roots (empty: anywhere) is refused, never read."""
     problems = ScanProblems([], [])  # the image scan reports these already
     found = walk_files([Path(r) for r in paths], problems)
-    candidates = (Path(path) for _folder, _name, path, _stat in found if is_video(Path(path)))
+    real = RealPaths(allowed) if allowed else None
+
+    def scan(folder: str, path: str) -> ScannedFile:
+        if real is not None and not real.allowed(folder, path):
+            return refused_outside(path, folder, "video")
+        return scan_file(Path(path))
+
+    videos = [(folder, path) for folder, _name, path, _stat in found if is_video(Path(path))]
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hash-video") as pool:
-        return list(pool.map(scan_file, candidates))
+        return list(pool.map(lambda found: scan(*found), videos))
 
 
 def probe_file(scanned: ScannedFile, max_s: float) -> ProbedVideo:
@@ -95,10 +103,12 @@ def submit_videos(
     queue: str,
     options: VideoOptions,
     files: Sequence[ScannedFile] | None = None,
+    allowed: Sequence[Path] = (),
 ) -> VideoSubmit:
     """Find, probe and register the videos under `paths` for `job_id` (or the scanned video
-    `files` the image scan met on its walk); enqueue their segments."""
-    files = scan_videos(paths) if files is None else list(files)
+    `files` the image scan met on its walk); enqueue their segments. A video whose real
+    path leaves the `allowed` roots is recorded as failed, never opened."""
+    files = scan_videos(paths, allowed=allowed) if files is None else list(files)
     if not files:
         return VideoSubmit()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe") as pool:

@@ -1,6 +1,6 @@
 """Flower as docker-compose.yml configures it (FLOWER_* environment, basic auth) against a
 real redis-server: the API needs the password, /healthcheck and the Prometheus metrics
-the README lists answer."""
+docs/deployment.md lists answer."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from producer.local import free_port
 
 pytestmark = pytest.mark.integration
 
-README_METRICS = (
+DOCUMENTED_METRICS = (
     "flower_events_total",
     "flower_task_runtime_seconds",
     "flower_task_prefetch_time_seconds",
@@ -77,5 +77,7 @@ def test_flower_auth_and_metrics(flower: str) -> None:
     assert _get(flower + "/api/workers", "admin:s3cret")[0] == 200
     status, metrics = _get(flower + "/metrics")
     assert status == 200
-    for name in README_METRICS:
+    listed = (REPO_ROOT / "docs" / "deployment.md").read_text()
+    for name in DOCUMENTED_METRICS:
         assert f"# TYPE {name} " in metrics, name
+        assert f"`{name}" in listed, name

@@ -4,12 +4,13 @@ Small subsets and a narrow network keep each test well under a minute on 2 CPU c
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from models import data, evaluate, train
+from models import callbacks, config, data, evaluate, export, train, trainer
 from models.runtime import export_tflite, load_classifier_fn
 from tests.test_models_data import fer_dir
 
@@ -22,14 +23,14 @@ def tiny_run(tmp_path_factory):
     import keras
 
     run_dir = tmp_path_factory.mktemp("run")
-    cfg = train.TrainConfig(
+    cfg = config.TrainConfig(
         data_dir=str(fer_dir()), epochs=3, subset=600, widths=TINY, warmup_epochs=0, lr=3e-3, patience=5
     )
     keras.utils.set_random_seed(cfg.seed)
-    train_split, _ = train.load_data(cfg)
+    train_split, _ = config.load_data(cfg)
     plain = data.make_dataset(train_split, 128, training=False, one_hot=True)
-    before = train.make_model(cfg).evaluate(plain, verbose=0, return_dict=True)["loss"]
-    summary = train.run_training(cfg, run_dir, verbose=0)
+    before = trainer.make_model(cfg).evaluate(plain, verbose=0, return_dict=True)["loss"]
+    summary = trainer.run_training(cfg, run_dir, verbose=0)
     model = keras.models.load_model(run_dir / "last.keras")
     after = model.evaluate(plain, verbose=0, return_dict=True)["loss"]
     return run_dir, cfg, summary, before, after
@@ -51,8 +52,8 @@ def test_resume_continues_from_the_saved_epoch(tiny_run, tmp_path):
     run_dir, cfg, _, _, _ = tiny_run
     resumed = tmp_path / "resumed"
     shutil.copytree(run_dir, resumed)
-    cfg4 = train.TrainConfig(**{**cfg.__dict__, "epochs": 4})
-    summary = train.run_training(cfg4, resumed, resume=True, verbose=0)
+    cfg4 = config.TrainConfig(**{**cfg.__dict__, "epochs": 4})
+    summary = trainer.run_training(cfg4, resumed, resume=True, verbose=0)
     assert summary["epochs_run"] == 4
 
 
@@ -79,7 +80,7 @@ def test_save_load_round_trip_and_tflite_match(tiny_run, tmp_path):
 def test_evaluate_writes_its_artefacts(tiny_run, tmp_path):
     run_dir, cfg, summary, *_ = tiny_run
     model_out = tmp_path / "model" / "emotion_cnn.keras"
-    train.export(run_dir, model_out, cfg, {**summary, "hardware": "test"})
+    export.export(run_dir, model_out, cfg, {**summary, "hardware": "test"})
     assert not json.loads(model_out.with_suffix(".json").read_text())["training"]["config"]["data_dir"].startswith("/")
     out = tmp_path / "eval"
     result = CliRunner().invoke(
@@ -109,32 +110,33 @@ def test_export_writes_a_resume_point_a_fresh_clone_can_continue(tiny_run, tmp_p
     <model>.resume.npz + .resume.json at the epoch reached."""
     run_dir, cfg, summary, *_ = tiny_run
     model_out = tmp_path / "model" / "emotion_cnn.keras"
-    train.export(run_dir, model_out, cfg, {**summary, "hardware": "test"})
-    point = train.resume_point_paths(model_out)
+    export.export(run_dir, model_out, cfg, {**summary, "hardware": "test"})
+    point = export.resume_point_paths(model_out)
     state = json.loads(point["state"].read_text())
     assert state["epoch"] == 3 and state["epochs_planned"] == 3
     assert point["weights"].stat().st_size < 2_000_000
     assert read_sidecar_of(model_out)["tflite_quantization"] == "int8"
     fresh = tmp_path / "fresh-run"
-    cfg5 = train.resumed_config(train.TrainConfig(data_dir=cfg.data_dir, epochs=5), fresh, model_out, export_only=False)
+    asked = config.TrainConfig(data_dir=cfg.data_dir, epochs=5)
+    cfg5 = train.resumed_config(asked, fresh, model_out, export_only=False)
     assert cfg5.widths == cfg.widths and cfg5.epochs == 5
-    train.run_training(cfg5, fresh, resume=True, verbose=0, committed=model_out)
+    trainer.run_training(cfg5, fresh, resume=True, verbose=0, committed=model_out)
     assert json.loads((fresh / "state.json").read_text())["epoch"] == 5
     # the committed history seeds the new folder, so the curves span the whole schedule
-    assert train.read_history(fresh / "history.csv")["epoch"] == [0, 1, 2, 3, 4]
+    assert export.read_history(fresh / "history.csv")["epoch"] == [0, 1, 2, 3, 4]
     assert (fresh / "best.keras").exists()
 
 
 def test_a_bf16_model_serves_as_a_float32_copy():
     import keras
 
-    cfg = train.TrainConfig(data_dir="unused", widths=TINY, blocks=(1, 1, 1))
+    cfg = config.TrainConfig(data_dir="unused", widths=TINY, blocks=(1, 1, 1))
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        mixed = train.build_for(cfg)
+        mixed = config.build_for(cfg)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    plain = train.float32_copy(mixed, cfg)
+    plain = export.float32_copy(mixed, cfg)
     assert all(w.dtype == "float32" for w in plain.weights)
     assert plain.layers[-2].compute_dtype == "float32"
     x = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1)).astype(np.float32)
@@ -142,8 +144,8 @@ def test_a_bf16_model_serves_as_a_float32_copy():
 
 
 def test_the_schedule_warms_up_then_decays_to_zero_at_the_planned_end():
-    cfg = train.TrainConfig(data_dir="unused", epochs=10, warmup_epochs=2, lr=1e-3)
-    rates = [train.CosineSchedule(cfg).rate(e) for e in range(11)]
+    cfg = config.TrainConfig(data_dir="unused", epochs=10, warmup_epochs=2, lr=1e-3)
+    rates = [callbacks.CosineSchedule(cfg).rate(e) for e in range(11)]
     assert rates[0] < rates[1] < rates[2] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(rates[2:], rates[3:]))
     assert rates[10] == pytest.approx(0.0, abs=1e-12)
@@ -189,16 +191,16 @@ def test_the_vgg_reads_each_face_as_the_average_of_its_ten_views():
 def test_the_plateau_schedule_cuts_the_rate_after_stalled_epochs_and_resumes_its_state():
     import keras
 
-    cfg = train.TrainConfig.recipe("vgg", data_dir="unused", plateau_patience=2)
+    cfg = config.TrainConfig.recipe("vgg", data_dir="unused", plateau_patience=2)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(cfg.lr))
-    schedule = train.PlateauSchedule(cfg)
+    schedule = callbacks.PlateauSchedule(cfg)
     schedule.set_model(model)
     for epoch, score in enumerate([0.5, 0.6, 0.6, 0.55]):  # two epochs without a better score
         schedule.on_epoch_begin(epoch)
         schedule.on_epoch_end(epoch, {"val_accuracy": score})
     assert schedule.state == {"lr": pytest.approx(0.0075), "best": 0.6, "wait": 0}
-    resumed = train.PlateauSchedule(cfg, json.loads(json.dumps(schedule.state)))
+    resumed = callbacks.PlateauSchedule(cfg, json.loads(json.dumps(schedule.state)))
     resumed.set_model(model)
     resumed.on_epoch_begin(4)
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.0075)
@@ -236,10 +238,10 @@ def test_a_student_learns_the_teachers_mean_probabilities(tiny_run, tmp_path):
 
     run_dir, cfg, *_ = tiny_run
     teacher = str(run_dir / "best.keras")
-    student = train.TrainConfig(**{**cfg.__dict__, "epochs": 1, "teachers": (teacher, teacher), "distill_alpha": 0.6})
-    summary = train.run_training(student, tmp_path / "student", verbose=0)
+    student = config.TrainConfig(**{**cfg.__dict__, "epochs": 1, "teachers": (teacher, teacher), "distill_alpha": 0.6})
+    summary = trainer.run_training(student, tmp_path / "student", verbose=0)
     assert summary["epochs_run"] == 1
-    train_split, _ = train.load_data(student)
+    train_split, _ = config.load_data(student)
     soft = teacher_probabilities((teacher, teacher), train_split.x, tmp_path / "student" / "teachers.npz")
     np.testing.assert_allclose(soft, load_classifier_fn(teacher, "tf")(train_split.x), atol=1e-5)
     targets = distillation_targets(soft, train_split.y, 0.6)
@@ -260,14 +262,18 @@ def test_an_exported_member_is_small_and_teaches_as_it_was_trained(tiny_run, tmp
 
     run_dir, cfg, *_ = tiny_run
     member = tmp_path / "members" / "m.keras"
+    run_dir = shutil.copytree(run_dir, tmp_path / "killed")
+    (run_dir / "summary.json").unlink()  # a run stopped between epochs writes none
     result = CliRunner().invoke(
         train.main, ["--export-only", "--member", "--run-dir", str(run_dir), "--model-out", str(member)]
     )
     assert result.exit_code == 0, result.output
     assert not member.exists() and not member.with_suffix(".tflite").exists()
     assert member.with_suffix(".best.npz").exists() and member.with_suffix(".resume.npz").exists()
+    card = json.loads(member.with_suffix(".json").read_text())["training"]
+    assert card["epochs_run"] == 3 and card["stopped_by_time_budget"]
     best = keras.models.load_model(run_dir / "best.keras", compile=False)
     x = data.load_split("test", fer_dir()).x[:32]
     expected = best(x.astype(np.float32), training=False).numpy()
-    np.testing.assert_allclose(train.load_member(member)(x.astype(np.float32)).numpy(), expected, atol=0.02)
+    np.testing.assert_allclose(export.load_member(member)(x.astype(np.float32)).numpy(), expected, atol=0.02)
     np.testing.assert_allclose(teacher_fn(member)(x), expected, atol=0.02)

@@ -40,3 +40,24 @@ def test_redis_password_via_redis_url(tmp_path: Path, worker_env: dict[str, str]
     report = json.loads(run_producer(env, "report", "--format", "json").stdout)
     assert report["job"] == 1, "the refused submit must not have recorded a job"
     assert report["images"] == 2 and report["faces"] == 3
+
+
+def test_annotated_copies_refuse_photos_linked_from_outside_the_roots(photos_dir: Path, tmp_path: Path) -> None:
+    """`producer annotate` (annotate_images) reads no photo whose real path leaves the
+    allowed roots, as the web service refuses to serve one."""
+    import shutil
+
+    from producer.annotate import annotate_images
+
+    root, outside = tmp_path / "library", tmp_path / "private"
+    root.mkdir()
+    outside.mkdir()
+    photo = sorted(photos_dir.glob("*.jpg"))[0]
+    shutil.copy(photo, root / "inside.jpg")
+    shutil.copy(photo, outside / "secret.jpg")
+    (root / "escape.jpg").symlink_to(outside / "secret.jpg")
+    images = [(str(root / "inside.jpg"), []), (str(root / "escape.jpg"), [])]
+    written, unreadable = annotate_images(images, tmp_path / "out", 50_000_000, 50_000_000, [root])
+    assert [p.name for p in written] == ["inside.jpg"] and unreadable == [str(root / "escape.jpg")]
+    written, unreadable = annotate_images(images, tmp_path / "out2", 50_000_000, 50_000_000)
+    assert len(written) == 2 and not unreadable  # no roots: anywhere

@@ -387,3 +387,25 @@ def test_a_10000_fps_video_is_sampled_by_time(tmp_path: Path) -> None:
     assert [int(s.rgb.mean()) for s in samples if s.rgb is not None] == pytest.approx(
         [0, 1000 % 255, 2000 % 255], abs=3
     )
+
+
+def test_videos_linked_from_outside_the_allowed_roots_are_refused_unread(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """The video walk that `resume` runs for an interrupted scan applies the allowed roots as
+    the image scan does: a link leading out of them is refused, never opened."""
+    from emotion_batch.scan import OUTSIDE_ROOTS
+    from producer.videos import scan_videos
+
+    root, outside = tmp_path / "library", tmp_path / "private"
+    root.mkdir()
+    outside.mkdir()
+    clip = next(iter(clips.values()))
+    shutil.copy(clip, root / f"inside{clip.suffix}")
+    shutil.copy(clip, outside / f"secret{clip.suffix}")
+    (root / f"escape{clip.suffix}").symlink_to(outside / f"secret{clip.suffix}")
+    scanned = {Path(f.path).stem: f for f in scan_videos([root], allowed=[root])}
+    assert scanned["escape"].error == OUTSIDE_ROOTS and not scanned["escape"].read
+    assert scanned["inside"].error is None and scanned["inside"].read
+    anywhere = {Path(f.path).stem: f for f in scan_videos([root])}
+    assert anywhere["escape"].error is None  # no roots set: links are followed, as before

@@ -3,7 +3,7 @@ SQLite file, a real Celery worker started while the page is open), headless Chro
 (Debian's, driven by Playwright). The browser signs in with the token, watches the job
 page reach 100%, opens the gallery, filters by an emotion and sees only those faces.
 
-With WEB_SCREENSHOTS=DIR the README's two screenshots are also copied there (the README's come from
+With WEB_SCREENSHOTS=DIR the two screenshots docs/web.md shows are also copied there (docs/'s come from
 `WEB_SCREENSHOTS=docs pytest tests/test_web_browser.py`)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tests.conftest import need
 pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "browser-test-token"
-README_SHOTS = ("web-job.png", "web-gallery.jpg")
+DOCS_SHOTS = ("web-job.png", "web-gallery.jpg")
 
 
 @pytest.fixture
@@ -175,7 +175,7 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
     if os.environ.get("WEB_SCREENSHOTS"):
         target = Path(os.environ["WEB_SCREENSHOTS"])
         target.mkdir(parents=True, exist_ok=True)
-        for name in README_SHOTS:
+        for name in DOCS_SHOTS:
             shutil.copy(shots / name, target / name)
 
 
