@@ -3,9 +3,9 @@ at its own pace, read with OpenCV and sampled at `fps` frames per second of wall
 
 Every frame is read (a live source's buffer must be drained, or its frames grow old) and
 one is kept each `1 / fps` seconds. A segment is handed on every `segment_s` seconds, or
-after `min_frames` frames when that comes first (a task stays about one batch). A source that stops
-giving frames is reopened with a growing pause for at most `reopen_s` seconds; a video
-file that ends has simply ended.
+after `max_frames` frames when that comes first (a task stays about one batch). A source
+that stops giving frames is reopened with a growing pause for at most `reopen_s` seconds;
+a video file that ends has simply ended.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from emotion_batch.errors import LiveSourceError
 CAMERA = re.compile(r"^(?:\d+|/dev/video\d+)$")
 OPEN_TIMEOUT_MS = 10_000
 READ_TIMEOUT_MS = 5_000
-MIN_SEGMENT_FRAMES = 30  # at a low rate a segment is handed on after this many frames
+MAX_SEGMENT_FRAMES = 30  # a segment is handed on after this many frames at most (about one batch)
 
 
 def is_camera(source: str) -> bool:
@@ -53,10 +53,11 @@ def open_source(source: str) -> cv2.VideoCapture:
     source = source.strip()
     if source.isdigit():
         cap = cv2.VideoCapture(int(source))
-    else:
+    elif is_camera(source):
+        cap = cv2.VideoCapture(source, cv2.CAP_V4L2)
+    else:  # a stalled network source must not block a read (or a Ctrl-C) for ever
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
-        backend = cv2.CAP_V4L2 if is_camera(source) else cv2.CAP_FFMPEG
-        cap = cv2.VideoCapture(source, backend, params)
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         cap.release()
         why = "cannot be opened (no such camera, an unreachable URL or an unknown format)"
@@ -80,12 +81,12 @@ class LiveOptions:
     segment_s: float
     duration_s: float | None = None
     reopen_s: float = 60.0
-    min_frames: int = MIN_SEGMENT_FRAMES
+    max_frames: int = MAX_SEGMENT_FRAMES
 
     @property
     def segment_frames(self) -> int:
         """Frames after which a segment is handed on even before `segment_s`."""
-        return max(1, min(self.min_frames, math.ceil(self.fps * self.segment_s)))
+        return max(1, min(self.max_frames, math.ceil(self.fps * self.segment_s)))
 
 
 @dataclass
