@@ -95,9 +95,10 @@ def ceiling(path: Path, fps: float, settings: Settings, backend: str) -> tuple[i
     analyzer = Analyzer(lambda: make_detector(settings), make_classifier(backend, settings), settings)
     info = probe(path)
     wanted = expected_samples(info.frames, info.native_fps, fps, 0.0, info.duration_s)
-    work = SegmentWork(0, 0, 0, str(path), fps, info.native_fps, wanted[: settings.batch_size])
+    head = wanted[: settings.batch_size]
+    work = SegmentWork(0, 0, 0, str(path), fps, info.native_fps, head, [k / fps for k in head])
     list(analyse_samples(analyzer, work, settings.batch_size))  # warm-up, untimed
-    work = SegmentWork(0, 0, 0, str(path), fps, info.native_fps, wanted)
+    work = SegmentWork(0, 0, 0, str(path), fps, info.native_fps, wanted, [k / fps for k in wanted])
     started = time.perf_counter()
     results = list(analyse_samples(analyzer, work, settings.batch_size))
     seconds = time.perf_counter() - started

@@ -20,7 +20,9 @@ class Video(Base):
 
     `status`: pending until every segment has an outcome; then done (some frames
     analysed) or failed (`error` says why). `note` says why less than the container
-    claimed was analysed.
+    claimed was analysed. A live source (`source` set: a camera or a stream URL) is
+    `live` while it is sampled; its `path` is its spool folder and `file_mtime` the
+    wall-clock start; `note` then says when and why it stopped.
     """
 
     __tablename__ = "videos"
@@ -43,6 +45,7 @@ class Video(Base):
     duration_s: Mapped[float | None] = mapped_column(Float)
     claimed_s: Mapped[float | None] = mapped_column(Float)
     sample_fps: Mapped[float] = mapped_column(Float)
+    source: Mapped[str | None] = mapped_column(Text)  # a live source's camera or URL (NULL: a file)
     samples: Mapped[int] = mapped_column(Integer, default=0)  # frames to sample in all
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -79,6 +82,7 @@ class Frame(Base):
     segment_no: Mapped[int] = mapped_column(Integer)
     frame_no: Mapped[int] = mapped_column(Integer)
     timestamp_s: Mapped[float] = mapped_column(Float)
+    captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # live sources: wall clock
     status: Mapped[str] = mapped_column(String(16), index=True)  # done, no_face, failed
     error: Mapped[str | None] = mapped_column(Text)
     face_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -20,6 +22,7 @@ from db.session import rows_changed
 from db.video_schema import Frame, FrameFace, Video, VideoSegment
 from emotion_batch.pipeline import FaceResult, ImageResult
 from emotion_batch.scan import ScannedFile
+from emotion_batch.spool import segment_frames
 from emotion_batch.video import VideoInfo, expected_samples
 
 PENDING, DONE, FAILED, NO_FACE = "pending", "done", "failed", "no_face"
@@ -118,6 +121,36 @@ class SegmentWork:
     sample_fps: float
     native_fps: float
     samples: list[int]
+    times: list[float]  # each sample's seconds since the start (a file's: its nominal time)
+    started_at: datetime | None = None  # a live source's wall-clock start (its spool is `path`)
+
+    @property
+    def live(self) -> bool:
+        return self.started_at is not None
+
+
+def _work(segment: VideoSegment, video: Video) -> SegmentWork:
+    """What a segment owes, and each sample's seconds since the start: a file's samples
+    follow from its time range; a live source's are the frames in its spool."""
+    if video.source is not None:
+        frames = segment_frames(Path(video.path), segment.segment_no)
+        started = _aware(video.file_mtime or utcnow())
+        times = [(f.captured_at - started).total_seconds() for f in frames]
+        samples = [f.k for f in frames]
+        return SegmentWork(
+            segment.id, video.id, segment.segment_no, video.path, video.sample_fps, 1.0, samples, times, started
+        )
+    samples = expected_samples(
+        video.native_frames or 0, video.native_fps or 1.0, video.sample_fps, segment.start_s, segment.end_s
+    )
+    native = video.native_fps or 1.0
+    times = [k / video.sample_fps for k in samples]
+    return SegmentWork(segment.id, video.id, segment.segment_no, video.path, video.sample_fps, native, samples, times)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives back naive datetimes: they were stored as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def claim_segment(session: Session, video_id: int, segment_no: int, max_attempts: int) -> SegmentWork | None:
@@ -134,13 +167,10 @@ def claim_segment(session: Session, video_id: int, segment_no: int, max_attempts
     if row is None or row.VideoSegment.status != PENDING:
         return None
     segment, video = row.VideoSegment, row.Video
-    samples = expected_samples(
-        video.native_frames or 0, video.native_fps or 1.0, video.sample_fps, segment.start_s, segment.end_s
-    )
-    work = SegmentWork(segment.id, video.id, segment_no, video.path, video.sample_fps, video.native_fps or 1.0, samples)
+    work = _work(segment, video)
     if segment.attempts >= max_attempts:
         reason = f"gave up after {max_attempts} attempts (worker killed or timed out each time)"
-        failed = [(k, k / video.sample_fps, ImageResult(video.path, reason)) for k in samples]
+        failed = [(k, t, ImageResult(video.path, reason)) for k, t in zip(work.samples, work.times, strict=True)]
         store_segment(session, work, failed, backend="", version="", error=reason)
         return None
     session.execute(
@@ -187,6 +217,7 @@ def store_segment(
             "segment_no": work.segment_no,
             "frame_no": k,
             "timestamp_s": ts,
+            "captured_at": work.started_at + timedelta(seconds=ts) if work.started_at else None,
             "status": _frame_status(r),
             "error": r.error,
             "face_count": len(r.faces),

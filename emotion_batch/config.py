@@ -143,6 +143,21 @@ class Settings(BaseSettings):
         4 * 3600.0, gt=0, description="Longer videos are recorded as failed (too long), not analysed."
     )
 
+    live_root: Path = Field(
+        defaults.LIVE_ROOT,
+        description="Spool of live sources' sampled frames, one folder per live job (workers must read it).",
+    )
+    live_reopen_seconds: float = Field(
+        defaults.LIVE_REOPEN_SECONDS,
+        ge=0,
+        description="Seconds a live source that stopped giving frames is reopened (with backoff) before its job ends.",
+    )
+    live_sources: list[str] = Field(
+        default_factory=lambda: list(defaults.LIVE_SOURCES),
+        description="Sources the web service may open for a live job besides local cameras (0, /dev/video0): "
+        "exact URLs, or prefixes ending in '*'.",
+    )
+
     web_token: SecretStr | None = Field(
         None,
         description="Token every request to `producer serve` must carry (Bearer header or the "
@@ -224,6 +239,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "WEB_TOKEN is blank (spaces only): set a real token (`openssl rand -hex 24`) or leave it unset"
             )
+        return value
+
+    @field_validator("live_sources")
+    @classmethod
+    def _prefixes_name_a_host(cls, value: list[str]) -> list[str]:
+        # 'rtsp://cam.local*' would also allow rtsp://cam.local.attacker.example/
+        for rule in value:
+            if rule.endswith("*") and "/" not in rule[:-1].partition("://")[2]:
+                raise ValueError(f"LIVE_SOURCES prefix {rule!r} must end its host with '/', e.g. 'rtsp://cam.local/*'")
         return value
 
     @field_validator("worker_backends")

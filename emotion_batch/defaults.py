@@ -58,6 +58,13 @@ WEB_KEEP_ALIVE = 5
 WEB_MAX_CONNECTIONS = 1000
 WEB_CACHE_PHOTOS = 0
 
+# Live sources (`producer live`, POST /api/jobs/live): where sampled frames wait for the
+# workers, how long a dropped source is tried again, and which sources the web service
+# may open (besides local cameras: no URL unless listed).
+LIVE_ROOT = Path("emotion-batch-live")
+LIVE_REOPEN_SECONDS = 60.0
+LIVE_SOURCES: tuple[str, ...] = ()
+
 YUNET_URL = (
     "https://github.com/opencv/opencv_zoo/raw/fef72f8fa7c52eaf116d3df358d24e6e959ada0e/"
     "models/face_detection_yunet/face_detection_yunet_2023mar.onnx"

@@ -54,6 +54,10 @@ class PathNotFoundError(EmotionBatchError, FileNotFoundError):
         self.paths = paths
 
 
+class LiveSourceError(EmotionBatchError):
+    """A live source (camera, stream URL) cannot be opened: no job is recorded."""
+
+
 class SharedFolderChangedError(EmotionBatchError):
     """A folder found unchanged since an earlier job had fewer of that job's rows when it
     was shared (the earlier job deleted meanwhile): nothing of the chunk was committed,
@@ -133,6 +137,12 @@ class ForbiddenPathError(RequestRefusedError):
     """A server path outside the allowed roots."""
 
     status = 403
+
+
+class NotLiveError(RequestRefusedError):
+    """A stop asked of a job that is not sampling a live source (any more)."""
+
+    status = 409
 
 
 class UploadTooLargeError(RequestRefusedError):

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
+from pathlib import Path
 
 from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from db.session import make_session_factory
 from db.videos import SegmentWork, claim_segment, store_segment
 from emotion_batch.messages import SegmentMessage
 from emotion_batch.pipeline import Analyzer, ImageResult
+from emotion_batch.spool import read_frames, release_segment, segment_frames
 from emotion_batch.video import Sample, read_samples
 from worker import runtime
 
@@ -52,9 +54,20 @@ def _chunks(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
         yield chunk
 
 
+def _samples(work: SegmentWork) -> Iterator[Sample]:
+    """The segment's sampled frames: decoded from its video file, or read from the spool."""
+    if not work.live:
+        yield from read_samples(work.path, work.samples, work.sample_fps, work.native_fps)
+        return
+    assert work.started_at is not None
+    for frame, rgb in read_frames(segment_frames(Path(work.path), work.segment_no)):
+        at = (frame.captured_at - work.started_at).total_seconds()
+        yield Sample(frame.k, at, rgb, None if rgb is not None else f"cannot decode the spooled frame {frame.path}")
+
+
 def analyse_samples(analyzer: Analyzer, work: SegmentWork, batch_size: int) -> Iterator[tuple[int, float, ImageResult]]:
     """(sample number, timestamp, outcome) for each sample of `work`, in order."""
-    samples = read_samples(work.path, work.samples, work.sample_fps, work.native_fps)
+    samples = _samples(work)
     for chunk in _chunks(samples, batch_size):
         readable = [s for s in chunk if s.rgb is not None]
         results = iter(analyzer.analyze_frames([s.rgb for s in readable if s.rgb is not None], work.path))
@@ -87,11 +100,13 @@ def process_segment(message: SegmentMessage) -> SegmentSummary:
     except Exception as exc:  # noqa: BLE001  (recorded against the segment, never lost)
         logger.exception("job %s video %s segment %s failed", message.job_id, message.video_id, message.segment_no)
         error = f"segment error {type(exc).__name__}: {exc}"[:500]
-        frames = [(k, k / work.sample_fps, ImageResult(work.path, error)) for k in work.samples]
+        frames = [(k, t, ImageResult(work.path, error)) for k, t in zip(work.samples, work.times, strict=True)]
     with sessions() as session:
         summary.written = store_segment(
             session, work, frames, message.backend, version, error, analyzer.detector_version
         )
+    if work.live:  # stored (by this delivery or an earlier one): the spooled frames may go
+        release_segment(Path(work.path), work.segment_no)
     summary.frames = len(frames)
     summary.faces = sum(len(r.faces) for _, _, r in frames)
     summary.failed_frames = sum(r.error is not None for _, _, r in frames)

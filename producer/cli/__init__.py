@@ -1,7 +1,8 @@
 """`producer`: submit jobs, follow them, report, resume, and run the embedded demo.
 
 One click group, its commands split by concern (rq's CLI is the model): jobs.py creates,
-follows and re-queues jobs; reports.py reads results into reports, charts and copies;
+follows and re-queues jobs; live.py samples a camera or stream into a job; reports.py
+reads results into reports, charts and copies;
 run.py is the embedded default; models.py fetches model files; serve.py starts the web
 service (producer/web). Every command takes the shared options of
 `context.shared_options` and gets a lazily built `CliContext`.
@@ -13,6 +14,7 @@ import click
 
 from producer.cli.context import ErrorsAsOneLine
 from producer.cli.jobs import migrate, resume_cmd, retry_failed, status, submit_cmd, watch
+from producer.cli.live import live_cmd
 from producer.cli.models import models
 from producer.cli.reports import annotate, chart, report
 from producer.cli.run import run
@@ -36,6 +38,7 @@ for command in (
     status,
     resume_cmd,
     retry_failed,
+    live_cmd,
     migrate,
     report,
     chart,

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from db.faces import face_page, image_faces, job_face
 from db.jobs import failed_images, job_progress, list_jobs, record_scan_error
+from db.live import is_live
 from db.reports import GroupBy, job_report
 from db.schema import Job
 from db.video_schema import Video
@@ -98,10 +99,12 @@ def with_videos(session: Session, job_ids: list[int]) -> set[int]:
 def job_state(session: Session, job_id: int) -> dict[str, Any]:
     """A job's status as JSON: counts, images/s and ETA (the CLI's `status` figures); it
     is complete, as for `submit --wait`, when no image and no video segment is pending,
-    and `empty` (not finished: nothing was analysed) when its scan found no image or video."""
+    and `empty` (not finished: nothing was analysed) when its scan found no image or video;
+    `live` while a source of it is being sampled (docs/live.md)."""
     p = job_progress(session, job_id)
     segments = pending_segment_count(session, job_id)
     empty = p.complete and not p.total and not with_videos(session, [job_id])
+    live = is_live(session, job_id)
     return {
         "job": p.job_id,
         "total": p.total,
@@ -112,7 +115,8 @@ def job_state(session: Session, job_id: int) -> dict[str, Any]:
         "failed": p.failed,
         "faces": p.faces,
         "pending_video_segments": segments,
-        "scanning": not p.scan_complete and p.scan_error is None,
+        "scanning": not p.scan_complete and p.scan_error is None and not live,
+        "live": live,
         "scan_error": p.scan_error,
         "complete": p.complete and not segments,
         "empty": empty,

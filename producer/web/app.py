@@ -78,6 +78,8 @@ class WebState:
     settings: Settings
     sessions: sessionmaker[Session] = field(init=False)
     cache: JobCache = field(default_factory=JobCache)
+    # live jobs this service is sampling, each with the event that stops it (producer.web.live)
+    live_jobs: dict[int, threading.Event] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         upgrade(self.settings.database_url)
@@ -133,7 +135,7 @@ def _wants_html(request: Request) -> bool:
 
 def create_app(settings: Settings) -> FastAPI:
     """The app for `settings` (migrates the database first, like every CLI command)."""
-    from producer.web import api, pages
+    from producer.web import api, live, pages
 
     # The API docs (/docs) load Swagger UI's scripts and styles from the fastapi-offline
     # wheel, served under DOCS_ASSETS: no CDN, so they work with no network. No /redoc:
@@ -150,6 +152,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
+    app.include_router(live.router)
     app.include_router(pages.router)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)  # inside the token check
     app.add_middleware(BodyTimeout, seconds=settings.web_body_timeout)

@@ -96,6 +96,7 @@ def job_page(request: Request, job_id: Id, web: State) -> HTMLResponse:
         job=job,
         roots=json.loads(job.roots),
         progress=progress,
+        stoppable=job_id in web.live_jobs,  # sampled by this service: it can stop it
         report=report,
         failures=failures,
         folders=folders[:GROUP_ROWS],

@@ -73,6 +73,22 @@ def same_origin(origin: str | None, host: str | None) -> bool:
     return urlsplit(origin).netloc.lower() == (host or "").lower()
 
 
+def allowed_source(source: str, allowed: Sequence[str]) -> str:
+    """`source` when the service may open it: a local camera (`0`, `/dev/video0`), or a
+    source LIVE_SOURCES lists (exactly, or under a prefix ending in `*`); ForbiddenPathError
+    otherwise, so the service can never be made to reach an arbitrary URL."""
+    from emotion_batch.live import is_camera, shown
+
+    source = source.strip()
+    if is_camera(source):
+        return source
+    for rule in allowed:
+        if source == rule or (rule.endswith("*") and source.startswith(rule[:-1])):
+            return source
+    why = "not an allowed live source (local cameras only unless LIVE_SOURCES lists it)"
+    raise ForbiddenPathError(f"{shown(source)}: {why}")
+
+
 def allowed_path(raw: str, roots: Sequence[Path]) -> Path:
     """`raw` as an absolute real path (links resolved) when it lies under one of `roots`;
     ForbiddenPathError otherwise, before the filesystem is asked whether it exists."""

@@ -47,7 +47,7 @@ async function apiForm(form) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = form.querySelector("button"); button.disabled = true;
-    const r = await fetch(form.action, { method: "POST" });
+    const r = await fetch(form.action, { method: form.dataset.method || "POST" });
     const body = await r.json().catch(() => ({}));
     button.disabled = false;
     if (!r.ok) { alert(body.error || r.statusText); return; }
