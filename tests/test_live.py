@@ -146,17 +146,21 @@ def test_video_file_as_a_live_source_plays_at_its_pace_and_ends(
     assert len(kept) == len(frames)  # --keep-frames
 
 
-@pytest.mark.integration
-def test_sigint_stops_and_the_last_partial_segment_is_analysed(system: dict[str, str], stream: MjpegServer) -> None:
-    env = {**os.environ, **system, "VIDEO_SEGMENT_SECONDS": "600"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "producer.cli", "live", stream.url, "--fps", "2", "--wait", "--timeout", "300"],
-        env=env,
+def _live_cli(system: dict[str, str], args: list[str], **env: str) -> subprocess.Popen:
+    """`producer live ARGS` in a process of its own, its output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "producer.cli", "live", *args],
+        env={**os.environ, **system, **env},
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.integration
+def test_sigint_stops_and_the_last_partial_segment_is_analysed(system: dict[str, str], stream: MjpegServer) -> None:
+    process = _live_cli(system, [stream.url, "--fps", "2", "--wait", "--timeout", "300"], VIDEO_SEGMENT_SECONDS="600")
     spool = Path(system["LIVE_ROOT"])
     before = set(spool.glob("job*/seg*/*.jpg")) if spool.exists() else set()
     assert wait_until(lambda: len(set(spool.glob("job*/seg*/*.jpg")) - before) >= 4, 60)
@@ -171,15 +175,7 @@ def test_sigint_stops_and_the_last_partial_segment_is_analysed(system: dict[str,
 
 @pytest.mark.integration
 def test_a_source_that_drops_and_comes_back(system: dict[str, str], stream: MjpegServer) -> None:
-    env = {**os.environ, **system, "LIVE_REOPEN_SECONDS": "30"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "producer.cli", "live", stream.url, "--fps", "2", "--duration", "12", "--wait"],
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _live_cli(system, [stream.url, "--fps", "2", "--duration", "12", "--wait"], LIVE_REOPEN_SECONDS="30")
     time.sleep(4)
     stream.stop()
     time.sleep(3)
