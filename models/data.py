@@ -1,6 +1,6 @@
 """FER2013 from its image-folder layout: cached uint8 arrays, splits and tf.data pipelines.
 
-Every image goes through `models.preprocess.preprocess_face`, the same path the worker
+Every image goes through `emotion_batch.preprocess.preprocess_face`, the same path the worker
 uses on face crops, so training and serving see identical 48x48 uint8 grey arrays.
 """
 
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from models.labels import EMOTIONS
-from models.preprocess import preprocess_face
+from emotion_batch.labels import EMOTIONS
+from emotion_batch.preprocess import preprocess_face
 
 if TYPE_CHECKING:
     import tensorflow as tf

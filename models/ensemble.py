@@ -26,11 +26,12 @@ import click
 import keras
 import numpy as np
 
+from emotion_batch.runtime import DEFAULT_MODEL, load_classifier_fn, load_keras, served_flip_tta
+from emotion_batch.sidecar import read_sidecar, sha256_of, write_sidecar
 from models import data
 from models.architecture import build_ensemble, count_macs
 from models.evaluate import predict_batched
-from models.runtime import DEFAULT_MODEL, export_tflite, load_classifier_fn, load_keras, served_flip_tta
-from models.sidecar import read_sidecar, sha256_of, write_sidecar
+from models.export import export_tflite
 
 MIRROR_MODES = ("alternate", "none")
 
@@ -133,7 +134,7 @@ def build_candidate(members: list[Member], out_dir: Path, train_x: np.ndarray, s
 
 def member_table(members: list[Member], x: np.ndarray, y: np.ndarray) -> list[dict]:
     """Each member alone on the validation faces (float32 Keras), plain and flip-averaged."""
-    from models.runtime import tf_classifier, with_flip_tta
+    from emotion_batch.runtime import tf_classifier, with_flip_tta
 
     rows = []
     for m in members:

@@ -17,12 +17,12 @@ from pathlib import Path
 import click
 import numpy as np
 
+from emotion_batch.labels import EMOTIONS
+from emotion_batch.runtime import DEFAULT_MODEL
+from emotion_batch.sidecar import read_sidecar, write_sidecar
 from models import data
-from models.labels import EMOTIONS
 from models.metrics import classification_report, confusion_matrix, cross_entropy, normalise_rows, report_markdown
 from models.plots import plot_confusion, plot_curves
-from models.runtime import DEFAULT_MODEL
-from models.sidecar import read_sidecar, write_sidecar
 
 MODELS_DIR = Path(__file__).resolve().parent
 DEEPFACE_PUBLISHED = {"accuracy": 0.57, "source": "deepface maintainer, issues #247 and #1375"}
@@ -102,7 +102,7 @@ def evaluate_ours(model_path: Path, test: data.Split, runtime: str, tta: bool) -
     ten views; plus the float32 Keras model when the served runtime is another. `served`
     names the configuration the worker runs ("plain" or "tta_flip"). Every configuration's
     probabilities carry the card's calibration temperature, as the worker serves them."""
-    from models.runtime import (
+    from emotion_batch.runtime import (
         load_classifier_fn,
         resolve_runtime,
         served_flip_tta,

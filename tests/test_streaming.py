@@ -26,9 +26,9 @@ from emotion_batch.classify import expected_model_version
 from emotion_batch.config import Settings
 from emotion_batch.detect import FaceBox
 from emotion_batch.errors import ConfigurationError
+from emotion_batch.labels import EMOTIONS
 from emotion_batch.paths import from_db, to_db
 from emotion_batch.pipeline import FaceResult, ImageResult
-from models.labels import EMOTIONS
 from producer.render import report_json
 from producer.submit import resume_job, reuse_key, submit
 from tests.conftest import database_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 
 SIDECAR_FORMAT = 1
 MODEL_VERSION = "2.0.0"  # bump when a retrained model file replaces the committed one
