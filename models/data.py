@@ -17,6 +17,7 @@ import numpy as np
 
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.preprocess import preprocess_face
+from models.settings import data_settings
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -27,16 +28,12 @@ CACHE_VERSION = 1
 
 def default_data_dir() -> Path:
     """FER2013 folder: the FER2013_DIR setting (default ../shared/data/fer2013)."""
-    from emotion_batch.config import get_settings
-
-    return get_settings().fer2013_dir
+    return data_settings().fer2013_dir
 
 
 def cache_dir() -> Path:
     """Where decoded arrays are cached (outside the repo): the EMOTION_BATCH_CACHE setting."""
-    from emotion_batch.config import get_settings
-
-    return get_settings().emotion_batch_cache
+    return data_settings().emotion_batch_cache
 
 
 @dataclass(frozen=True)

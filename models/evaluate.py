@@ -65,10 +65,10 @@ def choose_deepface_home(home: Path | None) -> Path:
     """The DeepFace home to evaluate: the option, else the DEEPFACE_HOME setting when set,
     else ../shared/data/deepface when that folder exists, else the setting's default (~)."""
     from emotion_batch.config import get_settings
-    from emotion_batch.defaults import SHARED_DATA_DIR
+    from models.settings import data_settings
 
     settings = get_settings()
-    shared = SHARED_DATA_DIR / "deepface"
+    shared = data_settings().shared_data / "deepface"
     if home:
         return Path(home)
     if "deepface_home" in settings.model_fields_set or not shared.is_dir():
