@@ -46,8 +46,8 @@ class CnnClassifier:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise WeightsMissingError(
-                f"CNN model not found at {model_path}; train it with `python -m models.train` "
-                "or set CNN_MODEL to a .keras file"
+                f"CNN model not found at {model_path}; set CNN_MODEL to a trained .keras file "
+                "(models/README.md says how to train one)"
             )
         from emotion_batch.runtime import load_classifier_fn, resolve_runtime, served_flip_tta, served_temperature
 

@@ -92,6 +92,7 @@ def _yunet(settings: Settings) -> Models:
         raise WeightsMissingError(
             f"{YUNET.what} not here and MODEL_DOWNLOAD=false: {YUNET.place_hint(target)}",
             short=f"{YUNET.what} not here and MODEL_DOWNLOAD=false",
+            downloadable=True,
         )
     found = found or fetch(YUNET, settings.model_cache, settings.yunet_url, settings.download_timeout)
     return ((found, settings.face_score),)
