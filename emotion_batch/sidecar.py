@@ -1,4 +1,5 @@
-"""The JSON sidecar written next to a trained model file (`emotion_cnn.keras` -> `.json`)."""
+"""The JSON sidecar (model card) next to a model file (`emotion_cnn.keras` -> `.json`):
+serving reads it (runtime, flip averaging, temperature), training writes it."""
 
 from __future__ import annotations
 
