@@ -60,7 +60,7 @@ class DetectorChoice:
     """Which detector a process uses, its model file(s) and their score thresholds."""
 
     name: str
-    models: tuple[tuple[Path, float], ...]
+    models: Models
 
     @property
     def model(self) -> Path:
@@ -120,7 +120,7 @@ def _common(settings: Settings) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Setup:
+class DetectorSetup:
     """How settings become one registered detector: its model files (`models`), and the
     call building the class on the choice (`build`: the constructors differ)."""
 
@@ -128,11 +128,11 @@ class _Setup:
     build: Callable[[Any, DetectorChoice, Settings], FaceDetector]
 
 
-SETUPS: dict[str, _Setup] = {
-    "yunet": _Setup(_yunet, lambda cls, c, s: cls(c.model, score=c.models[0][1], **_common(s))),
-    "blazeface": _Setup(_blazeface, lambda cls, c, s: cls(c.models, **_common(s))),
-    "haar": _Setup(_haar, lambda cls, c, s: cls(c.model, **_common(s))),
-    WHOLE_IMAGE: _Setup(lambda _settings: (), lambda cls, c, s: cls(**_common(s))),
+SETUPS: dict[str, DetectorSetup] = {
+    "yunet": DetectorSetup(_yunet, lambda cls, c, s: cls(c.model, score=c.models[0][1], **_common(s))),
+    "blazeface": DetectorSetup(_blazeface, lambda cls, c, s: cls(c.models, **_common(s))),
+    "haar": DetectorSetup(_haar, lambda cls, c, s: cls(c.model, **_common(s))),
+    WHOLE_IMAGE: DetectorSetup(lambda _settings: (), lambda cls, c, s: cls(**_common(s))),
 }
 
 
