@@ -56,7 +56,8 @@ def _quartiles(values: list[float]) -> str:
 
 def collect(items: list[Pasted], yunet: Path, settings: Settings) -> tuple[dict, dict]:
     """Per item: YuNet's row and each BlazeFace model's unframed row (or None)."""
-    from emotion_batch.detect import BlazeFaceDetector, YuNetDetector
+    from emotion_batch.detect.blazeface import BlazeFaceDetector
+    from emotion_batch.detect.yunet import YuNetDetector
 
     yn = YuNetDetector(yunet, score=settings.face_score, max_side=settings.detect_max_side, min_face=settings.min_face)
     bf = BlazeFaceDetector(max_side=settings.detect_max_side, min_face=settings.min_face)

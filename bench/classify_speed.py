@@ -1,6 +1,6 @@
 """Faces per second of the emotion classifiers, batched: `python -m bench.classify_speed`.
 
-Our CNN through every runtime in `models.runtime` (tf.function, TFLite with 1 thread and
+Our CNN through every runtime in `emotion_batch.runtime` (tf.function, TFLite with 1 thread and
 with all cores, and as the worker serves it: the card's runtime and flip setting) and, for
 comparison, DeepFace's emotion architecture (the model found in DEEPFACE_HOME: here a
 stand-in with DeepFace's architecture) through deepface's API.
@@ -19,8 +19,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from models.evaluate import choose_deepface_home
-from models.runtime import (
+from emotion_batch.runtime import (
     DEFAULT_MODEL,
     load_classifier_fn,
     load_keras,
@@ -30,6 +29,7 @@ from models.runtime import (
     tflite_classifier,
     with_flip_tta,
 )
+from models.evaluate import choose_deepface_home
 
 Predict = Callable[[np.ndarray], np.ndarray]
 

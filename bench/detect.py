@@ -27,9 +27,9 @@ import click
 import numpy as np
 
 from emotion_batch.config import Settings
-from emotion_batch.defaults import SHARED_DATA_DIR
 from emotion_batch.detect import FaceBox, FaceDetector
 from emotion_batch.pipeline import unscale
+from models.settings import data_settings
 
 LABELS = Path(__file__).with_name("detect_labels.json")
 IOU = 0.5
@@ -127,8 +127,9 @@ def load_set(photos: Path | None, settings: Settings) -> list[Sample]:
 
 def candidates(settings: Settings, yunet: Path | None) -> dict[str, Callable[[], FaceDetector]]:
     """Every detector to compare, by the name the table uses."""
-    from emotion_batch.detect import BlazeFaceDetector, HaarDetector, YuNetDetector
-    from emotion_batch.detect.blazeface import default_models
+    from emotion_batch.detect.blazeface import BlazeFaceDetector, default_models
+    from emotion_batch.detect.haar import HaarDetector
+    from emotion_batch.detect.yunet import YuNetDetector
 
     common: dict[str, Any] = {"max_side": settings.detect_max_side, "min_face": settings.min_face}
     found: dict[str, Callable[[], FaceDetector]] = {}
@@ -234,7 +235,7 @@ def table(rows: list[Row], samples: list[Sample]) -> str:
 yunet_option = click.option(
     "--yunet",
     type=click.Path(path_type=Path),
-    default=SHARED_DATA_DIR / "detectors" / "face_detection_yunet_2023mar.onnx",
+    default=data_settings().shared_data / "detectors" / "face_detection_yunet_2023mar.onnx",
     show_default=True,
     help="YuNet's ONNX file (the reference detector).",
 )
@@ -244,7 +245,7 @@ yunet_option = click.option(
 @click.option(
     "--photos",
     type=click.Path(path_type=Path),
-    default=SHARED_DATA_DIR / "photos",
+    default=data_settings().shared_data / "photos",
     show_default=True,
     help="The labelled photos (skipped when absent).",
 )

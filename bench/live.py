@@ -29,7 +29,8 @@ from bench.mjpeg import MjpegServer, jpeg_frames
 from db.migrate import upgrade
 from db.session import make_session_factory
 from db.video_schema import Frame, Video
-from emotion_batch.defaults import REPO_ROOT, SHARED_DATA_DIR
+from emotion_batch.defaults import REPO_ROOT
+from models.settings import data_settings
 from producer.local import LocalRedis, LocalWorker
 
 SEGMENT_SECONDS = 10
@@ -81,7 +82,7 @@ def measure(count: int, seconds: float, env: dict[str, str], frames: list[bytes]
 @click.option("--sources", default="1,2,4,8", help="Source counts to try, in order.")
 @click.option("--seconds", type=float, default=120.0, help="Seconds each run samples.")
 def main(sources: str, seconds: float) -> None:
-    photos = sorted((SHARED_DATA_DIR / "photos").glob("img*.jpg"))[:8]
+    photos = sorted((data_settings().shared_data / "photos").glob("img*.jpg"))[:8]
     frames = jpeg_frames(photos)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp, LocalRedis(Path(tmp) / "redis") as redis:
@@ -92,7 +93,7 @@ def main(sources: str, seconds: float) -> None:
             "LIVE_ROOT": str(Path(tmp) / "spool"),
             "VIDEO_SEGMENT_SECONDS": str(SEGMENT_SECONDS),
         }
-        yunet = SHARED_DATA_DIR / "detectors" / "face_detection_yunet_2023mar.onnx"
+        yunet = data_settings().shared_data / "detectors" / "face_detection_yunet_2023mar.onnx"
         if yunet.exists():  # the build machines have no internet: the shared copy
             base["YUNET_MODEL"] = str(yunet)
         for count in (int(n) for n in sources.split(",")):

@@ -152,7 +152,7 @@ def mark_analysed(database_url: str, job_id: int, key) -> float:  # noqa: ANN001
     from db.frames import FACE_COLUMNS
     from db.schema import Face, Image
     from db.session import make_session_factory
-    from models.labels import EMOTIONS
+    from emotion_batch.labels import EMOTIONS
 
     started = time.monotonic()
     sessions = make_session_factory(database_url)

@@ -41,6 +41,7 @@ from db.video_schema import Frame, Video, VideoSegment
 from emotion_batch.broker import make_client
 from emotion_batch.config import Settings
 from emotion_batch.video import expected_samples, probe, read_samples
+from models.settings import data_settings
 from producer.local import LocalRedis, LocalWorker, memory_kb
 
 PYFEAT_CPU_FPS = (9.0, 13.0)  # py-feat's published CPU frames/s (context, not measured here)
@@ -181,7 +182,7 @@ def main(
     photos: Path | None, minutes: float, size: str, fps: float, backend: str, skip_system: bool, cache: Path
 ) -> None:
     settings = Settings()
-    photos = photos or Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos"
+    photos = photos or data_settings().shared_data / "photos"
     width, height = (int(v) for v in size.split("x"))
     clip = make_clip(photos, minutes, (width, height), cache)
     warmup = make_clip(photos, 0.25, (width, height), cache)

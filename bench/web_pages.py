@@ -28,7 +28,7 @@ from db.migrate import upgrade
 from db.schema import Face, Image
 from db.session import make_session_factory
 from emotion_batch.config import Settings
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 from producer.web.app import create_app
 
 REQUESTS = (

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from db.members import in_job, one_of_job
 from db.schema import Face, Image, ImageStatus, face_owner
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from db.members import in_job
 from db.reports import image_date
 from db.schema import Face, Image, face_owner
 from db.session import make_session_factory
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 
 
 class JobFrames(NamedTuple):

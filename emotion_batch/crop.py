@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from emotion_batch.detect.base import FaceBox
-from models.preprocess import FACE_SIZE, preprocess_face
+from emotion_batch.preprocess import FACE_SIZE, preprocess_face
 
 SQRT2 = math.sqrt(2.0)
 

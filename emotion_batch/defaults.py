@@ -12,29 +12,26 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout (or installed tree) holding emotion_batch/, models/, worker/ ..."""
 
-SHARED_DATA_DIR = (REPO_ROOT.parent / "shared" / "data").resolve()
-"""Data that cannot be downloaded on the build machines (FER2013, detectors, DeepFace home)."""
-
 REDIS_URL = "redis://127.0.0.1:6379/0"
 """Broker used by workers and commands when REDIS_URL is unset (`producer run` starts its own)."""
 
 DATABASE_URL = "sqlite:///emotion-batch.db"
 BACKEND = "cnn"
+WORKER_BACKENDS: tuple[str, ...] = (BACKEND,)
+"""Backends a worker process loads when it starts (others load on first use)."""
 BATCH_SIZE = 32
 QUEUE = "emotion"
 
 CNN_MODEL = REPO_ROOT / "models" / "emotion_cnn.keras"
 """Our committed Keras model (its .tflite export sits next to it)."""
 
-FER2013_DIR = SHARED_DATA_DIR / "fer2013"
-"""FER2013 in its image-folder layout (train/ and test/, one folder per emotion)."""
-
-CACHE_DIR = Path.home() / ".cache" / "emotion-batch"
-"""Decoded FER2013 arrays are cached here (outside the repository)."""
-
 DEEPFACE_HOME = Path.home()
 """DeepFace keeps its weights in $DEEPFACE_HOME/.deepface/weights (its own default: ~)."""
 
+DETECTOR = "auto"
+"""YuNet when its file is here or can be downloaded, else BlazeFace (emotion_batch.detect)."""
+MODEL_DOWNLOAD = True
+DOWNLOAD_TIMEOUT = 20.0
 DETECT_MAX_SIDE = 640
 DECODE_MAX_SIDE = 800
 # Face crops: chosen on FER2013 test faces pasted into scenes and run through the real
@@ -49,6 +46,14 @@ MAX_ATTEMPTS = 3
 SOFT_TIME_LIMIT = 300
 HARD_TIME_LIMIT = 360
 MAX_MEMORY_PER_CHILD_KB = 4_000_000
+TF_THREADS = 0
+"""Threads per worker process; 0: the cores divided by the worker's concurrency."""
+
+# Videos: frames sampled per second, seconds of video per task (what a killed worker
+# loses at most), and the longest video analysed.
+VIDEO_FPS = 1.0
+VIDEO_SEGMENT_SECONDS = 60.0
+VIDEO_MAX_SECONDS = 4 * 3600.0
 
 # The web service: deadlines on what clients send (slowloris, stalled uploads), and how
 # long browsers may keep photos and face crops (0: never stored).
@@ -57,6 +62,12 @@ WEB_BODY_TIMEOUT = 30.0
 WEB_KEEP_ALIVE = 5
 WEB_MAX_CONNECTIONS = 1000
 WEB_CACHE_PHOTOS = 0
+
+# Uploads to the web service: where they are stored, and the limits of one request.
+UPLOAD_ROOT = Path("emotion-batch-uploads")
+MAX_UPLOAD_BYTES = 500_000_000
+MAX_UPLOAD_FILES = 1000
+MAX_ZIP_BYTES = 2_000_000_000
 
 # Live sources (`producer live`, POST /api/jobs/live): where sampled frames wait for the
 # workers, how long a dropped source is tried again, and which sources the web service

@@ -1,5 +1,6 @@
 """One exception base with clear subclasses. Each image error carries the short reason
-recorded against the image in the database."""
+recorded against the image in the database. Messages name settings and files, never a
+command: the CLI and the web service each add what their users run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ class ConfigurationError(EmotionBatchError):
 
 
 class BrokerUnavailableError(EmotionBatchError):
-    """Redis cannot be reached, or refuses our credentials."""
+    """Redis cannot be reached, or refuses our credentials; `startable`: none answered, so
+    starting one would help (not so when one refused us)."""
+
+    def __init__(self, message: str, startable: bool = False) -> None:
+        super().__init__(message)
+        self.startable = startable
 
 
 class DatabaseUnavailableError(EmotionBatchError):
@@ -26,11 +32,13 @@ class MessageError(EmotionBatchError):
 
 class WeightsMissingError(ConfigurationError):
     """A model weights file is absent and cannot be downloaded; `short` says so without
-    the instructions (for a fallback's one-line warning)."""
+    the instructions (for a fallback's one-line warning); `downloadable`: a machine with
+    network could fetch it."""
 
-    def __init__(self, message: str, short: str | None = None) -> None:
+    def __init__(self, message: str, short: str | None = None, downloadable: bool = False) -> None:
         super().__init__(message)
         self.short = short or message
+        self.downloadable = downloadable
 
 
 class DatabaseNotReadyError(ConfigurationError):
@@ -61,12 +69,12 @@ class LiveSourceError(EmotionBatchError):
 class SharedFolderChangedError(EmotionBatchError):
     """A folder found unchanged since an earlier job had fewer of that job's rows when it
     was shared (the earlier job deleted meanwhile): nothing of the chunk was committed,
-    and `producer resume` registers the folder file by file."""
+    and resuming the job registers the folder file by file."""
 
     def __init__(self, job_id: int, shared: int, expected: int) -> None:
         super().__init__(
             f"job {job_id}: {shared} earlier rows found for {expected} files of folders found unchanged "
-            f"(an earlier job changed meanwhile); run 'producer resume {job_id}'"
+            f"(an earlier job changed meanwhile); resume job {job_id} to register them file by file"
         )
         self.job_id, self.shared, self.expected = job_id, shared, expected
 

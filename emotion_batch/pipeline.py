@@ -25,7 +25,7 @@ from emotion_batch.crop import face_crop
 from emotion_batch.detect import WHOLE_IMAGE, FaceBox, FaceDetector
 from emotion_batch.errors import CorruptImageError, ImageError, PathNotAllowedError
 from emotion_batch.imaging import LoadedImage, decode_image, read_file
-from models.preprocess import FACE_SIZE
+from emotion_batch.preprocess import FACE_SIZE
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,6 @@
-"""Emotion models: the shared face preprocessing, our FER2013 CNN, its training and evaluation.
+"""Training and evaluation of our FER2013 emotion CNN (serving lives in emotion_batch).
 
-This package knows nothing of Celery or SQL. Importing it is cheap: TensorFlow is imported
-only by the modules that need it (architecture, data, train, evaluate).
+This package knows nothing of Celery or SQL, and nothing outside it imports it. Importing
+it is cheap: TensorFlow is imported only by the modules that need it (architecture, data,
+train, evaluate).
 """
-
-from models.labels import EMOTIONS
-from models.preprocess import FACE_SIZE, preprocess_face, preprocess_faces
-
-__all__ = ["EMOTIONS", "FACE_SIZE", "preprocess_face", "preprocess_faces"]

@@ -3,7 +3,7 @@
 The served configuration (the card's runtime and flip setting) reads the validation split
 the model was trained beside (never `test/`); the temperature minimising the negative
 log-likelihood there is recorded in the sidecar as `serve_temperature`, which the worker
-applies (`models.runtime.served_temperature`). The expected calibration error before and
+applies (`emotion_batch.runtime.served_temperature`). The expected calibration error before and
 after, on validation and on `test/`, and a reliability diagram go to the model card.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from emotion_batch.runtime import DEFAULT_MODEL, apply_temperature, load_classifier_fn, served_flip_tta
+from emotion_batch.sidecar import read_sidecar, write_sidecar
 from models import data
 from models.calibration import ECE_BINS, expected_calibration_error, fit_temperature, reliability_bins
 from models.evaluate import MODELS_DIR, predict_batched
-from models.runtime import DEFAULT_MODEL, apply_temperature, load_classifier_fn, served_flip_tta
-from models.sidecar import read_sidecar, write_sidecar
 
 
 def validation_split(model_path: Path, data_dir: Path | None) -> data.Split:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.runtime import apply_temperature
+from emotion_batch.runtime import apply_temperature
 
 ECE_BINS = 15
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import keras
 
+from emotion_batch.labels import EMOTIONS
 from models import data
 from models.architecture import build_model, build_vgg
-from models.labels import EMOTIONS
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """FER2013 from its image-folder layout: cached uint8 arrays, splits and tf.data pipelines.
 
-Every image goes through `models.preprocess.preprocess_face`, the same path the worker
+Every image goes through `emotion_batch.preprocess.preprocess_face`, the same path the worker
 uses on face crops, so training and serving see identical 48x48 uint8 grey arrays.
 """
 
@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from models.labels import EMOTIONS
-from models.preprocess import preprocess_face
+from emotion_batch.labels import EMOTIONS
+from emotion_batch.preprocess import preprocess_face
+from models.settings import data_settings
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -27,16 +28,12 @@ CACHE_VERSION = 1
 
 def default_data_dir() -> Path:
     """FER2013 folder: the FER2013_DIR setting (default ../shared/data/fer2013)."""
-    from emotion_batch.config import get_settings
-
-    return get_settings().fer2013_dir
+    return data_settings().fer2013_dir
 
 
 def cache_dir() -> Path:
     """Where decoded arrays are cached (outside the repo): the EMOTION_BATCH_CACHE setting."""
-    from emotion_batch.config import get_settings
-
-    return get_settings().emotion_batch_cache
+    return data_settings().emotion_batch_cache
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_batch.runtime import load_classifier_fn, tf_classifier
+from emotion_batch.sidecar import sha256_of
 from models.evaluate import predict_batched
 from models.export import load_member, member_weights_path
-from models.runtime import load_classifier_fn, tf_classifier
-from models.sidecar import sha256_of
 
 
 def teacher_fn(path: Path) -> Callable[[np.ndarray], np.ndarray]:

@@ -26,11 +26,13 @@ import click
 import keras
 import numpy as np
 
+from emotion_batch.runtime import DEFAULT_MODEL, load_classifier_fn, load_keras, served_flip_tta
+from emotion_batch.sidecar import read_sidecar, sha256_of, write_sidecar
 from models import data
 from models.architecture import build_ensemble, count_macs
+from models.config import TrainConfig, load_data
 from models.evaluate import predict_batched
-from models.runtime import DEFAULT_MODEL, export_tflite, load_classifier_fn, load_keras, served_flip_tta
-from models.sidecar import read_sidecar, sha256_of, write_sidecar
+from models.export import export_tflite
 
 MIRROR_MODES = ("alternate", "none")
 
@@ -133,7 +135,7 @@ def build_candidate(members: list[Member], out_dir: Path, train_x: np.ndarray, s
 
 def member_table(members: list[Member], x: np.ndarray, y: np.ndarray) -> list[dict]:
     """Each member alone on the validation faces (float32 Keras), plain and flip-averaged."""
-    from models.runtime import tf_classifier, with_flip_tta
+    from emotion_batch.runtime import tf_classifier, with_flip_tta
 
     rows = []
     for m in members:
@@ -147,6 +149,43 @@ def member_table(members: list[Member], x: np.ndarray, y: np.ndarray) -> list[di
             }
         )
     return rows
+
+
+def write_card(
+    candidate: Path, members: list[Member], cfg: TrainConfig, mirror: str, images: tuple[int, int], validation: dict
+) -> None:
+    """The candidate's card completed with how it was chosen: its validation (with each
+    member's score) and its members' training; `images`: (train, validation) faces."""
+    model = load_keras(candidate)
+    train_images, val_images = images
+    summary = {
+        "best_val_accuracy": validation["ensemble_as_served"],
+        "train_images": train_images,
+        "val_images": val_images,
+        "params": int(model.count_params()),
+        "macs_per_face": count_macs(model),
+        "training_seconds": round(sum(m.training.get("training_seconds", 0.0) for m in members), 1),
+        "epochs_run": [m.training.get("epochs_run") for m in members],
+        "config": {**asdict(cfg), "data_dir": Path(cfg.data_dir).name, "members": len(members), "mirror": mirror},
+    }
+    card = read_sidecar(candidate)
+    card["ensemble"]["validation"] = validation
+    training_data = {
+        "dataset": "FER2013 train/",
+        "validation": validation["split"],
+        "train_images": train_images,
+        "val_images": val_images,
+        "subset": 0,
+    }
+    write_sidecar(candidate, {**card, "training_data": training_data, "training": summary})
+
+
+def install(candidate: Path, model_out: Path) -> None:
+    """The candidate's files over the served model's, the card naming its own files."""
+    model_out.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".keras", ".tflite", ".json"):
+        shutil.copyfile(candidate.with_suffix(suffix), model_out.with_suffix(suffix))
+    write_sidecar(model_out, {"model": model_out.name, "tflite": model_out.with_suffix(".tflite").name}, fresh=False)
 
 
 @click.command()
@@ -181,8 +220,6 @@ def main(
 ) -> None:
     """Build an ensemble of trained nets, compare it with the served model on validation,
     and serve it (replace --out) when it is better."""
-    from models.config import TrainConfig, load_data
-
     members = load_members(list(member_paths), mirror)
     split = check_same_split(members)
     cfg = TrainConfig(
@@ -204,44 +241,12 @@ def main(
             "ensemble_as_served": ours,
             "replaced_model_as_served": served,
         }
-        model = load_keras(candidate)
-        summary = {
-            "best_val_accuracy": ours,
-            "train_images": len(train),
-            "val_images": len(val),
-            "params": int(model.count_params()),
-            "macs_per_face": count_macs(model),
-            "training_seconds": round(sum(m.training.get("training_seconds", 0.0) for m in members), 1),
-            "epochs_run": [m.training.get("epochs_run") for m in members],
-            "config": {**asdict(cfg), "data_dir": Path(cfg.data_dir).name, "members": len(members), "mirror": mirror},
-        }
-        card = read_sidecar(candidate)
-        card["ensemble"]["validation"] = validation
-        write_sidecar(
-            candidate,
-            {
-                **card,
-                "training_data": {
-                    "dataset": "FER2013 train/",
-                    "validation": validation["split"],
-                    "train_images": len(train),
-                    "val_images": len(val),
-                    "subset": 0,
-                },
-                "training": summary,
-            },
-        )
+        write_card(candidate, members, cfg, mirror, (len(train), len(val)), validation)
         click.echo(json.dumps(validation, indent=1))
         if not (force or ours >= served + min_gain):
             click.echo(f"kept {model_out}: the ensemble's {ours:.2%} is not {min_gain:.1%} above {served:.2%}")
             return
-        model_out.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in (".keras", ".tflite", ".json"):
-            shutil.copyfile(candidate.with_suffix(suffix), model_out.with_suffix(suffix))
-        # the card names its own files
-        write_sidecar(
-            model_out, {"model": model_out.name, "tflite": model_out.with_suffix(".tflite").name}, fresh=False
-        )
+        install(candidate, model_out)
     click.echo(f"serving the ensemble from {model_out}: validation {ours:.2%} as served (was {served:.2%})")
 
 

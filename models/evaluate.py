@@ -17,12 +17,12 @@ from pathlib import Path
 import click
 import numpy as np
 
+from emotion_batch.labels import EMOTIONS
+from emotion_batch.runtime import DEFAULT_MODEL
+from emotion_batch.sidecar import read_sidecar, write_sidecar
 from models import data
-from models.labels import EMOTIONS
 from models.metrics import classification_report, confusion_matrix, cross_entropy, normalise_rows, report_markdown
 from models.plots import plot_confusion, plot_curves
-from models.runtime import DEFAULT_MODEL
-from models.sidecar import read_sidecar, write_sidecar
 
 MODELS_DIR = Path(__file__).resolve().parent
 DEEPFACE_PUBLISHED = {"accuracy": 0.57, "source": "deepface maintainer, issues #247 and #1375"}
@@ -65,10 +65,10 @@ def choose_deepface_home(home: Path | None) -> Path:
     """The DeepFace home to evaluate: the option, else the DEEPFACE_HOME setting when set,
     else ../shared/data/deepface when that folder exists, else the setting's default (~)."""
     from emotion_batch.config import get_settings
-    from emotion_batch.defaults import SHARED_DATA_DIR
+    from models.settings import data_settings
 
     settings = get_settings()
-    shared = SHARED_DATA_DIR / "deepface"
+    shared = data_settings().shared_data / "deepface"
     if home:
         return Path(home)
     if "deepface_home" in settings.model_fields_set or not shared.is_dir():
@@ -102,7 +102,7 @@ def evaluate_ours(model_path: Path, test: data.Split, runtime: str, tta: bool) -
     ten views; plus the float32 Keras model when the served runtime is another. `served`
     names the configuration the worker runs ("plain" or "tta_flip"). Every configuration's
     probabilities carry the card's calibration temperature, as the worker serves them."""
-    from models.runtime import (
+    from emotion_batch.runtime import (
         load_classifier_fn,
         resolve_runtime,
         served_flip_tta,

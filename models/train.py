@@ -20,6 +20,9 @@ from pathlib import Path
 import click
 import keras
 
+from emotion_batch.labels import EMOTIONS
+from emotion_batch.runtime import DEFAULT_MODEL
+from emotion_batch.sidecar import read_sidecar
 from models import data
 from models.config import TrainConfig
 from models.export import (
@@ -28,9 +31,6 @@ from models.export import (
     resume_point_paths,
     write_resume_point,
 )
-from models.labels import EMOTIONS
-from models.runtime import DEFAULT_MODEL
-from models.sidecar import read_sidecar
 from models.trainer import run_training, setup_device
 
 DEFAULT_RUN_DIR = data.cache_dir() / "runs" / "emotion_cnn_resnet"

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
+from emotion_batch.runtime import DEFAULT_MODEL
 from models import data
 from models.architecture import count_macs
 from models.callbacks import run_callbacks
 from models.config import TrainConfig, build_for, load_data
 from models.export import read_history, resume_point_paths, write_history
-from models.runtime import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     import tensorflow as tf

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from db.reports import UNKNOWN_DATE, combine, summary_of
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

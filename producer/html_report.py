@@ -8,7 +8,7 @@ from html import escape
 from typing import Any
 
 from db.reports import GROUP_KEYS
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 from producer.charts import top_groups
 from producer.thumbnails import Thumbnail, png_uri
 

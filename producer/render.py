@@ -16,7 +16,7 @@ from rich.table import Table
 
 from db.jobs import Progress
 from db.reports import COUNTS, PERCENT_DECIMALS, REPORT_COLUMNS, report_rows
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 from producer.video_outputs import video_csv, video_table
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 from producer.charts import COLOURS, _png, new_figure
 from producer.thumbnails import png_uri
 

@@ -8,7 +8,7 @@ import pytest
 
 from emotion_batch.api import analyze
 from emotion_batch.config import Settings
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 
 
 def test_analyze_returns_deepface_terms(

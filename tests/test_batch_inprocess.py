@@ -22,10 +22,10 @@ from db.session import make_session_factory
 from emotion_batch.config import Settings
 from emotion_batch.detect import FaceBox
 from emotion_batch.hashing import sha256_file
+from emotion_batch.labels import EMOTIONS
 from emotion_batch.messages import BatchMessage
 from emotion_batch.pipeline import Analyzer
 from emotion_batch.scan import ScannedFile
-from models.labels import EMOTIONS
 from worker.batch import process_batch
 
 

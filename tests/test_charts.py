@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from db.reports import combine, summary_of
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 from producer.charts import TOP_GROUPS, _buckets, bucket_unit, distribution_chart, timeline_chart, top_groups
 
 

@@ -109,3 +109,27 @@ def test_batch_size_option_obeys_the_batch_size_rule(size: str, db_url: str, tmp
     )
     assert line == f"Error: batch size must be between 1 and 1024, not {size}"
     assert not (tmp_path / "cli.db").exists()
+
+
+def test_the_cli_adds_the_command_a_library_error_leaves_out(tmp_path: Path) -> None:
+    env = {"MODEL_CACHE": str(tmp_path / "cache"), "YUNET_URL": "http://127.0.0.1:1/yunet.onnx"}
+    line = one_error_line(invoke("models", "fetch", env=env))
+    assert line.startswith("Error: YuNet face detector not downloaded (")
+    assert line.endswith("or run `producer models fetch` on a machine with network")
+
+
+def test_library_errors_name_no_command() -> None:
+    """The library's messages name settings and files; the CLI adds its commands."""
+    import ast
+    import re
+
+    from emotion_batch.config import REPO_ROOT
+
+    said = []
+    for path in sorted((REPO_ROOT / "emotion_batch").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) or (isinstance(node, ast.Assign) and "START_" in ast.unparse(node)):
+                text = ast.unparse(node)
+                if re.search(r"[`']producer |python -m", text):
+                    said.append(f"{path.name}:{node.lineno}")
+    assert said == []

@@ -14,9 +14,9 @@ from db.results import ResultKey, claim_attempt, reusable, store_results
 from db.schema import Face, Image
 from db.session import make_session_factory
 from emotion_batch.detect import FaceBox
+from emotion_batch.labels import EMOTIONS
 from emotion_batch.pipeline import FaceResult, ImageResult
 from emotion_batch.scan import ScannedFile
-from models.labels import EMOTIONS
 
 
 @pytest.fixture

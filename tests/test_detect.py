@@ -13,19 +13,14 @@ import pytest
 
 from bench.detect import _skimage, iou
 from emotion_batch.config import Settings
-from emotion_batch.detect import (
-    DETECTORS,
-    BlazeFaceDetector,
-    YuNetDetector,
-    choose_detector,
-    expected_detector_version,
-    make_detector,
-)
-from emotion_batch.detect.blazeface import FRAMING, FULL_SCORE, default_models
+from emotion_batch.detect import SETUPS, choose_detector, detector_class, expected_detector_version, make_detector
+from emotion_batch.detect.blazeface import FRAMING, FULL_SCORE, BlazeFaceDetector, default_models
 from emotion_batch.detect.fetch import YUNET, fetch
+from emotion_batch.detect.yunet import YuNetDetector
 from emotion_batch.errors import WeightsMissingError
 from emotion_batch.hashing import sha256_file
 from emotion_batch.imaging import load_image
+from emotion_batch.registry import DETECTORS
 from tests.conftest import run_producer
 
 ASTRONAUT_FACE = (178, 62, 90, 112)  # bench/detect_labels.json
@@ -112,7 +107,7 @@ def test_the_expected_version_is_none_when_the_named_yunet_file_is_missing(tmp_p
 def test_skip_is_a_registered_detector_whose_one_face_is_the_whole_image(tmp_path: Path) -> None:
     settings = _settings(tmp_path, detector="skip")
     detector = make_detector(settings)
-    assert isinstance(detector, DETECTORS["skip"]) and detector.version == "skip"
+    assert isinstance(detector, detector_class("skip")) and detector.version == "skip"
     assert choose_detector(settings).version == expected_detector_version(settings) == "skip"
     (face,) = detector.detect(np.zeros((30, 50, 3), np.uint8))
     assert (face.x, face.y, face.w, face.h, face.confidence, face.landmarks) == (0, 0, 50, 30, 1.0, None)
@@ -277,3 +272,8 @@ def test_the_image_bakes_every_model_file_in() -> None:
     text = (REPO_ROOT / "Dockerfile").read_text()
     assert "MODEL_CACHE=/opt/emotion-batch/models" in text
     assert text.count("RUN producer models fetch") == 2  # cpu and gpu targets
+
+
+def test_every_registered_detector_has_a_setup_and_a_class() -> None:
+    assert list(SETUPS) == list(DETECTORS)
+    assert [detector_class(name).name for name in DETECTORS] == list(DETECTORS)

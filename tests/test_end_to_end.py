@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from db.members import in_job
 from db.schema import Face, Image, face_owner
 from db.session import make_session_factory
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 from producer.local import LocalWorker
 from tests.conftest import database_for, run_producer
 from tests.corpus import write_bad_corpus, write_crowd, write_odd_formats

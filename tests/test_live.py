@@ -31,8 +31,8 @@ from db.session import make_session_factory
 from db.video_schema import Frame, Video, VideoSegment
 from emotion_batch.config import Settings
 from emotion_batch.defaults import REPO_ROOT
+from emotion_batch.labels import EMOTIONS
 from emotion_batch.live import LiveOptions, open_source, sample_live
-from models.labels import EMOTIONS
 from producer.local import LocalRedis, LocalWorker, free_port
 from producer.web.app import create_app
 from tests.conftest import need, run_producer

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from emotion_batch.classify.cnn import CnnClassifier, expected_model_version
+from emotion_batch.runtime import DEFAULT_MODEL, apply_temperature, load_classifier_fn, served_flip_tta
+from emotion_batch.sidecar import write_sidecar
 from models.calibration import expected_calibration_error, fit_temperature, reliability_bins
-from models.runtime import DEFAULT_MODEL, apply_temperature, load_classifier_fn, served_flip_tta
-from models.sidecar import write_sidecar
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from models.labels import EMOTIONS
-from models.runtime import DEFAULT_MODEL, load_classifier_fn
-from models.sidecar import read_sidecar, sha256_of
+from emotion_batch.labels import EMOTIONS
+from emotion_batch.runtime import DEFAULT_MODEL, load_classifier_fn
+from emotion_batch.sidecar import read_sidecar, sha256_of
 from tests.test_models_data import fer_dir
 
 SAMPLE = 1000
@@ -93,7 +93,7 @@ def test_flip_tta_averages_the_face_and_its_mirror(sample):
 
 
 def test_ten_view_tta_averages_shifted_and_mirrored_views(sample):
-    from models.runtime import shifted, with_ten_view_tta
+    from emotion_batch.runtime import shifted, with_ten_view_tta
 
     x = sample[0][:8]
     moved = shifted(x, 3, -2)

@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
+from emotion_batch.labels import EMOTIONS
 from models import data
-from models.labels import EMOTIONS
 
 README_COUNTS = {
     "train": {

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from emotion_batch.classify.cnn import CnnClassifier, expected_model_version
+from emotion_batch.labels import EMOTIONS
+from emotion_batch.runtime import load_classifier_fn, served_flip_tta
+from emotion_batch.sidecar import read_sidecar, sha256_of, write_sidecar
 from models import ensemble
 from models.architecture import build_model
-from models.labels import EMOTIONS
-from models.runtime import load_classifier_fn, served_flip_tta
-from models.sidecar import read_sidecar, sha256_of, write_sidecar
 from tests.test_models_data import fer_dir
 
 TINY = (8, 16, 32, 64)

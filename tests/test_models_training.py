@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from emotion_batch.runtime import load_classifier_fn
 from models import callbacks, config, data, evaluate, export, train, trainer
-from models.runtime import export_tflite, load_classifier_fn
+from models.export import export_tflite
 from tests.test_models_data import fer_dir
 
 TINY = (8, 16, 32, 64)
@@ -152,13 +153,13 @@ def test_the_schedule_warms_up_then_decays_to_zero_at_the_planned_end():
 
 
 def read_sidecar_of(path):
-    from models.sidecar import read_sidecar
+    from emotion_batch.sidecar import read_sidecar
 
     return read_sidecar(path)
 
 
 def test_crop_views_are_the_four_corners_the_centre_and_their_mirrors():
-    from models.architecture import CropViews
+    from emotion_batch.layers import CropViews
 
     faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype(np.float32)
     views = CropViews(40)(faces, training=False).numpy().reshape(3, 10, 40, 40, 1)

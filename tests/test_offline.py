@@ -21,7 +21,7 @@ from bench.detect import _skimage
 from db.members import in_job
 from db.schema import Image, Job
 from db.session import make_session_factory
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 from producer.local import LocalWorker
 from tests.conftest import run_producer
 

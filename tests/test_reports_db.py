@@ -18,9 +18,9 @@ from db.reports import job_report
 from db.results import ResultKey, store_results
 from db.session import make_engine, make_session_factory
 from emotion_batch.detect import FaceBox
+from emotion_batch.labels import EMOTIONS
 from emotion_batch.pipeline import FaceResult, ImageResult
 from emotion_batch.scan import ScannedFile
-from models.labels import EMOTIONS
 from tests.conftest import database_for
 
 JULY = datetime(2024, 7, 4, 10, 30, tzinfo=timezone.utc)

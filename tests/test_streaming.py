@@ -26,9 +26,9 @@ from emotion_batch.classify import expected_model_version
 from emotion_batch.config import Settings
 from emotion_batch.detect import FaceBox
 from emotion_batch.errors import ConfigurationError
+from emotion_batch.labels import EMOTIONS
 from emotion_batch.paths import from_db, to_db
 from emotion_batch.pipeline import FaceResult, ImageResult
-from models.labels import EMOTIONS
 from producer.render import report_json
 from producer.submit import resume_job, reuse_key, submit
 from tests.conftest import database_for
@@ -605,7 +605,7 @@ def test_a_folder_whose_rows_went_missing_is_not_shared(tmp_path, sessions, data
     with sessions() as session:
         job = create_job(session, "j", "cnn", 8, [str(tmp_path)], False, scanning=True)
         folder = ScannedFolder(str(tmp_path / "gone"), 3, "0" * 64, shared_from=job.id)
-        with pytest.raises(SharedFolderChangedError, match=f"producer resume {job.id}"):
+        with pytest.raises(SharedFolderChangedError, match=f"resume job {job.id} "):
             register_chunk(session, job.id, [folder], 3, key)
         session.rollback()
         assert session.get(Job, job.id).scanned == 0 and job_progress(session, job.id).total == 0

@@ -12,9 +12,9 @@ from db.migrate import upgrade
 from db.results import ResultKey, store_results
 from db.session import make_session_factory
 from emotion_batch.detect import FaceBox
+from emotion_batch.labels import EMOTIONS
 from emotion_batch.pipeline import FaceResult, ImageResult
 from emotion_batch.scan import ScannedFile
-from models.labels import EMOTIONS
 from tests.conftest import run_producer
 
 FOLDERS = ("/photos/2024/summer-holidays-in-the-mountains", "/photos/2024/grandmother-birthday-party-at-home")

@@ -19,8 +19,8 @@ from db.session import make_session_factory
 from db.video_schema import Frame, FrameFace, Video, VideoSegment
 from db.videos import segment_bounds
 from emotion_batch.errors import AudioOnlyError, CorruptVideoError, EmptyFileError, VideoTooLongError
+from emotion_batch.labels import EMOTIONS
 from emotion_batch.video import expected_samples, is_video, probe, read_samples, sniff_video
-from models.labels import EMOTIONS
 from producer.local import LocalRedis, LocalWorker
 from producer.render import report_json
 from tests.conftest import need, run_producer

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from emotion_batch.config import Settings
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 from producer.local import LocalWorker
 from producer.web.app import create_app
 from tests.conftest import database_for, run_producer

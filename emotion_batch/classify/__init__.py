@@ -1,18 +1,14 @@
-"""Emotion classifier backends behind one `EmotionClassifier` protocol, and their registry.
-
-`BACKENDS` is the one list of backends (rq's serializer aliases are the shape): a name
-mapped to the classifier class's import path, imported only when that backend is loaded.
-The CLI's `--backend` choices, the settings' validation, the worker, the evaluation and
-the benchmarks all go through it.
+"""Emotion classifier backends behind one `EmotionClassifier` protocol, registered in
+`emotion_batch.registry.BACKENDS` (a name mapped to the class's import path, imported only
+when that backend is loaded) and resolved by `classifier_class`.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
 from emotion_batch.classify.base import ClassifierClass, EmotionClassifier, normalise
-from emotion_batch.errors import ConfigurationError
+from emotion_batch.registry import BACKENDS, resolve
 
 if TYPE_CHECKING:
     from emotion_batch.config import Settings
@@ -26,19 +22,10 @@ __all__ = [
     "normalise",
 ]
 
-BACKENDS: dict[str, str] = {
-    "cnn": "emotion_batch.classify.cnn:CnnClassifier",
-    "deepface": "emotion_batch.classify.deepface:DeepFaceClassifier",
-}
-
 
 def classifier_class(backend: str) -> ClassifierClass:
     """The classifier class registered as `backend` (imports its module)."""
-    try:
-        module, _, name = BACKENDS[backend].partition(":")
-    except KeyError:
-        raise ConfigurationError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}") from None
-    found: ClassifierClass = getattr(import_module(module), name)
+    found: ClassifierClass = resolve(BACKENDS, backend, "backend")
     return found
 
 

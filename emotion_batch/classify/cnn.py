@@ -9,7 +9,7 @@ import numpy as np
 
 from emotion_batch.errors import WeightsMissingError
 from emotion_batch.hashing import sha256_file
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 
 if TYPE_CHECKING:
     from emotion_batch.config import Settings
@@ -29,7 +29,7 @@ def expected_model_version(model_path: Path, flip_tta: bool | None = None) -> st
     (`flip_tta` None: as the model card says)."""
     if not Path(model_path).is_file():
         return None
-    from models.runtime import resolve_runtime, served_flip_tta, served_temperature
+    from emotion_batch.runtime import resolve_runtime, served_flip_tta, served_temperature
 
     runtime, weights = resolve_runtime(model_path)
     flip = served_flip_tta(model_path, flip_tta)
@@ -46,10 +46,10 @@ class CnnClassifier:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise WeightsMissingError(
-                f"CNN model not found at {model_path}; train it with `python -m models.train` "
-                "or set CNN_MODEL to a .keras file"
+                f"CNN model not found at {model_path}; set CNN_MODEL to a trained .keras file "
+                "(models/README.md says how to train one)"
             )
-        from models.runtime import load_classifier_fn, resolve_runtime, served_flip_tta, served_temperature
+        from emotion_batch.runtime import load_classifier_fn, resolve_runtime, served_flip_tta, served_temperature
 
         self.runtime, weights = resolve_runtime(model_path)
         self.model_path = model_path

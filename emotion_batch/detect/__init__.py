@@ -1,4 +1,5 @@
-"""Face detectors behind one `FaceDetector` protocol, in one registry (`DETECTORS`):
+"""Face detectors behind one `FaceDetector` protocol, registered in
+`emotion_batch.registry.DETECTORS` and resolved by `detector_class`:
 
 - `yunet`: OpenCV's YuNet (the default): YUNET_MODEL, else MODEL_CACHE, else DeepFace's
   copy, else downloaded into MODEL_CACHE on first use (`emotion_batch.detect.fetch`);
@@ -15,42 +16,43 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from emotion_batch.config import DETECTOR_NAMES, Settings
+from emotion_batch.config import Settings
 from emotion_batch.detect.base import DetectorClass, FaceBox, FaceDetector
-from emotion_batch.detect.blazeface import FULL_SCORE, BlazeFaceDetector, default_models
 from emotion_batch.detect.fetch import YUNET, cached, fetch
-from emotion_batch.detect.haar import HaarDetector, default_cascade
-from emotion_batch.detect.skip import WHOLE_IMAGE, SkipDetector
-from emotion_batch.detect.yunet import YUNET_FILE, YuNetDetector
+from emotion_batch.detect.skip import WHOLE_IMAGE
+from emotion_batch.detect.yunet import YUNET_FILE
 from emotion_batch.errors import ConfigurationError, WeightsMissingError
+from emotion_batch.registry import AUTO_DETECTOR, DETECTOR_NAMES, DETECTORS, resolve
 
 __all__ = [
     "DETECTORS",
-    "BlazeFaceDetector",
+    "SETUPS",
     "DetectorChoice",
     "FaceBox",
     "FaceDetector",
-    "HaarDetector",
-    "SkipDetector",
     "WHOLE_IMAGE",
-    "YuNetDetector",
     "choose_detector",
+    "detector_class",
     "find_yunet",
     "for_detector",
     "make_detector",
 ]
 
+Models = tuple[tuple[Path, float], ...]
+"""A detector's model files, each with its score threshold."""
+
 logger = logging.getLogger(__name__)
 
-DETECTORS: dict[str, DetectorClass] = {
-    "yunet": YuNetDetector,
-    "blazeface": BlazeFaceDetector,
-    "haar": HaarDetector,
-    WHOLE_IMAGE: SkipDetector,
-}
+
+def detector_class(name: str) -> DetectorClass:
+    """The detector class registered as `name` (imports its module)."""
+    found: DetectorClass = resolve(DETECTORS, name, "detector")
+    return found
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class DetectorChoice:
     """Which detector a process uses, its model file(s) and their score thresholds."""
 
     name: str
-    models: tuple[tuple[Path, float], ...]
+    models: Models
 
     @property
     def model(self) -> Path:
@@ -68,7 +70,7 @@ class DetectorChoice:
     def version(self) -> str:
         """`name-<sha256 prefix>`: what results store and the reuse key compares (the same
         string the built detector carries)."""
-        return DETECTORS[self.name].version_of([path for path, _ in self.models])
+        return detector_class(self.name).version_of([path for path, _ in self.models])
 
 
 def find_yunet(settings: Settings) -> Path | None:
@@ -82,24 +84,56 @@ def find_yunet(settings: Settings) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _yunet(settings: Settings) -> Path:
+def _yunet(settings: Settings) -> Models:
     """YuNet's file, downloaded into MODEL_CACHE when allowed and not here yet."""
     found = find_yunet(settings)
-    if found:
-        return found
-    if not settings.model_download:
+    if not found and not settings.model_download:
         target = Path(settings.model_cache) / YUNET.name
         raise WeightsMissingError(
             f"{YUNET.what} not here and MODEL_DOWNLOAD=false: {YUNET.place_hint(target)}",
             short=f"{YUNET.what} not here and MODEL_DOWNLOAD=false",
+            downloadable=True,
         )
-    return fetch(YUNET, settings.model_cache, settings.yunet_url, settings.download_timeout)
+    found = found or fetch(YUNET, settings.model_cache, settings.yunet_url, settings.download_timeout)
+    return ((found, settings.face_score),)
 
 
-def _blazeface(settings: Settings) -> tuple[tuple[Path, float], ...]:
+def _blazeface(settings: Settings) -> Models:
     if settings.blazeface_model:
+        from emotion_batch.detect.blazeface import FULL_SCORE
+
         return ((Path(settings.blazeface_model), FULL_SCORE),)
+    from emotion_batch.detect.blazeface import default_models
+
     return default_models()
+
+
+def _haar(settings: Settings) -> Models:
+    from emotion_batch.detect.haar import default_cascade
+
+    return ((Path(settings.haar_cascade) if settings.haar_cascade else default_cascade(), 0.0),)
+
+
+def _common(settings: Settings) -> dict[str, Any]:
+    """What every detector is built with besides its files."""
+    return {"max_side": settings.detect_max_side, "min_face": settings.min_face}
+
+
+@dataclass(frozen=True)
+class DetectorSetup:
+    """How settings become one registered detector: its model files (`models`), and the
+    call building the class on the choice (`build`: the constructors differ)."""
+
+    models: Callable[[Settings], Models]
+    build: Callable[[Any, DetectorChoice, Settings], FaceDetector]
+
+
+SETUPS: dict[str, DetectorSetup] = {
+    "yunet": DetectorSetup(_yunet, lambda cls, c, s: cls(c.model, score=c.models[0][1], **_common(s))),
+    "blazeface": DetectorSetup(_blazeface, lambda cls, c, s: cls(c.models, **_common(s))),
+    "haar": DetectorSetup(_haar, lambda cls, c, s: cls(c.model, **_common(s))),
+    WHOLE_IMAGE: DetectorSetup(lambda _settings: (), lambda cls, c, s: cls(**_common(s))),
+}
 
 
 _choices: dict[tuple, DetectorChoice] = {}
@@ -126,17 +160,10 @@ def choose_detector(settings: Settings) -> DetectorChoice:
 
 def _choose(settings: Settings) -> DetectorChoice:
     name = settings.detector
-    if name == "yunet":
-        return DetectorChoice("yunet", ((_yunet(settings), settings.face_score),))
-    if name == "blazeface":
-        return DetectorChoice("blazeface", _blazeface(settings))
-    if name == "haar":
-        cascade = Path(settings.haar_cascade) if settings.haar_cascade else default_cascade()
-        return DetectorChoice("haar", ((cascade, 0.0),))
-    if name == WHOLE_IMAGE:
-        return DetectorChoice(WHOLE_IMAGE, ())
+    if name != AUTO_DETECTOR:
+        return DetectorChoice(name, SETUPS[name].models(settings))
     try:
-        return DetectorChoice("yunet", ((_yunet(settings), settings.face_score),))
+        return DetectorChoice("yunet", _yunet(settings))
     except WeightsMissingError as exc:
         _tell_fallback(exc.short)
         return DetectorChoice("blazeface", _blazeface(settings))
@@ -156,12 +183,7 @@ def _tell_fallback(why: str) -> None:
 def make_detector(settings: Settings) -> FaceDetector:
     """Build the configured detector (`auto`: YuNet, fetched if need be, else BlazeFace)."""
     choice = choose_detector(settings)
-    common = {"min_face": settings.min_face}
-    if choice.name == "yunet":
-        return YuNetDetector(choice.model, score=settings.face_score, max_side=settings.detect_max_side, **common)
-    if choice.name == "haar":
-        return HaarDetector(choice.model, max_side=settings.detect_max_side, **common)
-    return DETECTORS[choice.name](choice.models, max_side=settings.detect_max_side, **common)
+    return SETUPS[choice.name].build(detector_class(choice.name), choice, settings)
 
 
 def for_detector(settings: Settings, detector: str | None) -> Settings:

@@ -31,10 +31,7 @@ class ModelFile:
 
     def place_hint(self, target: Path) -> str:
         """What to do by hand where there is no network."""
-        return (
-            f"place {self.name} (sha256 {self.sha256}, from {self.url}) at {target}, "
-            f"or run `producer models fetch` on a machine with network"
-        )
+        return f"place {self.name} (sha256 {self.sha256}, from {self.url}) at {target}"
 
 
 # The 2023mar release file, the one DeepFace's yunet backend downloads too.
@@ -86,6 +83,7 @@ def fetch(model: ModelFile, cache: Path, url: str | None = None, timeout: float 
         raise WeightsMissingError(
             f"{model.what} not downloaded ({reason}): {model.place_hint(target)}",
             short=f"{model.what} not downloaded ({type(exc).__name__})",
+            downloadable=True,
         ) from exc
     finally:
         pooch_logger.setLevel(level)

@@ -16,7 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.schema import Job
 from emotion_batch.config import Settings
-from emotion_batch.errors import EmotionBatchError, JobNotFoundError
+from emotion_batch.errors import (
+    BrokerUnavailableError,
+    EmotionBatchError,
+    JobNotFoundError,
+    SharedFolderChangedError,
+    WeightsMissingError,
+)
 
 # progress, warnings and summaries; each message one line however long (a path is never
 # folded: long figures are laid out by render.fit)
@@ -75,6 +81,17 @@ def shared_options(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def with_command_hint(exc: EmotionBatchError) -> str:
+    """The error's line with the command that helps: the library names no command."""
+    if isinstance(exc, SharedFolderChangedError):
+        return f"{exc}: run 'producer resume {exc.job_id}'"
+    if isinstance(exc, BrokerUnavailableError) and exc.startable:
+        return f"{exc}, or use `producer run` or `producer serve --embedded`, which start their own"
+    if isinstance(exc, WeightsMissingError) and exc.downloadable:
+        return f"{exc}, or run `producer models fetch` on a machine with network"
+    return str(exc)
+
+
 class ErrorsAsOneLine(click.Group):
     """Our errors become one clear line and a non-zero exit, not a traceback."""
 
@@ -87,7 +104,7 @@ class ErrorsAsOneLine(click.Group):
         try:
             return super().invoke(ctx)
         except EmotionBatchError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(with_command_hint(exc)) from exc
         except DBAPIError as exc:  # the database refused mid-command (read-only, locked, gone)
             raise click.ClickException(database_problem(exc)) from exc
         except ValidationError as exc:  # a setting from the environment or .env is invalid

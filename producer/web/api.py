@@ -32,9 +32,9 @@ from db.videos import pending_segment_count
 from emotion_batch.classify import BACKENDS
 from emotion_batch.config import DetectorName, Settings
 from emotion_batch.errors import ForbiddenPathError, JobNotFoundError, PathNotAllowedError, PathNotFoundError
+from emotion_batch.labels import EMOTIONS
 from emotion_batch.paths import from_db
 from emotion_batch.pipeline import check_allowed
-from models.labels import EMOTIONS
 from producer import render
 from producer.submit import SubmitResult, resume_job, retry_failed, submit
 from producer.videos import VideoOptions

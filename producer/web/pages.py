@@ -17,7 +17,7 @@ from db.faces import face_page, image_faces
 from db.jobs import failed_images, list_jobs
 from db.reports import job_report
 from emotion_batch.classify import BACKENDS
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 from producer.charts import COLOURS
 from producer.web.api import MAX_ROW, Emotion, Id, State, cached, job_state, require_job, with_videos
 from producer.web.security import COOKIE, token_matches

@@ -1,11 +1,12 @@
-"""The JSON sidecar written next to a trained model file (`emotion_cnn.keras` -> `.json`)."""
+"""The JSON sidecar (model card) next to a model file (`emotion_cnn.keras` -> `.json`):
+serving reads it (runtime, flip averaging, temperature), training writes it."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from models.labels import EMOTIONS
+from emotion_batch.labels import EMOTIONS
 
 SIDECAR_FORMAT = 1
 MODEL_VERSION = "2.0.0"  # bump when a retrained model file replaces the committed one

@@ -1,10 +1,10 @@
-"""models.preprocess: the one path from a face crop to the classifier's 48x48 uint8 input."""
+"""emotion_batch.preprocess: the one path from a face crop to the classifier's 48x48 uint8 input."""
 
 import cv2
 import numpy as np
 import pytest
 
-from models.preprocess import FACE_SIZE, preprocess_face, preprocess_faces
+from emotion_batch.preprocess import FACE_SIZE, preprocess_face, preprocess_faces
 
 
 def test_identity_on_48x48_grey():

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from emotion_batch.defaults import CNN_MODEL
-from models.preprocess import FACE_SIZE
-from models.sidecar import read_sidecar
+from emotion_batch.preprocess import FACE_SIZE
+from emotion_batch.sidecar import read_sidecar
 
 ClassifierFn = Callable[[np.ndarray], np.ndarray]
 DEFAULT_MODEL = CNN_MODEL  # the one default path, emotion_batch.defaults (CNN_MODEL setting)
@@ -93,11 +93,10 @@ def tflite_classifier(path: Path, threads: int | None = None) -> ClassifierFn:
 
 
 def load_keras(path: Path) -> Any:
-    """Load a .keras model without its optimizer (an ensemble's layers are registered by
-    models.architecture)."""
+    """Load a .keras model without its optimizer (our layers registered by `emotion_batch.layers`)."""
     import keras
 
-    import models.architecture  # noqa: F401  (registers MirrorFaces)
+    import emotion_batch.layers  # noqa: F401  (registers MirrorFaces, CropViews, AverageViews)
 
     return keras.models.load_model(path, compile=False)
 
@@ -214,33 +213,3 @@ def _load(path: Path, runtime: str, threads: int | None = None) -> ClassifierFn:
     if runtime == "tflite":
         return tflite_classifier(path.with_suffix(".tflite"), threads)
     raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES} or 'auto'")
-
-
-def export_tflite(
-    keras_path: Path, out_path: Path | None = None, representative: np.ndarray | None = None, samples: int = 300
-) -> Path:
-    """Convert the .keras model (uint8 input, cast inside) to .tflite next to it.
-
-    With `representative` faces ((N, 48, 48, 1) uint8, e.g. training images) the weights and
-    activations are quantized to int8 (about 4x faster on CPU, accuracy within a fraction of
-    a point: see models/README.md); without, the export stays float32.
-    """
-    import tensorflow as tf
-
-    model = load_keras(keras_path)
-    forward = tf_classifier(model).forward  # type: ignore[attr-defined]
-    concrete = forward.get_concrete_function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], forward)
-    if representative is not None:
-        rng = np.random.default_rng(0)
-        picks = rng.choice(len(representative), min(samples, len(representative)), replace=False)
-
-        def calibration():  # TFLite's representative dataset generator
-            for i in picks:
-                yield [np.ascontiguousarray(representative[i : i + 1], dtype=np.uint8)]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = calibration
-    out_path = out_path or Path(keras_path).with_suffix(".tflite")
-    out_path.write_bytes(converter.convert())
-    return out_path
