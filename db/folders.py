@@ -2,7 +2,7 @@
 looked up by a later walk, and shared in one statement when unchanged.
 
 A folder is unchanged for a job when an earlier job recorded the same listing digest for
-it (emotion_batch.folders: every file's path, size and modification time) and that job's
+it (producer.scan.folders: every file's path, size and modification time) and that job's
 images in the folder are, right now, as many as its files, all finished under the result
 key in use and none found changed by its worker: the rule `known_hashes` applies file by
 file (db.jobs), checked here per folder. A job records a folder only when its walk met
@@ -41,7 +41,7 @@ from db.members import one_of_job
 from db.schema import FolderScan, Image
 from db.stage import fill
 from emotion_batch.paths import to_db
-from emotion_batch.scan import ScannedFolder
+from db.records import ScannedFolder
 
 if TYPE_CHECKING:
     from db.results import ResultKey

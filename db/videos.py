@@ -21,7 +21,7 @@ from db.schema import utcnow
 from db.session import rows_changed
 from db.video_schema import Frame, FrameFace, Video, VideoSegment
 from emotion_batch.pipeline import FaceResult, ImageResult
-from emotion_batch.scan import ScannedFile
+from db.records import ScannedFile
 from emotion_batch.spool import segment_frames
 from emotion_batch.video import VideoInfo, expected_samples
 

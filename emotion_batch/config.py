@@ -16,11 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from emotion_batch import defaults
 from emotion_batch.defaults import REPO_ROOT, YUNET_URL
+from emotion_batch.messages import BATCH_SIZE_MAX, BATCH_SIZE_MIN  # BATCH_SIZE obeys the batch rule
 
 __all__ = ["REPO_ROOT", "YUNET_URL", "Settings", "get_settings"]
 
 Backend = str  # a key of emotion_batch.classify.BACKENDS (validated below)
-BATCH_SIZE_MIN, BATCH_SIZE_MAX = 1, 1024  # BATCH_SIZE and `--batch-size` obey the same rule
 DetectorName = Literal["auto", "yunet", "blazeface", "haar", "skip"]
 DETECTOR_NAMES: tuple[str, ...] = get_args(DetectorName)  # the CLI's choices
 SUPPORTED_DATABASES = ("sqlite", "postgresql")

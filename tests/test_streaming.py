@@ -303,7 +303,7 @@ def test_files_not_read_share_larger_transactions() -> None:
     """Files read close a chunk at `chunk`; files whose hash was reused and that become new
     rows (a re-run under another model) at 5 x `chunk`; files shared as they are (an
     unchanged re-run) at 20 x `chunk`; a mix in proportion."""
-    from emotion_batch.scan import ScannedFile
+    from db.records import ScannedFile
     from producer.submit import READ_UNITS, REUSED_UNITS, SHARED_UNITS, _chunks
 
     assert (READ_UNITS // REUSED_UNITS, READ_UNITS // SHARED_UNITS) == (5, 20)
@@ -599,7 +599,7 @@ def test_a_folder_whose_rows_went_missing_is_not_shared(tmp_path, sessions, data
     chunk is not committed, and the error says to resume."""
     from db.jobs import create_job, register_chunk
     from emotion_batch.errors import SharedFolderChangedError
-    from emotion_batch.scan import ScannedFolder
+    from db.records import ScannedFolder
 
     key = ResultKey("cnn", "v", "d")
     with sessions() as session:

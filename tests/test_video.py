@@ -135,7 +135,7 @@ def test_failed_segment_back_to_pending_without_its_frames(tmp_path: Path, clips
     from db.jobs import create_job
     from db.migrate import upgrade
     from db.videos import ProbedVideo, claim_segment, register_videos, reset_failed_segments
-    from emotion_batch.scan import scan_file
+    from producer.scan.hash import scan_file
 
     url = f"sqlite:///{tmp_path / 'v.db'}"
     upgrade(url)
@@ -394,7 +394,7 @@ def test_videos_linked_from_outside_the_allowed_roots_are_refused_unread(
 ) -> None:
     """The video walk that `resume` runs for an interrupted scan applies the allowed roots as
     the image scan does: a link leading out of them is refused, never opened."""
-    from emotion_batch.scan import OUTSIDE_ROOTS
+    from producer.scan.walk import OUTSIDE_ROOTS
     from producer.videos import scan_videos
 
     root, outside = tmp_path / "library", tmp_path / "private"

@@ -23,15 +23,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from emotion_batch.scan import Candidate, ScannedFolder
+from db.records import Candidate, ScannedFolder
 
 # Folders are looked up together, this many files at a time, by a thread of their own
 # while the walk goes on (the files of two such batches wait in memory meanwhile, about
 # 200 bytes each; the hashing must have as many files in hand, or it runs out of work
-# while they wait: producer.submit gives it twice LOOKUP_FILES); a folder holding more
-# than MAX_FOLDER_FILES files passes on file by file, never held whole. Look-ups of
-# 20,000 files against 4,000: 8.0-9.6 s against 10.2-10.7 s for an unchanged re-run of
-# a million files. Nothing is held when no folder under the roots was ever recorded.
+# while they wait: producer.stream gives it twice LOOKUP_FILES); a folder holding more
+# than MAX_FOLDER_FILES files passes on file by file, never held whole. Nothing is held
+# when no folder under the roots was ever recorded. Why 20,000: bench/RESULTS.md,
+# "Folder look-ups".
 LOOKUP_FILES = 20_000
 MAX_FOLDER_FILES = 20_000
 
