@@ -38,10 +38,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from db.members import one_of_job
+from db.records import ScannedFolder
 from db.schema import FolderScan, Image
 from db.stage import fill
 from emotion_batch.paths import to_db
-from db.records import ScannedFolder
 
 if TYPE_CHECKING:
     from db.results import ResultKey

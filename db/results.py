@@ -9,7 +9,7 @@ statement), and only ever touches images of the job a message names.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -111,7 +111,7 @@ def test_worker_recovers_by_itself_after_the_database_was_read_only(system: Syst
 
 
 def test_resume_while_a_job_is_in_flight_leaves_busy_images_alone(system: System, photos_dir: Path) -> None:
-    from producer.submit import resume
+    from producer.resume import resume
 
     shutil.copytree(photos_dir, system.tmp / "photos")
     # Two processes; one attempt per image: a second delivery that counted an attempt on a

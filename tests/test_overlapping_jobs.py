@@ -26,7 +26,9 @@ from db.session import make_session_factory
 from emotion_batch.broker import make_client
 from emotion_batch.pipeline import ImageResult
 from producer.local import LocalRedis, LocalWorker
-from producer.submit import retry_failed, reuse_key, submit
+from producer.resume import retry_failed
+from producer.reuse import reuse_key
+from producer.submit import SubmitOptions, submit
 from tests.conftest import database_for, need, run_producer
 from tests.faults_support import JobProbe, make_photo_set, wait_until
 
@@ -153,8 +155,8 @@ def test_followers_take_a_result_only_for_their_content_and_fail_with_the_reason
     queue = f"overlap-{tmp_path.name}"[:100]
     client = make_client(settings, redis_server.url)
     options = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings)
-    first = submit(sessions, client, [tmp_path / "photos"], name="first", **options)
-    second = submit(sessions, client, [tmp_path / "photos"], name="second", **options)
+    first = submit(sessions, client, [tmp_path / "photos"], SubmitOptions(name="first", **options))
+    second = submit(sessions, client, [tmp_path / "photos"], SubmitOptions(name="second", **options))
     assert (first.queued, second.queued, second.reused) == (3, 0, 3)
     broken, changed, fine = _rows(sessions, first.job_id)
     with sessions() as session:
