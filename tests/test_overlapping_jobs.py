@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from producer.local import LocalRedis, LocalWorker
 from producer.resume import retry_failed
 from producer.reuse import reuse_key
 from producer.submit import SubmitOptions, submit
-from tests.conftest import database_for, need, run_producer
+from tests.conftest import database_for, run_producer
 from tests.faults_support import JobProbe, make_photo_set, wait_until
 
 pytestmark = pytest.mark.integration
@@ -39,14 +38,6 @@ QUEUE = "emotion"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path):
     yield from database_for(request.param, request, tmp_path)
-
-
-@pytest.fixture
-def broker(tmp_path: Path):
-    need(shutil.which("redis-server") is not None, "redis-server")
-    server = LocalRedis(tmp_path / "redis").start()
-    yield server
-    server.stop()
 
 
 def _submit(env: dict[str, str], folder: Path) -> tuple[int, str]:
@@ -84,10 +75,10 @@ def _finish(env: dict[str, str], tmp: Path, probes: list[JobProbe], count: int) 
 
 
 def test_second_submit_follows_the_pending_work_and_resume_of_either_job_finishes_it(
-    tmp_path: Path, broker: LocalRedis, worker_env: dict[str, str], photos_dir: Path
+    tmp_path: Path, private_redis: LocalRedis, worker_env: dict[str, str], photos_dir: Path
 ) -> None:
-    env = {**worker_env, "REDIS_URL": broker.url, "QUEUE": QUEUE, "BACKEND": "cnn", "WORKER_BACKENDS": '["cnn"]'}
-    url, queue = env["DATABASE_URL"], redis.Redis.from_url(broker.url)
+    env = {**worker_env, "REDIS_URL": private_redis.url, "QUEUE": QUEUE, "BACKEND": "cnn", "WORKER_BACKENDS": '["cnn"]'}
+    url, queue = env["DATABASE_URL"], redis.Redis.from_url(private_redis.url)
     count = 8
     make_photo_set(photos_dir, tmp_path / "first", count)
 
