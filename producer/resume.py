@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.jobs import Progress, finish_scan, get_job, job_progress, pending_pages, reset_failed
 from db.schema import Job
-from db.session import registering
 from db.videos import pending_segment_count, reset_failed_segments
 from emotion_batch.broker import check_broker
 from emotion_batch.config import Settings, get_settings
@@ -22,8 +21,8 @@ from emotion_batch.messages import check_batch_size
 from producer.publish import Enqueuer
 from producer.reuse import CHUNK, job_settings, reuse_key
 from producer.scan.walk import ScanProblems
-from producer.stream import SubmitProgress, register_stream, scan_stream
-from producer.videos import VideoOptions, resume_segments, submit_videos
+from producer.stream import SubmitProgress, job_videos, register_stream, scan_stream
+from producer.videos import VideoOptions, resume_segments
 
 
 @dataclass
@@ -92,18 +91,8 @@ def _finish_scan(
     files = scan_stream(sessions, roots, resumed.problems, False, max_bytes, reuse, job.scanned, allowed)
     register_stream(sessions, job, files, sender, reuse, resumed.scan, chunk, None, on_progress, fresh=False)
     # videos of the part walked before the interruption were not registered yet: all of them now
-    segments = submit_videos(
-        registering(sessions),
-        client,
-        job.id,
-        roots,
-        backend=job.backend,
-        batch_size=sender.batch_size,
-        force=job.force,
-        queue=sender.queue,
-        options=VideoOptions.from_settings(settings or get_settings()),
-        allowed=allowed,
-    ).segments
+    video = VideoOptions.from_settings(settings or get_settings())
+    segments = job_videos(sessions, client, job, sender.queue, video, roots, allowed=allowed).segments
     with sessions() as session:
         finish_scan(session, job.id)
     return segments

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.folders import recorded_under, unchanged_folders
@@ -25,6 +26,7 @@ from producer.scan.ahead import ahead
 from producer.scan.folders import LOOKUP_FILES, whole_folders
 from producer.scan.hash import hash_stream
 from producer.scan.walk import ScanProblems, candidates
+from producer.videos import VideoOptions, VideoSubmit, submit_videos
 
 
 @dataclass
@@ -150,3 +152,30 @@ def scan_stream(
     walked = whole_folders(found, match, skip > 0, alone)
     # the hashing keeps in hand what the folder look-ups hold back (see LOOKUP_FILES)
     return hash_stream(walked, None if rehash else known, window=2 * LOOKUP_FILES)
+
+
+def job_videos(
+    sessions: sessionmaker[Session],
+    client: Celery,
+    job: Job,
+    queue: str,
+    options: VideoOptions,
+    paths: Sequence[Path],
+    files: Sequence[ScannedFile] | None = None,
+    allowed: Sequence[Path] = (),
+) -> VideoSubmit:
+    """Register and queue the job's videos: the `files` its walk met, else those under
+    `paths` (producer.videos)."""
+    return submit_videos(
+        registering(sessions),
+        client,
+        job.id,
+        paths,
+        backend=job.backend,
+        batch_size=job.batch_size,
+        force=job.force,
+        queue=queue,
+        options=options,
+        files=files,
+        allowed=allowed,
+    )

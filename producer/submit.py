@@ -22,15 +22,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.jobs import create_job, finish_scan
 from db.records import ScannedFile
-from db.session import registering
 from emotion_batch.broker import check_broker
 from emotion_batch.config import Settings, get_settings
 from emotion_batch.messages import check_batch_size
 from producer.publish import Enqueuer
 from producer.reuse import CHUNK, job_settings, reuse_key
 from producer.scan.walk import ScanProblems
-from producer.stream import SubmitProgress, register_stream, scan_stream
-from producer.videos import VideoOptions, VideoSubmit, submit_videos
+from producer.stream import SubmitProgress, job_videos, register_stream, scan_stream
+from producer.videos import VideoOptions, VideoSubmit
 
 
 @dataclass(frozen=True)
@@ -128,18 +127,8 @@ def submit(
         video_files = register_stream(sessions, job, files, sender, reuse, progress, o.chunk, on_scan, on_progress)
     finally:
         sender.close()
-    videos = submit_videos(
-        registering(sessions),
-        client,
-        job.id,
-        paths,
-        backend=o.backend,
-        batch_size=o.batch_size,
-        force=o.force,
-        queue=o.queue,
-        options=o.video or VideoOptions.from_settings(settings or get_settings()),
-        files=video_files,
-    )
+    video = o.video or VideoOptions.from_settings(settings or get_settings())
+    videos = job_videos(sessions, client, job, o.queue, video, paths, files=video_files)
     with sessions() as session:
         finish_scan(session, job.id)
     p = progress
