@@ -271,7 +271,7 @@ def main(
     os.sync()  # what earlier runs wrote goes to the disk before the first step is timed
     steps: list[Step] = []
     from emotion_batch.config import Settings
-    from producer.submit import reuse_key
+    from producer.reuse import reuse_key
 
     env = {**os.environ, "DATABASE_URL": database_url, "QUEUE": queue}
     key = reuse_key("cnn", Settings(), force=False)

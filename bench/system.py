@@ -106,20 +106,13 @@ def _pool_memory(worker: LocalWorker) -> tuple[float, float]:
 
 
 def _run_job(settings: Settings, folder: Path, backend: str, worker: LocalWorker, samples: list[float]) -> int:
-    from producer.submit import submit, wait_for_job
+    from producer.resume import wait_for_job
+    from producer.submit import SubmitOptions, submit
 
     sessions = make_session_factory(settings.database_url)
     client = make_client(settings)
-    result = submit(
-        sessions,
-        client,
-        [folder],
-        backend=backend,
-        batch_size=settings.batch_size,
-        name=f"bench {folder.name}",
-        force=True,
-        queue=settings.queue,
-    )
+    options = SubmitOptions(backend, settings.batch_size, f"bench {folder.name}", settings.queue, force=True)
+    result = submit(sessions, client, [folder], options)
     wait_for_job(sessions, result.job_id, interval=0.2, on_progress=lambda _p: samples.append(_pool_memory(worker)[0]))
     return result.job_id
 

@@ -114,7 +114,8 @@ def _pool_rss_mb(worker: LocalWorker) -> tuple[float, float]:
 
 def system(path: Path, warmup: Path, fps: float, settings: Settings, backend: str) -> dict[str, Any]:
     """The clip through Redis, one warm worker and SQLite; memory sampled while it runs."""
-    from producer.submit import submit, wait_for_job
+    from producer.resume import wait_for_job
+    from producer.submit import SubmitOptions, submit
     from producer.videos import VideoOptions
 
     tmp = Path(tempfile.mkdtemp(prefix="emotion-bench-video-"))
@@ -131,17 +132,10 @@ def system(path: Path, warmup: Path, fps: float, settings: Settings, backend: st
             for clip in (warmup, path):
                 rss.clear()
                 started = datetime.now(timezone.utc)
-                job = submit(
-                    sessions,
-                    client,
-                    [clip],
-                    backend=backend,
-                    batch_size=settings.batch_size,
-                    name=clip.name,
-                    force=True,
-                    queue=settings.queue,
-                    video=options,
-                ).job_id
+                chosen = SubmitOptions(
+                    backend, settings.batch_size, clip.name, settings.queue, force=True, video=options
+                )
+                job = submit(sessions, client, [clip], chosen).job_id
                 wait_for_job(sessions, job, interval=0.25, on_progress=lambda _p: rss.append(_pool_rss_mb(worker)[0]))
             peak = _pool_rss_mb(worker)[1]
     with sessions() as session:

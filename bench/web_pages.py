@@ -44,6 +44,41 @@ REQUESTS = (
 )
 
 
+def _image_row(job_id: int, i: int, faces: int, start: datetime) -> dict:
+    """The `i`-th image of the bench job, finished with `faces` faces."""
+    return {
+        "job_id": job_id,
+        "path": f"/photos/f{i % 200:03d}/img{i:06d}.jpg",
+        "folder": f"/photos/f{i % 200:03d}",
+        "sha256": f"{i:064x}",
+        "size_bytes": 200_000,
+        "status": "done" if faces else "no_face",
+        "file_mtime": start + timedelta(days=i % 400),
+        "face_count": faces,
+        "width": 1200,
+        "height": 900,
+        "backend": "cnn",
+        "model_version": "bench",
+        "processed_at": start,
+    }
+
+
+def _face_rows(rng: random.Random, image_id: int, face_count: int) -> list[dict]:
+    """The faces of one image, each with random emotion shares."""
+    rows = []
+    for index in range(face_count):
+        weights = [rng.random() ** 3 for _ in EMOTIONS]
+        total = sum(weights)
+        pct = {e: 100 * w / total for e, w in zip(EMOTIONS, weights)}
+        box = {"x": 100, "y": 100, "w": 200, "h": 200, "confidence": 0.9}
+        dominant = max(pct, key=lambda e: pct[e])
+        rows.append(
+            {"image_id": image_id, "face_index": index, **box, **pct, "dominant": dominant}
+            | {"backend": "cnn", "model_version": "bench"}
+        )
+    return rows
+
+
 def fill(url: str, images: int, seed: int = 7) -> int:
     """One finished job of `images` images with faces; returns its id."""
     rng = random.Random(seed)
@@ -55,51 +90,15 @@ def fill(url: str, images: int, seed: int = 7) -> int:
         first_id = 0
         for chunk_start in range(0, images, 5000):
             count = min(5000, images - chunk_start)
-            rows = []
-            for i in range(chunk_start, chunk_start + count):
-                faces = rng.choice((0, 1, 1, 1, 2))
-                rows.append(
-                    {
-                        "job_id": job_id,
-                        "path": f"/photos/f{i % 200:03d}/img{i:06d}.jpg",
-                        "folder": f"/photos/f{i % 200:03d}",
-                        "sha256": f"{i:064x}",
-                        "size_bytes": 200_000,
-                        "status": "done" if faces else "no_face",
-                        "file_mtime": start + timedelta(days=i % 400),
-                        "face_count": faces,
-                        "width": 1200,
-                        "height": 900,
-                        "backend": "cnn",
-                        "model_version": "bench",
-                        "processed_at": start,
-                    }
-                )
+            rows = [
+                _image_row(job_id, i, rng.choice((0, 1, 1, 1, 2)), start)
+                for i in range(chunk_start, chunk_start + count)
+            ]
             session.execute(insert(Image), rows)
             written = session.execute(
                 select(Image.id, Image.face_count).where(Image.job_id == job_id, Image.id > first_id).order_by(Image.id)
             ).all()
-            faces_rows = []
-            for image_id, face_count in written:
-                for index in range(face_count):
-                    weights = [rng.random() ** 3 for _ in EMOTIONS]
-                    total = sum(weights)
-                    pct = {e: 100 * w / total for e, w in zip(EMOTIONS, weights)}
-                    faces_rows.append(
-                        {
-                            "image_id": image_id,
-                            "face_index": index,
-                            "x": 100,
-                            "y": 100,
-                            "w": 200,
-                            "h": 200,
-                            "confidence": 0.9,
-                            **pct,
-                            "dominant": max(pct, key=lambda e: pct[e]),
-                            "backend": "cnn",
-                            "model_version": "bench",
-                        }
-                    )
+            faces_rows = [face for image_id, face_count in written for face in _face_rows(rng, image_id, face_count)]
             if faces_rows:
                 session.execute(insert(Face), faces_rows)
             first_id = written[-1][0]

@@ -2,10 +2,10 @@
 looked up by a later walk, and shared in one statement when unchanged.
 
 A folder is unchanged for a job when an earlier job recorded the same listing digest for
-it (emotion_batch.folders: every file's path, size and modification time) and that job's
+it (producer.scan.folders: every file's path, size and modification time) and that job's
 images in the folder are, right now, as many as its files, all finished under the result
 key in use and none found changed by its worker: the rule `known_hashes` applies file by
-file (db.jobs), checked here per folder. A job records a folder only when its walk met
+file (db.registration), checked here per folder. A job records a folder only when its walk met
 each of the folder's files once (a fresh submit, no file of the folder given on its
 own), so it holds at most one image per file there, and as many images as files means
 one per file.
@@ -38,16 +38,16 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from db.members import one_of_job
+from db.records import ScannedFolder
 from db.schema import FolderScan, Image
 from db.stage import fill
 from emotion_batch.paths import to_db
-from emotion_batch.scan import ScannedFolder
 
 if TYPE_CHECKING:
     from db.results import ResultKey
 
 # A chunk's folders, staged to be looked up (`job_id` empty) or shared (`job_id`: the
-# earlier job; `seq`: the stage position of the folder's first file, db.jobs).
+# earlier job; `seq`: the stage position of the folder's first file, db.registration).
 _FOLDERS = Table(
     "register_folders",
     MetaData(),
@@ -116,7 +116,7 @@ def stage_shared(
     session: Session, stage: Table, shares: Sequence[tuple[int, ScannedFolder]], reuse: ResultKey, ordered: bool
 ) -> int:
     """Put the rows each folder of `shares` ((first stage position, folder)) shares into
-    `stage` (db.jobs' chunk stage, holding no such rows yet) as files found unchanged,
+    `stage` (db.registration's chunk stage, holding no such rows yet) as files found unchanged,
     `shared` set to the row and `whole` to 1, and return how many. `ordered`: at
     consecutive positions from the folder's first, in path order (the walk's); else
     anywhere after the rows staged before (SQLite numbers them: no sort, half the time)."""

@@ -3,7 +3,7 @@
 A job submitted while an earlier job still has the same content pending (the same folder
 submitted again before the first run ended) does not queue that content a second time:
 its row is registered pending with `reused_from` naming the image it follows
-(db.jobs._find_pending). When a worker finishes the followed image, `settle_followers`
+(db.registration._find_pending). When a worker finishes the followed image, `settle_followers`
 finishes its followers in the same transaction: with its result when it was analysed as
 the content they hold, else failed with the reason (`retry-failed` analyses them on their
 own). A follower is an ordinary pending image of its job otherwise: `resume` of its job

@@ -15,10 +15,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from db.jobs import get_job
 from db.members import in_job
-from db.schema import Face, Image, ImageStatus, Job, face_owner
+from db.schema import Face, Image, ImageStatus, face_owner
 from db.video_reports import add_video_figures
-from emotion_batch.errors import JobNotFoundError
 from emotion_batch.labels import EMOTIONS
 
 
@@ -174,9 +174,7 @@ def job_report(session: Session, job_id: int, by: GroupBy | Sequence[GroupBy] = 
     `db.video_reports.add_video_figures` (with "video" in `by`: one summary per video)."""
     requested = (by,) if isinstance(by, str) else tuple(by)
     groupings = [g for g in requested if g in GROUP_KEYS]
-    job = session.get(Job, job_id)
-    if job is None:
-        raise JobNotFoundError(job_id)
+    job = get_job(session, job_id)
     grouped = {by: summarise(session, job_id, by) for by in groupings}
     if grouped:
         overall = combine(next(iter(grouped.values())).values())

@@ -9,9 +9,9 @@ statement), and only ever touches images of the job a message names.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -21,19 +21,12 @@ from db.members import one_of_job
 from db.schema import Face, Image, ImageStatus, JobCounts, utcnow
 from db.session import checkpoint, rows_changed
 from emotion_batch.labels import EMOTIONS
+from emotion_batch.messages import chunked
 from emotion_batch.paths import from_db, storable
 from emotion_batch.pipeline import FaceResult, ImageResult
 
 PENDING = ImageStatus.PENDING.value
 CHUNK = 500  # ids per statement: far below SQLite's 32,766 variables, few round trips
-T = TypeVar("T")
-
-
-def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[list[T]]:
-    """`items` in lists of at most `size`."""
-    items = list(items)
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 @dataclass(frozen=True)
@@ -64,7 +57,7 @@ def claim_attempt(
     """
     now = time.time()
     rows: list[Any] = []  # Rows of the select below
-    for part in chunks(image_ids):
+    for part in chunked(image_ids, CHUNK):
         query = select(Image.id, Image.path, Image.sha256, Image.attempts, Image.claimed_by, Image.lease_until).where(
             Image.id.in_(part), Image.status == PENDING
         )
@@ -83,7 +76,7 @@ def claim_attempt(
         reason = f"gave up after {max_attempts} attempts (worker killed or timed out each time)"
         _mark(session, exhausted, status=ImageStatus.FAILED.value, error=reason)
     live = {}
-    for part in chunks(list(wanted)):
+    for part in chunked(list(wanted), CHUNK):
         claim = update(Image).where(Image.id.in_(part), Image.status == PENDING)
         if owner:  # taken only if nobody else took it meanwhile
             claim = claim.where(or_(Image.claimed_by.is_(None), Image.claimed_by == owner, Image.lease_until <= now))
@@ -98,7 +91,7 @@ def claim_attempt(
         else:
             live.update({i: wanted[i] for i in part})
     busy += [i for i in wanted if i not in live]
-    for part in chunks(exhausted):  # last, after every claim (see db.followers)
+    for part in chunked(exhausted, CHUNK):  # last, after every claim (see db.followers)
         settle_followers(session, part)
     session.commit()
     return Claim(live, exhausted, busy)
@@ -107,7 +100,7 @@ def claim_attempt(
 def pending_attempts(session: Session, image_ids: Sequence[int], job_id: int | None = None) -> dict[int, int]:
     """Attempts so far of the still-pending images among `image_ids` (of `job_id` only)."""
     found: dict[int, int] = {}
-    for part in chunks(image_ids):
+    for part in chunked(image_ids, CHUNK):
         query = select(Image.id, Image.attempts).where(Image.id.in_(part), Image.status == PENDING)
         if job_id is not None:
             query = query.where(Image.job_id == job_id)
@@ -117,7 +110,7 @@ def pending_attempts(session: Session, image_ids: Sequence[int], job_id: int | N
 
 def _mark(session: Session, ids: Sequence[int], **values: object) -> int:
     count = 0
-    for part in chunks(ids):
+    for part in chunked(ids, CHUNK):
         result = session.execute(
             update(Image)
             .where(Image.id.in_(part), Image.status == PENDING)
@@ -130,7 +123,7 @@ def _mark(session: Session, ids: Sequence[int], **values: object) -> int:
 def fail_images(session: Session, ids: Sequence[int], reason: str) -> int:
     """Record `reason` against still-pending images (one transaction)."""
     count = _mark(session, ids, status=ImageStatus.FAILED.value, error=storable(reason))
-    for part in chunks(ids):
+    for part in chunked(ids, CHUNK):
         settle_followers(session, part)
     session.commit()
     return count
@@ -173,7 +166,7 @@ def reusable(session: Session, sha256s: Sequence[str], key: ResultKey) -> dict[s
     deciding reuse, at submit time and in the worker."""
     rows = [
         image
-        for part in chunks(sorted(set(sha256s)))
+        for part in chunked(sorted(set(sha256s)), CHUNK)
         for image in session.scalars(
             select(Image).where(Image.sha256.in_(part), *reusable_filter(Image, key)).order_by(Image.id)
         ).all()
@@ -275,7 +268,7 @@ def store_results(
             faces.extend(_face_rows(image_id, result, key))
     if faces:
         session.execute(insert(Face), faces)
-    for part in chunks(list(results)):  # other jobs' images waiting for these results
+    for part in chunked(list(results), CHUNK):  # other jobs' images waiting for these results
         settle_followers(session, part)
     session.commit()
     if written:

@@ -137,7 +137,7 @@ class JobImage(Base):
 
 class FolderScan(Base):
     """A folder a job walked whole and registered file by file: the digest of its listing
-    (every file's path, size and modification time; emotion_batch.folders). A later walk
+    (every file's path, size and modification time; producer.scan.folders). A later walk
     of the folder with the same digest shares that job's rows of it in one statement
     (db.folders), when they are one finished row per file under the result key in use."""
 

@@ -1,6 +1,6 @@
 """Staging rows in a temporary table for set-based registration: filled straight through
 the driver (no per-row work in SQLAlchemy), read back the same way. The producer stages a
-chunk's files (db.jobs) and a chunk's folders (db.folders) here."""
+chunk's files (db.registration, db.known) and a chunk's folders (db.folders) here."""
 
 from __future__ import annotations
 
@@ -70,9 +70,8 @@ def fill(session: Session, table: Table, rows: list[tuple]) -> None:
         # A registering connection copies the write-ahead log into the database every
         # WAL_CHECKPOINT_PAGES pages instead of every 1,000: a chunk's inserts dirty pages
         # all over the content-hash index, so the default copied (and synced) the log
-        # after every commit (100,000 files into a job of a million: 17.2 -> 14.6 s at
-        # 10,000 pages, 11.9 s at 40,000); the log file is cut back to WAL_SIZE_LIMIT
-        # once copied.
+        # after every commit (bench/RESULTS.md, "SQLite checkpoint interval"); the log
+        # file is cut back to WAL_SIZE_LIMIT once copied.
         connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         connection.exec_driver_sql(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         connection.info["staging"] = True

@@ -16,12 +16,12 @@ from pathlib import Path
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from db.records import ScannedFile
 from db.results import face_values
 from db.schema import utcnow
 from db.session import rows_changed
 from db.video_schema import Frame, FrameFace, Video, VideoSegment
 from emotion_batch.pipeline import FaceResult, ImageResult
-from emotion_batch.scan import ScannedFile
 from emotion_batch.spool import segment_frames
 from emotion_batch.video import VideoInfo, expected_samples
 

@@ -18,12 +18,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from emotion_batch import defaults
 from emotion_batch.defaults import REPO_ROOT, YUNET_URL
+from emotion_batch.messages import BATCH_SIZE_MAX, BATCH_SIZE_MIN  # BATCH_SIZE obeys the batch rule
 from emotion_batch.registry import BACKENDS, DETECTOR_NAMES, check_name
 
 __all__ = ["DETECTOR_NAMES", "REPO_ROOT", "YUNET_URL", "Settings", "get_settings"]
 
 Backend = str  # a key of emotion_batch.registry.BACKENDS (validated below)
-BATCH_SIZE_MIN, BATCH_SIZE_MAX = 1, 1024  # BATCH_SIZE and `--batch-size` obey the same rule
 if TYPE_CHECKING:
     DetectorName = str
 else:

@@ -1,17 +1,55 @@
-"""The JSON messages that travel on Redis, as frozen dataclasses.
+"""The JSON messages that travel on Redis, as frozen dataclasses, and the rule for how
+many images one batch holds.
 
-A batch names images by database id and path, never by pixels.
+A batch names images by database id and path, never by pixels. Publishing them is
+`producer.publish`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
-from emotion_batch.config import BATCH_SIZE_MAX as MAX_BATCH_SIZE  # images one batch may hold
-from emotion_batch.errors import MessageError
+from emotion_batch.errors import ConfigurationError, MessageError
 
 ANALYZE_TASK = "emotion_batch.analyze_batch"
+# The one batch-size rule: BATCH_SIZE, `--batch-size`, the API's batch_size and the
+# messages a worker accepts all obey it.
+BATCH_SIZE_MIN, BATCH_SIZE_MAX = 1, 1024
+T = TypeVar("T")
+
+
+def valid_batch_size(batch_size: int) -> bool:
+    """Whether `batch_size` images may make one batch."""
+    return BATCH_SIZE_MIN <= batch_size <= BATCH_SIZE_MAX
+
+
+def check_batch_size(batch_size: int) -> int:
+    """`batch_size` when valid, else one clear `ConfigurationError`."""
+    if not valid_batch_size(batch_size):
+        raise ConfigurationError(f"batch size must be between {BATCH_SIZE_MIN} and {BATCH_SIZE_MAX}, not {batch_size}")
+    return batch_size
+
+
+def chunked(items: Iterable[T], size: int, weight: Callable[[T], int] | None = None) -> Iterator[list[T]]:
+    """`items` in order, in lists of `size` (the last may be shorter); with `weight`, each
+    list ends once its items' weights add up to `size` or more."""
+    if weight is None:
+        rest = iter(items)
+        while chunk := list(islice(rest, size)):
+            yield chunk
+        return
+    chunk, units = [], 0
+    for item in items:
+        chunk.append(item)
+        units += weight(item)
+        if units >= size:
+            yield chunk
+            chunk, units = [], 0
+    if chunk:
+        yield chunk
 
 
 @dataclass(frozen=True)
@@ -27,7 +65,7 @@ class BatchMessage:
     """One unit of work: a job's images, analysed together with one backend."""
 
     job_id: int
-    batch_no: int  # the id of its first image (producer.submit.Enqueuer)
+    batch_no: int  # the id of its first image (producer.publish.Enqueuer)
     backend: str
     images: tuple[ImageRef, ...]
     force: bool = False
@@ -62,10 +100,10 @@ class BatchMessage:
             raw = data["images"]
             if not isinstance(raw, list):
                 raise TypeError("images is not a list")
-            if len(raw) > MAX_BATCH_SIZE:
+            if len(raw) > BATCH_SIZE_MAX:
                 raise MessageError(
                     f"job {data.get('job_id')} batch {data.get('batch_no')}: {len(raw)} images, "
-                    f"more than the {MAX_BATCH_SIZE} a batch may hold; refused"
+                    f"more than the {BATCH_SIZE_MAX} a batch may hold; refused"
                 )
             images = tuple(ImageRef(int(i["image_id"]), str(i["path"])) for i in raw)
             return cls(
@@ -116,6 +154,8 @@ class SegmentMessage:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"malformed segment message: {type(exc).__name__}: {exc}") from exc
-        if not 1 <= message.batch_size <= MAX_BATCH_SIZE:
-            raise MessageError(f"segment message: batch size {message.batch_size} outside 1..{MAX_BATCH_SIZE}")
+        if not valid_batch_size(message.batch_size):
+            raise MessageError(
+                f"segment message: batch size {message.batch_size} outside {BATCH_SIZE_MIN}..{BATCH_SIZE_MAX}"
+            )
         return message

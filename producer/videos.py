@@ -16,13 +16,15 @@ from pathlib import Path
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.records import ScannedFile
 from db.videos import ProbedVideo, pending_segments, register_videos
 from emotion_batch.broker import send_segment
 from emotion_batch.config import Settings
 from emotion_batch.errors import ImageError
 from emotion_batch.messages import SegmentMessage
-from emotion_batch.scan import RealPaths, ScannedFile, ScanProblems, refused_outside, scan_file, walk_files
 from emotion_batch.video import is_video, probe
+from producer.scan.hash import refused_outside, scan_file
+from producer.scan.walk import RealPaths, ScanProblems, walk_files
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,17 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture
+def private_redis(tmp_path: Path):
+    """A redis-server of this test's own: its queues start empty and nothing else reads them."""
+    need(shutil.which("redis-server") is not None, "redis-server (apt-get install redis-server)")
+    from producer.local import LocalRedis
+
+    server = LocalRedis(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """URL of the PostgreSQL server in TEST_POSTGRES_URL (`bash scripts/postgres start DIR`)."""

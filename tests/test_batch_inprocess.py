@@ -15,8 +15,10 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from db.jobs import create_job, pending_refs, register_images
+from db.jobs import create_job, pending_refs
 from db.migrate import upgrade
+from db.records import ScannedFile
+from db.registration import register_chunk
 from db.schema import Face, Image
 from db.session import make_session_factory
 from emotion_batch.config import Settings
@@ -25,7 +27,6 @@ from emotion_batch.hashing import sha256_file
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.messages import BatchMessage
 from emotion_batch.pipeline import Analyzer
-from emotion_batch.scan import ScannedFile
 from worker.batch import process_batch
 
 
@@ -87,7 +88,7 @@ def job(tmp_path: Path):
     sessions = make_session_factory(url)
     with sessions() as session:
         record = create_job(session, "inprocess", "double", 8, [str(tmp_path)], False)
-        register_images(session, record, files)
+        register_chunk(session, record.id, files, len(files))
         refs = tuple(pending_refs(session, record.id))
     settings = Settings(_env_file=None, database_url=url, max_attempts=3)
     return settings, sessions, BatchMessage(record.id, 0, "double", refs)

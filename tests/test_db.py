@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from db.jobs import create_job, job_progress, pending_refs, register_images, reset_failed
+from db.jobs import create_job, job_progress, pending_refs, reset_failed
 from db.migrate import upgrade
+from db.records import ScannedFile
+from db.registration import register_chunk
 from db.reports import job_report
 from db.results import ResultKey, claim_attempt, reusable, store_results
 from db.schema import Face, Image
@@ -16,7 +18,6 @@ from db.session import make_session_factory
 from emotion_batch.detect import FaceBox
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.pipeline import FaceResult, ImageResult
-from emotion_batch.scan import ScannedFile
 
 
 @pytest.fixture
@@ -38,7 +39,8 @@ def _job(sessions, n: int = 4, folder: str = "/p"):
     files.append(files[0])  # same content twice: one row
     with sessions() as s:
         job = create_job(s, "t", "cnn", 2, [folder], False)
-        assert register_images(s, job, files) == (n, 1)
+        added = register_chunk(s, job.id, files, len(files))
+        assert (len(added.pending), added.duplicates) == (n, 1)
         return job.id, [r.image_id for r in pending_refs(s, job.id)]
 
 
@@ -110,7 +112,7 @@ def _many(sessions, n: int, folder: str = "/m") -> tuple[int, list[int]]:
     files = [ScannedFile(f"{folder}/{i}.jpg", folder, f"{i:064x}", 10, None) for i in range(n)]
     with sessions() as s:
         job = create_job(s, "many", "cnn", 32, [folder], False)
-        register_images(s, job, files)
+        register_chunk(s, job.id, files, len(files))
         return job.id, [r.image_id for r in pending_refs(s, job.id)]
 
 
@@ -214,7 +216,7 @@ def test_stage_fill_splits_many_rows_into_multi_row_inserts(sessions) -> None:
 
     from sqlalchemy import text
 
-    from db.jobs import _FOUND
+    from db.known import _FOUND
     from db.stage import ROWS_PER_INSERT, fill, time_param
 
     odd = ["/p/line\nbreak.jpg", "/p/café ☕.jpg", "/p/'quote\".jpg"]

@@ -22,7 +22,7 @@ from PIL import Image
 from db.jobs import pending_refs
 from emotion_batch.broker import make_client, send_batch
 from emotion_batch.config import Settings
-from emotion_batch.messages import MAX_BATCH_SIZE, BatchMessage
+from emotion_batch.messages import BATCH_SIZE_MAX, BatchMessage
 from tests.faults_support import JobProbe, kill_pool_children, make_photo_set, read_only, wait_until
 from tests.test_faults import System, _assert_clean, system  # noqa: F401 (the fixture)
 
@@ -80,11 +80,11 @@ def test_oversized_and_foreign_job_messages_are_refused(system: System, photos_d
     client = make_client(Settings(_env_file=None), system.redis.url)
     # Job b's id on job a's images; then more images than a batch may hold.
     send_batch(client, BatchMessage(job_b, 900, "deepface", refs_a), "emotion")
-    oversized = refs_a * (MAX_BATCH_SIZE // len(refs_a) + 1)
+    oversized = refs_a * (BATCH_SIZE_MAX // len(refs_a) + 1)
     send_batch(client, BatchMessage(job_b, 901, "deepface", oversized), "emotion")
     system.worker()
     assert wait_until(lambda: probe_b.finished() == 8, 180), system.logs()[-3000:]
-    assert wait_until(lambda: f"more than the {MAX_BATCH_SIZE} a batch may hold" in system.logs(), 60)
+    assert wait_until(lambda: f"more than the {BATCH_SIZE_MAX} a batch may hold" in system.logs(), 60)
     assert wait_until(lambda: f"job {job_b} batch 900:" in system.logs(), 60), system.logs()[-3000:]
     assert probe_a.statuses() == {"pending": 8} and probe_a.in_flight() == 0  # untouched
     _assert_clean(probe_b)
@@ -111,7 +111,7 @@ def test_worker_recovers_by_itself_after_the_database_was_read_only(system: Syst
 
 
 def test_resume_while_a_job_is_in_flight_leaves_busy_images_alone(system: System, photos_dir: Path) -> None:
-    from producer.submit import resume
+    from producer.resume import resume
 
     shutil.copytree(photos_dir, system.tmp / "photos")
     # Two processes; one attempt per image: a second delivery that counted an attempt on a

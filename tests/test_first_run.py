@@ -211,11 +211,12 @@ def test_a_one_day_job_is_charted_by_hour_on_that_day(any_database: str) -> None
 
     from matplotlib import dates as mdates
 
-    from db.jobs import create_job, pending_refs, register_images
+    from db.jobs import create_job, pending_refs
+    from db.records import ScannedFile
+    from db.registration import register_chunk
     from db.results import ResultKey, store_results
     from db.session import make_session_factory
     from emotion_batch.pipeline import ImageResult
-    from emotion_batch.scan import ScannedFile
     from producer.charts import timeline_figure
     from producer.outputs import charts_for, full_report, hours_for
     from tests.test_terminal_width import face
@@ -225,7 +226,7 @@ def test_a_one_day_job_is_charted_by_hour_on_that_day(any_database: str) -> None
     files = [ScannedFile(f"/p/{n}.jpg", "/p", f"{n}" * 64, 10, t) for n, t in enumerate(times)]
     with make_session_factory(any_database)() as session:
         job = create_job(session, "party", "cnn", 8, ["/p"], False)
-        register_images(session, job, files)
+        register_chunk(session, job.id, files, len(files))
         results = {
             ref.image_id: ImageResult(str(n), None, 100, 80, None, (face("happy" if n < 2 else "sad"),))
             for n, ref in enumerate(pending_refs(session, job.id))

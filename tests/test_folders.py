@@ -1,4 +1,4 @@
-"""The walk regrouped by folder (emotion_batch.folders), on real files: which folders are
+"""The walk regrouped by folder (producer.scan.folders), on real files: which folders are
 summed up, what their digest depends on, and that every file comes out exactly once,
 in walk order, whatever the database answers. The database side (db.folders) is tested
 with the streaming submit (tests/test_streaming.py)."""
@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from emotion_batch.folders import whole_folders
-from emotion_batch.scan import Candidate, ScannedFolder, ScanProblems, candidates
+from db.records import Candidate, ScannedFolder
+from producer.scan.folders import whole_folders
+from producer.scan.walk import ScanProblems, candidates
 
 
 def _files(root: Path, layout: dict[str, int]) -> None:

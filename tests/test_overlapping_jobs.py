@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,10 @@ from db.session import make_session_factory
 from emotion_batch.broker import make_client
 from emotion_batch.pipeline import ImageResult
 from producer.local import LocalRedis, LocalWorker
-from producer.submit import retry_failed, reuse_key, submit
-from tests.conftest import database_for, need, run_producer
+from producer.resume import retry_failed
+from producer.reuse import reuse_key
+from producer.submit import SubmitOptions, submit
+from tests.conftest import database_for, run_producer
 from tests.faults_support import JobProbe, make_photo_set, wait_until
 
 pytestmark = pytest.mark.integration
@@ -37,14 +38,6 @@ QUEUE = "emotion"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path):
     yield from database_for(request.param, request, tmp_path)
-
-
-@pytest.fixture
-def broker(tmp_path: Path):
-    need(shutil.which("redis-server") is not None, "redis-server")
-    server = LocalRedis(tmp_path / "redis").start()
-    yield server
-    server.stop()
 
 
 def _submit(env: dict[str, str], folder: Path) -> tuple[int, str]:
@@ -82,10 +75,10 @@ def _finish(env: dict[str, str], tmp: Path, probes: list[JobProbe], count: int) 
 
 
 def test_second_submit_follows_the_pending_work_and_resume_of_either_job_finishes_it(
-    tmp_path: Path, broker: LocalRedis, worker_env: dict[str, str], photos_dir: Path
+    tmp_path: Path, private_redis: LocalRedis, worker_env: dict[str, str], photos_dir: Path
 ) -> None:
-    env = {**worker_env, "REDIS_URL": broker.url, "QUEUE": QUEUE, "BACKEND": "cnn", "WORKER_BACKENDS": '["cnn"]'}
-    url, queue = env["DATABASE_URL"], redis.Redis.from_url(broker.url)
+    env = {**worker_env, "REDIS_URL": private_redis.url, "QUEUE": QUEUE, "BACKEND": "cnn", "WORKER_BACKENDS": '["cnn"]'}
+    url, queue = env["DATABASE_URL"], redis.Redis.from_url(private_redis.url)
     count = 8
     make_photo_set(photos_dir, tmp_path / "first", count)
 
@@ -153,8 +146,8 @@ def test_followers_take_a_result_only_for_their_content_and_fail_with_the_reason
     queue = f"overlap-{tmp_path.name}"[:100]
     client = make_client(settings, redis_server.url)
     options = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings)
-    first = submit(sessions, client, [tmp_path / "photos"], name="first", **options)
-    second = submit(sessions, client, [tmp_path / "photos"], name="second", **options)
+    first = submit(sessions, client, [tmp_path / "photos"], SubmitOptions(name="first", **options))
+    second = submit(sessions, client, [tmp_path / "photos"], SubmitOptions(name="second", **options))
     assert (first.queued, second.queued, second.reused) == (3, 0, 3)
     broken, changed, fine = _rows(sessions, first.job_id)
     with sessions() as session:

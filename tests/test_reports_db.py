@@ -12,15 +12,16 @@ from sqlalchemy import inspect
 
 from db.faces import faces_per_image, top_faces
 from db.frames import job_frames, load_job_frames
-from db.jobs import create_job, pending_refs, register_images
+from db.jobs import create_job, pending_refs
 from db.migrate import upgrade
+from db.records import ScannedFile
+from db.registration import register_chunk
 from db.reports import job_report
 from db.results import ResultKey, store_results
 from db.session import make_engine, make_session_factory
 from emotion_batch.detect import FaceBox
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.pipeline import FaceResult, ImageResult
-from emotion_batch.scan import ScannedFile
 from tests.conftest import database_for
 
 JULY = datetime(2024, 7, 4, 10, 30, tzinfo=timezone.utc)
@@ -49,7 +50,7 @@ def _job(url: str) -> int:
     sessions = make_session_factory(url)
     with sessions() as s:
         job = create_job(s, "t", "cnn", 2, ["/p"], False)
-        register_images(s, job, files)
+        register_chunk(s, job.id, files, len(files))
         ids = [r.image_id for r in pending_refs(s, job.id)]
         results = {
             ids[0]: ImageResult("1", None, 100, 80, None, (_face("happy", 80), _face("sad"))),

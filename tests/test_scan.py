@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from emotion_batch.hashing import sha256_file
-from emotion_batch.scan import scan, sniff_image
+from producer.scan.hash import scan
+from producer.scan.walk import sniff_image
 
 
 def _jpeg(path: Path) -> None:
@@ -83,7 +84,7 @@ def test_sniff(head: bytes, expected: bool) -> None:
 def test_ahead_keeps_order_passes_errors_and_stops_its_producer() -> None:
     import threading
 
-    from emotion_batch.ahead import ahead
+    from producer.scan.ahead import ahead
 
     assert list(ahead(iter(range(50)), depth=2)) == list(range(50))
 
@@ -120,7 +121,8 @@ def test_small_files_hash_in_one_thread_large_ones_in_the_pool(tmp_path: Path, m
     either way every hash is right and the order is the walk's."""
     import threading
 
-    from emotion_batch import scan as scanning
+    from producer.scan import hash as scanning
+    from producer.scan.walk import ScanProblems, candidates
 
     big = scanning.POOL_TASK_BYTES // 2 + 1
     contents = {f"a{i}.jpg": b"\xff\xd8\xff" + os.urandom(100) for i in range(4)}
@@ -135,7 +137,7 @@ def test_small_files_hash_in_one_thread_large_ones_in_the_pool(tmp_path: Path, m
         return original(candidate)
 
     monkeypatch.setattr(scanning, "hash_candidate", recording)
-    found = scanning.candidates([tmp_path], scanning.ScanProblems([], []))
+    found = candidates([tmp_path], ScanProblems([], []))
     hashed = list(scanning.hash_stream(found, per_task=2))
     assert [os.path.basename(f.path) for f in hashed] == sorted(contents)
     assert all(f.sha256 == hashlib.sha256(contents[os.path.basename(f.path)]).hexdigest() for f in hashed)

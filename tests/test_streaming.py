@@ -30,7 +30,9 @@ from emotion_batch.labels import EMOTIONS
 from emotion_batch.paths import from_db, to_db
 from emotion_batch.pipeline import FaceResult, ImageResult
 from producer.render import report_json
-from producer.submit import resume_job, reuse_key, submit
+from producer.resume import resume_job
+from producer.reuse import reuse_key
+from producer.submit import SubmitOptions, submit
 from tests.conftest import database_for
 
 JPEG_BASE: bytes | None = None
@@ -119,18 +121,8 @@ def test_interrupted_submit_is_resumed_without_duplicates(tmp_path, sessions, da
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        submit(
-            sessions,
-            client,
-            [root],
-            backend="cnn",
-            batch_size=4,
-            name="big",
-            force=False,
-            queue=queue,
-            chunk=10,
-            on_progress=stop_after_two_chunks,
-        )
+        options = SubmitOptions(backend="cnn", batch_size=4, name="big", force=False, queue=queue, chunk=10)
+        submit(sessions, client, [root], options, on_progress=stop_after_two_chunks)
     with sessions() as session:
         job = session.scalars(select(Job).order_by(Job.id.desc())).first()
         assert job.scan_complete is False and job.scanned == 20
@@ -182,14 +174,14 @@ def test_second_submit_reads_nothing_and_queues_nothing(tmp_path, sessions, data
     assert key and key.model_version == expected_model_version("cnn", settings)
     client = make_client(settings, redis_server.url)
     kwargs = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings, chunk=7)
-    first = submit(sessions, client, [root], name="first", **kwargs)
+    first = submit(sessions, client, [root], SubmitOptions(name="first", **kwargs))
     assert (first.found, first.read, first.queued, first.reused) == (30, 30, 30, 0)
     faces = _analyse_all(sessions, first.job_id, key)
     with sessions() as session:
         face_rows = session.scalar(select(func.count(Face.id)))
         report1 = job_report(session, first.job_id, by="folder")
 
-    second = submit(sessions, client, [root], name="second", **kwargs)
+    second = submit(sessions, client, [root], SubmitOptions(name="second", **kwargs))
     assert (second.found, second.read, second.queued, second.batches, second.reused) == (30, 0, 0, 0, 30)
     with sessions() as session:
         progress = job_progress(session, second.job_id)
@@ -202,9 +194,9 @@ def test_second_submit_reads_nothing_and_queues_nothing(tmp_path, sessions, data
 
     changed = paths[3]
     changed.write_bytes(changed.read_bytes() + b"\0")  # new size and mtime: read again
-    third = submit(sessions, client, [root], name="third", **kwargs)
+    third = submit(sessions, client, [root], SubmitOptions(name="third", **kwargs))
     assert (third.read, third.queued, third.reused) == (1, 1, 29)
-    forced = submit(sessions, client, [root], name="rehash", rehash=True, **kwargs)
+    forced = submit(sessions, client, [root], SubmitOptions(name="rehash", rehash=True, **kwargs))
     # read again, results still reused; the changed file, still pending in the third job,
     # is not queued again but follows that image (db.followers)
     assert (forced.read, forced.queued, forced.reused) == (30, 0, 30)
@@ -214,9 +206,8 @@ def test_counters_follow_every_status_change(sessions, tmp_path, database_url, r
     paths = _tree(tmp_path / "photos", 40)
     (tmp_path / "photos" / "bad.jpg").write_text("not an image")
     client = make_client(_settings(database_url), redis_server.url)
-    result = submit(
-        sessions, client, [tmp_path / "photos"], backend="cnn", batch_size=8, name="c", force=False, queue=queue
-    )
+    options = SubmitOptions(backend="cnn", batch_size=8, name="c", force=False, queue=queue)
+    result = submit(sessions, client, [tmp_path / "photos"], options)
     ids = [r.id for r in _rows(sessions, result.job_id)]
     assert len(ids) == len(paths) + 1
 
@@ -268,9 +259,8 @@ def test_batch_size_rule_and_nothing_recorded(sessions, database_url, tmp_path, 
     client = make_client(_settings(database_url), redis_server.url)
     for size in (0, -5, 1025):
         with pytest.raises(ConfigurationError, match="between 1 and 1024"):
-            submit(
-                sessions, client, [tmp_path / "p"], backend="cnn", batch_size=size, name="x", force=False, queue=queue
-            )
+            options = SubmitOptions(backend="cnn", batch_size=size, name="x", force=False, queue=queue)
+            submit(sessions, client, [tmp_path / "p"], options)
     with sessions() as session:
         assert session.scalar(select(func.count(Job.id))) == 0
 
@@ -286,9 +276,8 @@ def test_size_checked_before_hashing_and_odd_names_kept(sessions, database_url, 
     settings = _settings(database_url, max_file_bytes=10_000_000)
     client = make_client(settings, redis_server.url)
     started = time.monotonic()
-    result = submit(
-        sessions, client, [root], backend="cnn", batch_size=8, name="odd", force=False, queue=queue, settings=settings
-    )
+    options = SubmitOptions(backend="cnn", batch_size=8, name="odd", force=False, queue=queue, settings=settings)
+    result = submit(sessions, client, [root], options)
     assert time.monotonic() - started < 10
     rows = {r.path: r for r in _rows(sessions, result.job_id)}
     assert len(rows) == 5 and result.failed_at_scan == 1 and result.queued == 4
@@ -303,8 +292,8 @@ def test_files_not_read_share_larger_transactions() -> None:
     """Files read close a chunk at `chunk`; files whose hash was reused and that become new
     rows (a re-run under another model) at 5 x `chunk`; files shared as they are (an
     unchanged re-run) at 20 x `chunk`; a mix in proportion."""
-    from emotion_batch.scan import ScannedFile
-    from producer.submit import READ_UNITS, REUSED_UNITS, SHARED_UNITS, _chunks
+    from db.records import ScannedFile
+    from producer.reuse import READ_UNITS, REUSED_UNITS, SHARED_UNITS, weighted_chunks
 
     assert (READ_UNITS // REUSED_UNITS, READ_UNITS // SHARED_UNITS) == (5, 20)
 
@@ -314,7 +303,7 @@ def test_files_not_read_share_larger_transactions() -> None:
         ]
 
     stream = files(9, True) + files(30, False) + files(100, False, shared=7) + files(2, True)
-    sizes = [len(c) for c in _chunks(iter(stream), 4)]
+    sizes = [len(c) for c in weighted_chunks(iter(stream), 4)]
     # 4 read, 4 read, 1 read + 15 reused (20 + 60 units), 15 reused + 20 shared, 80 shared,
     # the last 2 read
     assert sizes == [4, 4, 16, 35, 80, 2]
@@ -343,7 +332,7 @@ def test_unchanged_rerun_shares_the_earlier_rows_and_every_reader_shows_them(
     from db.reports import report_rows
     from db.schema import JobImage
     from producer.outputs import charts_for
-    from producer.submit import retry_failed
+    from producer.resume import retry_failed
     from producer.web.app import create_app
 
     root = tmp_path / "photos"
@@ -352,11 +341,11 @@ def test_unchanged_rerun_shares_the_earlier_rows_and_every_reader_shows_them(
     key = reuse_key("cnn", settings, force=False)
     client = make_client(settings, redis_server.url)
     kwargs = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings, chunk=7)
-    first = submit(sessions, client, [root], name="first", **kwargs)
+    first = submit(sessions, client, [root], SubmitOptions(name="first", **kwargs))
     faces = _analyse_all(sessions, first.job_id, key)
     image_rows, face_rows = _table_count(sessions, Image), _table_count(sessions, Face)
 
-    second = submit(sessions, client, [root], name="second", **kwargs)
+    second = submit(sessions, client, [root], SubmitOptions(name="second", **kwargs))
     assert (second.found, second.read, second.queued, second.reused) == (30, 0, 0, 30)
     # no row of its own: the job shares job 1's 30 finished rows (the database does not grow by them)
     assert _table_count(sessions, Image) == image_rows and _table_count(sessions, Face) == face_rows
@@ -416,7 +405,7 @@ def test_unchanged_rerun_shares_the_earlier_rows_and_every_reader_shows_them(
     # nothing of job 1 is pending or failed: resume and retry-failed have nothing to send
     assert resume_job(sessions, client, second.job_id, queue, settings=settings).batches == 0
     assert retry_failed(sessions, client, second.job_id, queue, settings=settings) == (0, 0)
-    third = submit(sessions, client, [root], name="third", **kwargs)
+    third = submit(sessions, client, [root], SubmitOptions(name="third", **kwargs))
     assert (third.read, third.queued, third.reused) == (0, 0, 30)
     assert _table_count(sessions, Image) == image_rows and _table_count(sessions, JobImage) == 60
 
@@ -437,7 +426,7 @@ def test_shared_rows_count_for_duplicates_resume_and_the_changed_file_check(
     key = reuse_key("cnn", settings, force=False)
     client = make_client(settings, redis_server.url)
     kwargs = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings, chunk=1)
-    first = submit(sessions, client, [root], name="first", **kwargs)
+    first = submit(sessions, client, [root], SubmitOptions(name="first", **kwargs))
     _analyse_all(sessions, first.job_id, key)
 
     # a copy of a shared file under a new path, walked after it: a duplicate of the job's shared image
@@ -455,7 +444,7 @@ def test_shared_rows_count_for_duplicates_resume_and_the_changed_file_check(
         raise Interrupt
 
     with pytest.raises(Interrupt):
-        submit(sessions, client, [root], name="second", on_progress=stop_after_one_chunk, **kwargs)
+        submit(sessions, client, [root], SubmitOptions(name="second", **kwargs), on_progress=stop_after_one_chunk)
     with sessions() as session:
         job = session.scalars(select(Job).order_by(Job.id.desc())).first()
         assert not job.scan_complete and job.scanned == chunks[0] == 15 + 2
@@ -503,13 +492,13 @@ def test_unchanged_folders_are_shared_whole_only_when_every_row_can_be(
     key = reuse_key("cnn", settings, force=False)
     client = make_client(settings, redis_server.url)
     kwargs = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings, chunk=7)
-    first = submit(sessions, client, [root], name="first", **kwargs)
+    first = submit(sessions, client, [root], SubmitOptions(name="first", **kwargs))
     assert _recorded(sessions, first.job_id) == {"f0", "f1", "f2"}
     _analyse_all(sessions, first.job_id, key)
     first_rows = _rows(sessions, first.job_id)
 
     # unchanged: every folder shared whole (nothing recorded, nothing read or queued)
-    second = submit(sessions, client, [root], name="second", **kwargs)
+    second = submit(sessions, client, [root], SubmitOptions(name="second", **kwargs))
     assert (second.found, second.read, second.queued, second.reused, second.duplicates) == (30, 0, 0, 30, 0)
     assert _recorded(sessions, second.job_id) == set()
     assert [m.id for m in _members(sessions, second.job_id)] == [r.id for r in first_rows]
@@ -521,7 +510,7 @@ def test_unchanged_folders_are_shared_whole_only_when_every_row_can_be(
         row = session.get(Image, failed.id)
         row.status, row.attempts, row.error = "failed", 1, "worker error"  # as a worker fails it
         session.commit()
-    third = submit(sessions, client, [root], name="third", **kwargs)
+    third = submit(sessions, client, [root], SubmitOptions(name="third", **kwargs))
     assert _recorded(sessions, third.job_id) == {"f1", "f2"}
     assert (third.found, third.read, third.queued, third.reused) == (30, 1, 2, 28)
     own = _rows(sessions, third.job_id)
@@ -535,13 +524,13 @@ def test_unchanged_folders_are_shared_whole_only_when_every_row_can_be(
 
     # f1 and f2 analysed in job 3 now: the next run shares f0 from job 1, f1 and f2 from job 3
     _analyse_all(sessions, third.job_id, key)
-    fourth = submit(sessions, client, [root], name="fourth", **kwargs)
+    fourth = submit(sessions, client, [root], SubmitOptions(name="fourth", **kwargs))
     assert (fourth.found, fourth.read, fourth.queued, fourth.reused) == (30, 0, 0, 30)
     assert _recorded(sessions, fourth.job_id) == set()
     assert {m.path for m in _members(sessions, fourth.job_id)} == {to_db(str(p)) for p in paths}
 
     # another result key (--force analyses again): nothing shared, every folder recorded again
-    forced = submit(sessions, client, [root], name="forced", **{**kwargs, "force": True})
+    forced = submit(sessions, client, [root], SubmitOptions(name="forced", **{**kwargs, "force": True}))
     assert (forced.read, forced.queued, forced.reused) == (0, 30, 0)
     assert _recorded(sessions, forced.job_id) == {"f0", "f1", "f2"}
 
@@ -558,7 +547,7 @@ def test_a_folder_holding_a_file_submitted_on_its_own_is_not_recorded(
     kwargs = dict(backend="cnn", batch_size=8, force=False, queue=queue, settings=settings)
     with sessions() as session:
         assert not recorded_under(session, [str(root)])
-    first = submit(sessions, client, [paths[0], root], name="first", **kwargs)  # f0/000.jpg met twice
+    first = submit(sessions, client, [paths[0], root], SubmitOptions(name="first", **kwargs))  # f0/000.jpg met twice
     assert (first.found, len(_rows(sessions, first.job_id))) == (7, 6)
     assert _recorded(sessions, first.job_id) == {"f1", "f2"}
     with sessions() as session:
@@ -576,13 +565,14 @@ def test_folders_shared_from_two_jobs_keep_one_image_per_content(tmp_path, sessi
         _jpeg(x / f"{i}.jpg", i)
         _jpeg(y / f"{i}.jpg", 100 + i)
     (y / "copy.jpg").write_bytes((x / "2.jpg").read_bytes())  # x/2.jpg's content, walked after it
-    job_x = submit(sessions, client, [x], name="x", **kwargs)
+    job_x = submit(sessions, client, [x], SubmitOptions(name="x", **kwargs))
     _analyse_all(sessions, job_x.job_id, key)
-    job_y = submit(sessions, client, [y], name="y", **kwargs)  # copy.jpg: x/2.jpg's result reused
+    job_y = submit(sessions, client, [y], SubmitOptions(name="y", **kwargs))  # copy.jpg: x/2.jpg's result reused
     assert (job_y.found, job_y.reused, job_y.queued) == (6, 1, 5)
     _analyse_all(sessions, job_y.job_id, key)
 
-    both = submit(sessions, client, [x, y], name="both", **kwargs)  # x from job x, y from job y: both whole
+    # x from job x, y from job y: both whole
+    both = submit(sessions, client, [x, y], SubmitOptions(name="both", **kwargs))
     assert (both.found, both.read, both.queued, both.duplicates) == (11, 0, 0, 1)
     assert _recorded(sessions, both.job_id) == set()
     members = _members(sessions, both.job_id)
@@ -597,9 +587,10 @@ def test_folders_shared_from_two_jobs_keep_one_image_per_content(tmp_path, sessi
 def test_a_folder_whose_rows_went_missing_is_not_shared(tmp_path, sessions, database_url) -> None:
     """Rows found unchanged but gone when shared (an earlier job deleted meanwhile): the
     chunk is not committed, and the error says to resume."""
-    from db.jobs import create_job, register_chunk
+    from db.jobs import create_job
+    from db.records import ScannedFolder
+    from db.registration import register_chunk
     from emotion_batch.errors import SharedFolderChangedError
-    from emotion_batch.scan import ScannedFolder
 
     key = ResultKey("cnn", "v", "d")
     with sessions() as session:
@@ -614,7 +605,7 @@ def test_a_folder_whose_rows_went_missing_is_not_shared(tmp_path, sessions, data
 def test_publishing_thread_keeps_order_and_reports_a_lost_broker(redis_server, queue) -> None:
     from db.schema import Job as JobRow
     from emotion_batch.messages import ImageRef
-    from producer.submit import Enqueuer
+    from producer.publish import Enqueuer
 
     settings = Settings(_env_file=None)
     job = JobRow(id=7, backend="cnn", force=False)

@@ -7,14 +7,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from db.jobs import create_job, pending_refs, register_images
+from db.jobs import create_job, pending_refs
 from db.migrate import upgrade
+from db.records import ScannedFile
+from db.registration import register_chunk
 from db.results import ResultKey, store_results
 from db.session import make_session_factory
 from emotion_batch.detect import FaceBox
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.pipeline import FaceResult, ImageResult
-from emotion_batch.scan import ScannedFile
 from tests.conftest import run_producer
 
 FOLDERS = ("/photos/2024/summer-holidays-in-the-mountains", "/photos/2024/grandmother-birthday-party-at-home")
@@ -35,7 +36,7 @@ def every_outcome(url: str) -> int:
     ]
     with make_session_factory(url)() as session:
         job = create_job(session, "holidays", "cnn", 32, ["/photos"], False)
-        register_images(session, job, files)
+        register_chunk(session, job.id, files, len(files))
         refs = pending_refs(session, job.id)
         results = {}
         for n, ref in enumerate(refs):

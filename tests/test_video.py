@@ -23,7 +23,7 @@ from emotion_batch.labels import EMOTIONS
 from emotion_batch.video import expected_samples, is_video, probe, read_samples, sniff_video
 from producer.local import LocalRedis, LocalWorker
 from producer.render import report_json
-from tests.conftest import need, run_producer
+from tests.conftest import run_producer
 from tests.faults_support import kill_pool_children, wait_until
 
 NATIVE_FPS = 25.0
@@ -135,7 +135,7 @@ def test_failed_segment_back_to_pending_without_its_frames(tmp_path: Path, clips
     from db.jobs import create_job
     from db.migrate import upgrade
     from db.videos import ProbedVideo, claim_segment, register_videos, reset_failed_segments
-    from emotion_batch.scan import scan_file
+    from producer.scan.hash import scan_file
 
     url = f"sqlite:///{tmp_path / 'v.db'}"
     upgrade(url)
@@ -156,14 +156,6 @@ def test_failed_segment_back_to_pending_without_its_frames(tmp_path: Path, clips
 
 
 # --- the whole system: producer CLI -> redis -> worker -> SQLite -> report -----------
-
-
-@pytest.fixture
-def redis(tmp_path: Path):
-    need(shutil.which("redis-server") is not None, "redis-server")
-    server = LocalRedis(tmp_path / "redis").start()
-    yield server
-    server.stop()
 
 
 def _env(worker_env: dict[str, str], redis: LocalRedis, **extra: str) -> dict[str, str]:
@@ -194,7 +186,7 @@ def _frames(url: str, video_id: int) -> list[Frame]:
 @pytest.mark.integration
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_videos_and_photos_through_worker_and_report(
-    clips: dict[str, Path], photos_dir: Path, tmp_path: Path, redis: LocalRedis, worker_env: dict[str, str]
+    clips: dict[str, Path], photos_dir: Path, tmp_path: Path, private_redis: LocalRedis, worker_env: dict[str, str]
 ) -> None:
     root = tmp_path / "collection"
     (root / "photos").mkdir(parents=True)
@@ -206,7 +198,7 @@ def test_videos_and_photos_through_worker_and_report(
             shutil.copy(clips[key], root / "clips" / clips[key].name)
     shutil.copy(clips["mp4"], root / "clips" / "walk2.mp4")  # same content: registered once
     write_clip(root / "clips" / "long.avi", sorted(photos_dir.glob("img2*.jpg"))[:2], 40, size=(160, 90))
-    env = _env(worker_env, redis, VIDEO_FPS="2", VIDEO_SEGMENT_SECONDS="8", VIDEO_MAX_SECONDS="35")
+    env = _env(worker_env, private_redis, VIDEO_FPS="2", VIDEO_SEGMENT_SECONDS="8", VIDEO_MAX_SECONDS="35")
     with LocalWorker(env, concurrency=1, name=f"v-{tmp_path.name}", log_file=tmp_path / "worker.log"):
         result = run_producer(env, "submit", str(root), "--wait", "--timeout", "500")
     assert result.returncode == 0, result.stderr + _logs(tmp_path)
@@ -314,12 +306,12 @@ def _check_reports(env: dict[str, str], job: int, videos: dict[str, Video], tmp_
 @pytest.mark.integration
 @pytest.mark.faults
 def test_worker_sigkilled_mid_video_loses_and_doubles_nothing(
-    photos_dir: Path, tmp_path: Path, redis: LocalRedis, worker_env: dict[str, str]
+    photos_dir: Path, tmp_path: Path, private_redis: LocalRedis, worker_env: dict[str, str]
 ) -> None:
     root = tmp_path / "film"
     root.mkdir()
     write_clip(root / "film.mp4", sorted(photos_dir.glob("img*.jpg"))[:12], 60)
-    env = _env(worker_env, redis, VIDEO_SEGMENT_SECONDS="6")
+    env = _env(worker_env, private_redis, VIDEO_SEGMENT_SECONDS="6")
     result = run_producer(env, "submit", str(root), "--fps", "5")
     assert result.returncode == 0, result.stderr
     assert "videos: 1 registered, 10 segments queued" in result.stderr
@@ -394,7 +386,7 @@ def test_videos_linked_from_outside_the_allowed_roots_are_refused_unread(
 ) -> None:
     """The video walk that `resume` runs for an interrupted scan applies the allowed roots as
     the image scan does: a link leading out of them is refused, never opened."""
-    from emotion_batch.scan import OUTSIDE_ROOTS
+    from producer.scan.walk import OUTSIDE_ROOTS
     from producer.videos import scan_videos
 
     root, outside = tmp_path / "library", tmp_path / "private"

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from itertools import islice
 from pathlib import Path
 
 from billiard.exceptions import SoftTimeLimitExceeded
@@ -23,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from db.schema import Job
 from db.session import make_session_factory
 from db.videos import SegmentWork, claim_segment, store_segment
-from emotion_batch.messages import SegmentMessage
+from emotion_batch.messages import SegmentMessage, chunked
 from emotion_batch.pipeline import Analyzer, ImageResult
 from emotion_batch.spool import read_frames, release_segment, segment_frames
 from emotion_batch.video import Sample, read_samples
@@ -49,11 +48,6 @@ class SegmentSummary:
         return asdict(self)
 
 
-def _chunks(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
-    while chunk := list(islice(samples, size)):
-        yield chunk
-
-
 def _samples(work: SegmentWork) -> Iterator[Sample]:
     """The segment's sampled frames: decoded from its video file, or read from the spool."""
     if not work.live:
@@ -68,7 +62,7 @@ def _samples(work: SegmentWork) -> Iterator[Sample]:
 def analyse_samples(analyzer: Analyzer, work: SegmentWork, batch_size: int) -> Iterator[tuple[int, float, ImageResult]]:
     """(sample number, timestamp, outcome) for each sample of `work`, in order."""
     samples = _samples(work)
-    for chunk in _chunks(samples, batch_size):
+    for chunk in chunked(samples, batch_size):
         readable = [s for s in chunk if s.rgb is not None]
         results = iter(analyzer.analyze_frames([s.rgb for s in readable if s.rgb is not None], work.path))
         for sample in chunk:

@@ -1,20 +1,18 @@
-"""What every command shares: the settings, lazily built database sessions and Celery
-client, the shared options (one decorator, rq-style) and the error handling."""
+"""What every command shares: the application context (settings, lazily built database
+sessions and Celery client: producer.context), the shared options (one decorator,
+rq-style) and the error handling."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from functools import cached_property
 from typing import Any, TypeVar
 
 import click
-from celery import Celery
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from db.schema import Job
 from emotion_batch.config import Settings
 from emotion_batch.errors import (
     BrokerUnavailableError,
@@ -23,6 +21,7 @@ from emotion_batch.errors import (
     SharedFolderChangedError,
     WeightsMissingError,
 )
+from producer.context import AppContext
 
 # progress, warnings and summaries; each message one line however long (a path is never
 # folded: long figures are laid out by render.fit)
@@ -32,37 +31,7 @@ out = Console()  # the command's result (job id, report, paths)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class CliContext:
-    """Settings plus database sessions and a Celery client, each made on first use.
-
-    `sessions` brings the schema to the newest revision first (commands that write);
-    `read_sessions` only checks it is there (read-only commands never migrate).
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    @cached_property
-    def sessions(self) -> sessionmaker[Session]:
-        from db.migrate import upgrade
-        from db.session import make_session_factory
-
-        upgrade(self.settings.database_url)
-        return make_session_factory(self.settings.database_url)
-
-    @cached_property
-    def read_sessions(self) -> sessionmaker[Session]:
-        from db.migrate import require_current
-        from db.session import make_session_factory
-
-        require_current(self.settings.database_url)
-        return make_session_factory(self.settings.database_url)
-
-    @cached_property
-    def client(self) -> Celery:
-        from emotion_batch.broker import make_client
-
-        return make_client(self.settings)
+CliContext = AppContext  # what a command is handed: the context the web service uses too
 
 
 def shared_options(command: F) -> F:
@@ -114,16 +83,14 @@ class ErrorsAsOneLine(click.Group):
 
 def existing_job(session: Session, job: int | None) -> int:
     """`job`, checked to exist; None means the newest job."""
-    if job is None:
-        from db.jobs import latest_job_id
+    from db.jobs import get_job, latest_job_id
 
+    if job is None:
         latest = latest_job_id(session)
         if latest is None:
             raise JobNotFoundError()
         return latest
-    if session.get(Job, job) is None:
-        raise JobNotFoundError(job)
-    return job
+    return get_job(session, job).id
 
 
 def progress_bar() -> Progress:

@@ -11,7 +11,8 @@ import click
 from db.jobs import Progress, failed_images
 from producer import render
 from producer.cli.context import CliContext, console, out, progress_bar
-from producer.submit import SubmitResult, resume, wait_for_job
+from producer.resume import resume, wait_for_job
+from producer.submit import SubmitResult
 
 
 def found_nothing(result: SubmitResult) -> bool:

@@ -18,9 +18,10 @@ from producer import render
 from producer.cli.context import CliContext, console, existing_job, out, progress_bar, shared_options
 from producer.cli.follow import follow, found_nothing, no_images, print_failures, require_found
 from producer.render import counted, fit
-from producer.submit import SubmitProgress, SubmitResult, check_batch_size, resume_job, submit
-from producer.submit import retry_failed as retry_failed_images
-from producer.videos import VideoOptions
+from producer.resume import resume_job
+from producer.resume import retry_failed as retry_failed_images
+from producer.stream import SubmitProgress
+from producer.submit import SubmitOptions, SubmitResult, submit
 
 backend_option = click.option(
     "--backend", type=click.Choice(list(BACKENDS)), default=None, help="Classifier (default: the BACKEND setting, cnn)."
@@ -81,24 +82,19 @@ def submit_cmd(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise PathNotFoundError(missing)
-    check_batch_size(c.settings.batch_size if batch_size is None else batch_size)
+    options = SubmitOptions.from_settings(
+        c.settings,
+        paths,
+        backend=backend,
+        batch_size=batch_size,
+        name=name,
+        fps=fps,
+        force=force,
+        rehash=rehash,
+        detector=detector,
+    )
     with progress_bar() as bar:
-        show = _stream_progress(bar)
-        result = submit(
-            c.sessions,
-            c.client,
-            paths,
-            backend=backend or c.settings.backend,
-            batch_size=c.settings.batch_size if batch_size is None else batch_size,
-            name=name or str(paths[0]),
-            force=force,
-            queue=c.settings.queue,
-            settings=c.settings,
-            rehash=rehash,
-            on_progress=show,
-            video=VideoOptions.from_settings(c.settings, fps),
-            detector=detector,
-        )
+        result = submit(c.sessions, c.client, paths, options, on_progress=_stream_progress(bar))
     submit_summary(result)
     out.print(result.job_id)
     if wait:

@@ -11,11 +11,11 @@ import click
 
 from emotion_batch.config import DETECTOR_NAMES
 from emotion_batch.live import LiveOptions, shown
+from emotion_batch.messages import check_batch_size
 from producer.cli.context import CliContext, console, out, shared_options
 from producer.cli.follow import follow
 from producer.cli.jobs import backend_option, batch_size_option
 from producer.live import LiveJob, run_live
-from producer.submit import check_batch_size
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -12,7 +13,7 @@ from producer import render
 from producer.cli.context import CliContext, console, out, shared_options
 from producer.cli.follow import follow, print_failures, require_found
 from producer.cli.jobs import backend_option, batch_size_option, submit_summary
-from producer.submit import check_batch_size, submit
+from producer.submit import SubmitOptions, submit
 
 
 @click.command()
@@ -35,24 +36,15 @@ def run(
     missing = [str(p) for p in photos if not p.exists()]
     if missing:  # before any process starts, as `submit`
         raise PathNotFoundError(missing)
-    size = check_batch_size(c.settings.batch_size if batch_size is None else batch_size)
-    backend = backend or c.settings.backend
+    # named after the first path, "demo" for the sample photos
+    options = SubmitOptions.from_settings(c.settings, photos or [Path("demo")], backend=backend, batch_size=batch_size)
     detector = choose_detector(c.settings)  # YuNet downloaded here, in sight, if it must be
     console.print(f"face detector: {detector.name} ({detector.version})")
-    with embedded_system(c.settings, backend, workers, console) as live:
+    with embedded_system(c.settings, options.backend, workers, console) as live:
         lc = CliContext(live)
         paths = list(photos) or [sample_folder(console)]
-        result = submit(
-            lc.sessions,
-            lc.client,
-            paths,
-            backend=backend,
-            batch_size=size,
-            name="demo" if not photos else str(paths[0]),
-            force=False,
-            queue=live.queue,
-            settings=live,
-        )
+        options = replace(options, queue=live.queue, settings=live, video=None)  # the embedded system's
+        result = submit(lc.sessions, lc.client, paths, options)
         submit_summary(result, follow_hint=False)
         require_found(result, paths)
         follow(lc, result.job_id, timeout, resume_stalled=True)

@@ -5,13 +5,7 @@ pages, on the same settings, database and Redis as the CLI, through the same fun
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,13 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from db.migrate import upgrade
-from db.session import database_problem, make_session_factory
-from emotion_batch.broker import make_client
+from db.session import database_problem
 from emotion_batch.config import Settings
 from emotion_batch.errors import (
     BrokerUnavailableError,
@@ -36,60 +27,17 @@ from emotion_batch.errors import (
     PathNotFoundError,
     RequestRefusedError,
 )
+from producer.web import api_jobs, api_results, live, pages
+from producer.web.deps import WebState
 from producer.web.headers import SecurityHeaders
 from producer.web.security import COOKIE, host_allowed, request_token, same_origin, token_matches
 from producer.web.timeouts import BodyTimeout
-from producer.web.uploads import remove_partial_uploads
 
 HERE = Path(__file__).parent
 OPEN_PATHS = ("/healthz", "/login", "/static/")
 DOCS_ASSETS = "/docs-assets"
 RETRY_AFTER_S = 5  # what a 503 for a busy database or broker suggests
 log = logging.getLogger(__name__)
-
-
-class JobCache:
-    """Reports and charts of jobs, each kept while its job's counts and last result time
-    stay the same (a finished job's never change): a 100,000-image job's aggregates and
-    charts are computed once, not on every page view."""
-
-    def __init__(self, size: int = 32) -> None:
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self.size = size
-
-    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = make()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
-
-
-@dataclass
-class WebState:
-    """What every request uses: settings, the session factory, the Celery client."""
-
-    settings: Settings
-    sessions: sessionmaker[Session] = field(init=False)
-    cache: JobCache = field(default_factory=JobCache)
-    # live jobs this service is sampling, each with the event that stops it (producer.web.live)
-    live_jobs: dict[int, threading.Event] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        upgrade(self.settings.database_url)
-        self.sessions = make_session_factory(self.settings.database_url)
-        for folder in remove_partial_uploads(self.settings.upload_root.absolute()):
-            log.warning("removed %s: an upload a stopped server left half-written", folder)
-
-    @cached_property
-    def client(self):  # noqa: ANN201 (celery.Celery)
-        return make_client(self.settings)
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -135,8 +83,6 @@ def _wants_html(request: Request) -> bool:
 
 def create_app(settings: Settings) -> FastAPI:
     """The app for `settings` (migrates the database first, like every CLI command)."""
-    from producer.web import api, live, pages
-
     # The API docs (/docs) load Swagger UI's scripts and styles from the fastapi-offline
     # wheel, served under DOCS_ASSETS: no CDN, so they work with no network. No /redoc:
     # ReDoc's bundle fetches its logo from its CDN whatever its options.
@@ -151,13 +97,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.web = WebState(settings)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(api.router)
-    app.include_router(live.router)
-    app.include_router(pages.router)
+    for routes in (api_jobs, api_results, live, pages):
+        app.include_router(routes.router)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)  # inside the token check
     app.add_middleware(BodyTimeout, seconds=settings.web_body_timeout)
+    app.middleware("http")(_token_check(settings))
+    app.add_middleware(SecurityHeaders)  # outermost: refusals and redirects get the headers too
+    _handle_errors(app, settings)
+    return app
 
-    @app.middleware("http")
+
+def _token_check(settings: Settings):  # noqa: ANN202 (an HTTP middleware function)
+    """The middleware that refuses other hosts, cross-site writes and a missing token."""
+
     async def require_token(request: Request, call_next):  # noqa: ANN202
         token = settings.web_token.get_secret_value() if settings.web_token else None
         if not token and not host_allowed(request.headers.get("host"), settings.web_allowed_hosts):
@@ -179,7 +131,11 @@ def create_app(settings: Settings) -> FastAPI:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         return error(401, "missing or wrong token: send `Authorization: Bearer TOKEN`")
 
-    app.add_middleware(SecurityHeaders)  # outermost: refusals and redirects get the headers too
+    return require_token
+
+
+def _handle_errors(app: FastAPI, settings: Settings) -> None:
+    """Every error as the one JSON shape (`error`), with its status."""
 
     @app.exception_handler(RequestRefusedError)
     async def refused(_request: Request, exc: RequestRefusedError) -> JSONResponse:
@@ -227,5 +183,3 @@ def create_app(settings: Settings) -> FastAPI:
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")  # to the server's log, never to the client
         return error(500, f"internal error ({type(exc).__name__}); see the server log")
-
-    return app

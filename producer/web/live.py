@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future
+from collections.abc import Callable
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -16,8 +16,7 @@ from emotion_batch.config import DetectorName
 from emotion_batch.errors import NotLiveError
 from emotion_batch.live import LiveOptions, shown
 from producer.live import LiveJob, run_live
-from producer.web.api import Backend, Id, State, require_job
-from producer.web.app import WebState
+from producer.web.deps import Backend, Id, State, WebState, start_job
 from producer.web.security import allowed_source
 
 router = APIRouter(prefix="/api", tags=["live"])
@@ -41,27 +40,27 @@ def _start(web: WebState, request: LiveRequest, source: str) -> int:
     s = web.settings
     options = LiveOptions(request.fps or s.video_fps, s.video_segment_seconds, request.duration, s.live_reopen_seconds)
     job = LiveJob(request.backend or s.backend, s.batch_size, s.queue, s.live_root, False, request.detector)
-    stop, recorded = threading.Event(), Future[int]()
+    stop = threading.Event()
+    sampled: list[int] = []
 
-    def on_job(job_id: int) -> None:
+    def on_job(job_id: int, record: Callable[[int], None]) -> None:
         web.live_jobs[job_id] = stop
-        recorded.set_result(job_id)
+        sampled.append(job_id)
+        record(job_id)
 
-    def sample() -> None:
+    def sample(record: Callable[[int], None]) -> None:
+        name = request.name or shown(source)
         try:
-            run = run_live(web.sessions, web.client, source, options, job, request.name or shown(source), stop, on_job)
+            run = run_live(web.sessions, web.client, source, options, job, name, stop, lambda j: on_job(j, record))
             log.info("live job %s: %s", run.job_id, run.note)
-        except BaseException as exc:
-            if not recorded.done():
-                recorded.set_exception(exc)
-            else:
-                log.exception("live job %s stopped by an error", recorded.result())
         finally:
-            if recorded.done() and not recorded.exception():
-                web.live_jobs.pop(recorded.result(), None)
+            for job_id in sampled:
+                web.live_jobs.pop(job_id, None)
 
-    threading.Thread(target=sample, name="web-live", daemon=True).start()
-    return recorded.result()
+    def failed(job_id: int, _exc: BaseException) -> None:
+        log.exception("live job %s stopped by an error", job_id)
+
+    return start_job("web-live", sample, failed)
 
 
 @router.post("/jobs/live", status_code=202, summary="Start a live job: sample a camera or an allowed stream")
@@ -80,7 +79,7 @@ def start_live(request: LiveRequest, web: State) -> JSONResponse:
 def stop_live(job_id: Id, web: State) -> dict:
     stop = web.live_jobs.get(job_id)
     if stop is None:
-        require_job(web, job_id)  # 404 for no such job
+        web.job(job_id)  # 404 for no such job
         raise NotLiveError(f"job {job_id} is not sampling a live source on this service")
     stop.set()
     return {"job": job_id, "stopping": True}

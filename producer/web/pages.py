@@ -19,7 +19,7 @@ from db.reports import job_report
 from emotion_batch.classify import BACKENDS
 from emotion_batch.labels import EMOTIONS
 from producer.charts import COLOURS
-from producer.web.api import MAX_ROW, Emotion, Id, State, cached, job_state, require_job, with_videos
+from producer.web.deps import MAX_ROW, Emotion, Id, State, cached, job_state, with_videos
 from producer.web.security import COOKIE, token_matches
 
 router = APIRouter(include_in_schema=False)
@@ -75,7 +75,7 @@ def new_job(request: Request, web: State) -> HTMLResponse:
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(request: Request, job_id: Id, web: State) -> HTMLResponse:
-    job = require_job(web, job_id)
+    job = web.job(job_id)
     with web.sessions() as session:
         progress = job_state(session, job_id)
         report = dict(
@@ -116,7 +116,7 @@ def gallery(
     min_percent: Annotated[float, Query(ge=0, le=100)] = 0.0,
     page: Annotated[int, Query(ge=1, le=MAX_ROW // FACES_PER_PAGE)] = 1,
 ) -> HTMLResponse:
-    job = require_job(web, job_id)
+    job = web.job(job_id)
     with web.sessions() as session:
         found = face_page(session, job_id, emotion or None, min_percent, (page - 1) * FACES_PER_PAGE, FACES_PER_PAGE)
     pages = max(1, -(-found.total // FACES_PER_PAGE))
@@ -140,7 +140,7 @@ def gallery(
 
 @router.get("/jobs/{job_id}/images/{image_id}", response_class=HTMLResponse)
 def photo(request: Request, job_id: Id, image_id: Id, web: State) -> HTMLResponse:
-    job = require_job(web, job_id)
+    job = web.job(job_id)
     with web.sessions() as session:
         found = image_faces(session, job_id, image_id)
         if found is None:

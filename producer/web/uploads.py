@@ -29,7 +29,7 @@ from emotion_batch.errors import (
     UploadStorageFullError,
     UploadTooLargeError,
 )
-from emotion_batch.scan import sniff_image
+from producer.scan.walk import sniff_image
 
 CHUNK = 1 << 20
 ZIP_MAGIC = b"PK\x03\x04"

@@ -23,15 +23,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from emotion_batch.scan import Candidate, ScannedFolder
+from db.records import Candidate, ScannedFolder
 
 # Folders are looked up together, this many files at a time, by a thread of their own
 # while the walk goes on (the files of two such batches wait in memory meanwhile, about
 # 200 bytes each; the hashing must have as many files in hand, or it runs out of work
-# while they wait: producer.submit gives it twice LOOKUP_FILES); a folder holding more
-# than MAX_FOLDER_FILES files passes on file by file, never held whole. Look-ups of
-# 20,000 files against 4,000: 8.0-9.6 s against 10.2-10.7 s for an unchanged re-run of
-# a million files. Nothing is held when no folder under the roots was ever recorded.
+# while they wait: producer.stream gives it twice LOOKUP_FILES); a folder holding more
+# than MAX_FOLDER_FILES files passes on file by file, never held whole. Nothing is held
+# when no folder under the roots was ever recorded. Why 20,000: bench/RESULTS.md,
+# "Folder look-ups".
 LOOKUP_FILES = 20_000
 MAX_FOLDER_FILES = 20_000
 
@@ -55,6 +55,46 @@ def _listed(group: list[Candidate]) -> ScannedFolder | None:
     return ScannedFolder(group[0].folder, len(group), listing_digest(group))
 
 
+Held = list[tuple[list[Candidate], ScannedFolder | None]]  # folders walked: their files, their summary
+
+
+class _Lookups:
+    """Folders walked, held until the look-up thread says which are unchanged, then
+    passed on in walk order (the database works outside the interpreter lock: the walk
+    goes on meanwhile)."""
+
+    def __init__(self, match: FolderMatch | None, pool: ThreadPoolExecutor) -> None:
+        self.match, self.pool = match, pool
+        self.held: Held = []
+        self.held_files = 0
+        self.asked: deque[tuple[Held, Future[dict[str, int]] | None]] = deque()
+
+    def hold(self, group: list[Candidate], folder: ScannedFolder | None) -> None:
+        self.held.append((group, folder))
+        self.held_files += len(group)
+
+    def ask(self) -> None:
+        """Hand the held folders to the look-up thread."""
+        folders = [folder for _, folder in self.held if folder is not None]
+        answer = self.pool.submit(self.match, folders) if self.match is not None and folders else None
+        self.asked.append((self.held, answer))
+        self.held, self.held_files = [], 0
+
+    def release(self, waiting: int) -> Iterator[Candidate | ScannedFolder]:
+        """Pass on the folders asked about, in order, until `waiting` look-ups are left."""
+        while len(self.asked) > waiting:
+            batch, answer = self.asked.popleft()
+            unchanged = answer.result() if answer is not None else {}
+            for group, folder in batch:
+                earlier = unchanged.get(folder.folder) if folder is not None else None
+                if folder is not None and earlier is not None:
+                    yield folder._replace(shared_from=earlier)
+                    continue
+                yield from group
+                if folder is not None:
+                    yield folder
+
+
 def whole_folders(
     found: Iterable[Candidate],
     match: FolderMatch | None,
@@ -69,45 +109,19 @@ def whole_folders(
     never summed up, nor are the folders in `exclude` (those holding a file submitted on
     its own, met twice). Without `match`, folders are summed up (to be recorded) but none
     is replaced, and nothing is held."""
-    held: list[tuple[list[Candidate], ScannedFolder | None]] = []  # folders walked, not yet asked about
-    held_files = 0
-    asked: deque[tuple[list[tuple[list[Candidate], ScannedFolder | None]], Future[dict[str, int]] | None]] = deque()
-
-    def ask() -> None:
-        """Hand the held folders to the look-up thread (the database works outside the
-        interpreter lock: the walk goes on meanwhile)."""
-        nonlocal held, held_files
-        folders = [folder for _, folder in held if folder is not None]
-        asked.append((held, lookups.submit(match, folders) if match is not None and folders else None))
-        held, held_files = [], 0
-
-    def release(waiting: int) -> Iterator[Candidate | ScannedFolder]:
-        """Pass on the folders asked about, in order, until `waiting` look-ups are left."""
-        while len(asked) > waiting:
-            batch, answer = asked.popleft()
-            unchanged = answer.result() if answer is not None else {}
-            for group, folder in batch:
-                earlier = unchanged.get(folder.folder) if folder is not None else None
-                if folder is not None and earlier is not None:
-                    yield folder._replace(shared_from=earlier)
-                    continue
-                yield from group
-                if folder is not None:
-                    yield folder
-
     group: list[Candidate] = []
     current: str | None = None
     whole = not partial_first  # whether `group` holds every file of its folder
     passing = False  # the current folder is too large to hold: its files pass on as they come
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="folders") as lookups:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="folders") as pool:
+        lookups = _Lookups(match, pool)
         for candidate in found:
             if candidate.folder != current:
                 if group:
-                    held.append((group, _listed(group) if whole and current not in exclude else None))
-                    held_files += len(group)
-                    if match is None or held_files >= lookup_files:
-                        ask()
-                        yield from release(0 if match is None else 1)  # one look-up runs while the walk goes on
+                    lookups.hold(group, _listed(group) if whole and current not in exclude else None)
+                    if match is None or lookups.held_files >= lookup_files:
+                        lookups.ask()
+                        yield from lookups.release(0 if match is None else 1)  # one look-up runs meanwhile
                 whole = whole or current is not None
                 group, current, passing = [], candidate.folder, False
             if passing:
@@ -115,11 +129,11 @@ def whole_folders(
                 continue
             group.append(candidate)
             if len(group) > max_files:
-                ask()
-                yield from release(0)
+                lookups.ask()
+                yield from lookups.release(0)
                 yield from group
                 group, passing = [], True
         if group:
-            held.append((group, _listed(group) if whole and current not in exclude else None))
-        ask()
-        yield from release(0)
+            lookups.hold(group, _listed(group) if whole and current not in exclude else None)
+        lookups.ask()
+        yield from lookups.release(0)
