@@ -143,16 +143,58 @@ def run_step(
     )
 
 
+def _insert_faces(session, job_id: int, key) -> None:  # noqa: ANN001 (a Session, a ResultKey)
+    """One face per analysed image, its emotion cycling with the image id (70% dominant)."""
+    from sqlalchemy import case, insert, literal, select
+
+    from db.frames import FACE_COLUMNS
+    from db.schema import Face, Image
+    from emotion_batch.labels import EMOTIONS
+
+    version = key.model_version
+    dominant = case(*((Image.id % 7 == i, e) for i, e in enumerate(EMOTIONS)))
+    percents = [case((Image.id % 7 == i, 70.0), else_=5.0).label(e) for i, e in enumerate(EMOTIONS)]
+    columns = list(FACE_COLUMNS[1:])  # every face column but the generated id
+    source = select(
+        Image.id,
+        literal(0),
+        literal(8),
+        literal(8),
+        literal(40),
+        literal(40),
+        literal(0.9),
+        *percents,
+        dominant,
+        literal(key.backend),
+        literal(version),
+        literal(key.detector),
+    ).where(Image.job_id == job_id, Image.status == "done")
+    session.execute(insert(Face).from_select(columns, source))
+
+
+def _checkpoint(database_url: str) -> None:
+    """Empty a SQLite write-ahead log into the database file (other databases: nothing)."""
+    if not database_url.startswith("sqlite"):
+        return
+    # Workers commit small batches and keep the write-ahead log checkpointed as they
+    # go; this stand-in writes a million results in one transaction and, with its
+    # connection kept open, left them all in the log for the next writer (the second
+    # submit) to copy into the database inside its measured time (bench/RESULTS.md).
+    from db.session import make_engine
+
+    with make_engine(database_url).connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    make_engine(database_url).dispose()
+
+
 def mark_analysed(database_url: str, job_id: int, key) -> float:  # noqa: ANN001 (a ResultKey)
     """Every pending image of the job done with one face (every fifth: no face), in bulk SQL
     through the same tables and triggers a worker writes, under the result key a worker
     with these settings would store; returns the seconds it took."""
-    from sqlalchemy import case, func, insert, literal, select, update
+    from sqlalchemy import case, func, update
 
-    from db.frames import FACE_COLUMNS
-    from db.schema import Face, Image
+    from db.schema import Image
     from db.session import make_session_factory
-    from emotion_batch.labels import EMOTIONS
 
     started = time.monotonic()
     sessions = make_session_factory(database_url)
@@ -174,35 +216,9 @@ def mark_analysed(database_url: str, job_id: int, key) -> float:  # noqa: ANN001
                 attempts=1,
             )
         )
-        dominant = case(*((Image.id % 7 == i, e) for i, e in enumerate(EMOTIONS)))
-        percents = [case((Image.id % 7 == i, 70.0), else_=5.0).label(e) for i, e in enumerate(EMOTIONS)]
-        columns = list(FACE_COLUMNS[1:])  # every face column but the generated id
-        source = select(
-            Image.id,
-            literal(0),
-            literal(8),
-            literal(8),
-            literal(40),
-            literal(40),
-            literal(0.9),
-            *percents,
-            dominant,
-            literal(key.backend),
-            literal(version),
-            literal(key.detector),
-        ).where(Image.job_id == job_id, Image.status == "done")
-        session.execute(insert(Face).from_select(columns, source))
+        _insert_faces(session, job_id, key)
         session.commit()
-    if database_url.startswith("sqlite"):
-        # Workers commit small batches and keep the write-ahead log checkpointed as they
-        # go; this stand-in writes a million results in one transaction and, with its
-        # connection kept open, left them all in the log for the next writer (the second
-        # submit) to copy into the database inside its measured time (bench/RESULTS.md).
-        from db.session import make_engine
-
-        with make_engine(database_url).connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        make_engine(database_url).dispose()
+    _checkpoint(database_url)
     return time.monotonic() - started
 
 
@@ -241,34 +257,14 @@ def steps_table(steps: list[Step], title: str, label: str = "step") -> Table:
     return table
 
 
-@click.command()
-@click.option("--files", type=int, default=100_000, show_default=True, help="Files to generate.")
-@click.option(
-    "--folder",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Use this folder instead of generating files.",
-)
-@click.option("--per-folder", type=int, default=100, show_default=True, help="Generated files per folder.")
-@click.option("--work", type=click.Path(path_type=Path), help="Where the files and database go (default /tmp).")
-@click.option("--database-url", help="Database to use (default: a fresh SQLite file under --work).")
-@click.option("--json", "as_json", is_flag=True, help="End with one JSON line.")
-def main(
-    files: int, folder: Path | None, per_folder: int, work: Path | None, database_url: str | None, as_json: bool
-) -> None:
-    """Measure the producer's steps at scale; see the module docstring."""
+def run_steps(
+    root: Path, run_dir: Path, database_url: str, count: int
+) -> tuple[list[Step], float, list[float | None], Path]:
+    """Submit, resume, analyse (in bulk), submit again and read reports, each step timed;
+    returns the steps, the in-process status query's time, the database sizes, the output folder."""
     from producer.local import LocalRedis
 
-    work = work or Path(tempfile.gettempdir())
-    root = folder or generate(work / f"emotion-scale-{files}", files, per_folder)
-    run_dir = Path(tempfile.mkdtemp(prefix="scale-run-", dir=work))
-    database_url = database_url or f"sqlite:///{run_dir / 'scale.db'}"
     queue = "scale-bench"
-    # os.walk, not Path.rglob: rglob keeps every path it yielded in a set (about 390 MB at a
-    # million files), and each child forked from this process would report that as its peak
-    count = sum(sum(n.endswith(".jpg") for n in names) for _, _, names in os.walk(root)) if folder else files
-    console.print(f"{count:,} files under {root}; database {database_url.split('@')[-1]}")
-    console.print(f"every file read once beforehand in {warm(root):.1f} s (page cache warm)")
-    os.sync()  # what earlier runs wrote goes to the disk before the first step is timed
     steps: list[Step] = []
     from emotion_batch.config import Settings
     from producer.reuse import reuse_key
@@ -297,6 +293,14 @@ def main(
         steps.append(
             run_step("html", ["report", "1", "--format", "html", "--out", str(out / "r.html")], env, url, queue)
         )
+    return steps, status_ms, [db_first, db_analysed, db_second], out
+
+
+def summarise(
+    steps: list[Step], status_ms: float, sizes: list[float | None], out: Path, count: int, as_json: bool
+) -> None:
+    """Print the steps' table, the ratios and sizes (and one JSON line with --json)."""
+    db_first, db_analysed, db_second = sizes
     load = os.getloadavg()[0]
     title = f"{count:,} files, {platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} at the end"
     console.print(steps_table(steps, title))
@@ -315,8 +319,8 @@ def main(
     if charts:
         from PIL import Image
 
-        sizes = ", ".join(f"{p.name} {Image.open(p).size[0]}x{Image.open(p).size[1]}" for p in charts)
-        console.print(f"charts: {sizes}; html {(out / 'r.html').stat().st_size / 1e6:.1f} MB")
+        chart_sizes = ", ".join(f"{p.name} {Image.open(p).size[0]}x{Image.open(p).size[1]}" for p in charts)
+        console.print(f"charts: {chart_sizes}; html {(out / 'r.html').stat().st_size / 1e6:.1f} MB")
     if as_json:
         print(
             json.dumps(
@@ -326,10 +330,39 @@ def main(
                     "status_query_ms": status_ms,
                     "second_speedup": first.seconds / second.seconds,
                     "second_speedup_cpu": first.cpu_s / second.cpu_s,
-                    "db_mb": [db_first, db_analysed, db_second],
+                    "db_mb": sizes,
                 }
             )
         )
+
+
+@click.command()
+@click.option("--files", type=int, default=100_000, show_default=True, help="Files to generate.")
+@click.option(
+    "--folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Use this folder instead of generating files.",
+)
+@click.option("--per-folder", type=int, default=100, show_default=True, help="Generated files per folder.")
+@click.option("--work", type=click.Path(path_type=Path), help="Where the files and database go (default /tmp).")
+@click.option("--database-url", help="Database to use (default: a fresh SQLite file under --work).")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line.")
+def main(
+    files: int, folder: Path | None, per_folder: int, work: Path | None, database_url: str | None, as_json: bool
+) -> None:
+    """Measure the producer's steps at scale; see the module docstring."""
+    work = work or Path(tempfile.gettempdir())
+    root = folder or generate(work / f"emotion-scale-{files}", files, per_folder)
+    run_dir = Path(tempfile.mkdtemp(prefix="scale-run-", dir=work))
+    database_url = database_url or f"sqlite:///{run_dir / 'scale.db'}"
+    # os.walk, not Path.rglob: rglob keeps every path it yielded in a set (about 390 MB at a
+    # million files), and each child forked from this process would report that as its peak
+    count = sum(sum(n.endswith(".jpg") for n in names) for _, _, names in os.walk(root)) if folder else files
+    console.print(f"{count:,} files under {root}; database {database_url.split('@')[-1]}")
+    console.print(f"every file read once beforehand in {warm(root):.1f} s (page cache warm)")
+    os.sync()  # what earlier runs wrote goes to the disk before the first step is timed
+    steps, status_ms, sizes, out = run_steps(root, run_dir, database_url, count)
+    summarise(steps, status_ms, sizes, out, count, as_json)
 
 
 if __name__ == "__main__":

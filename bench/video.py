@@ -159,6 +159,34 @@ def system(path: Path, warmup: Path, fps: float, settings: Settings, backend: st
     }
 
 
+def _table(
+    rows: dict[str, tuple[int, int | None, float]], seconds_of_video: float, size: str, fps: float
+) -> tuple[Table, dict[str, object]]:
+    """The printed table of every measured row, and the same figures for the JSON line."""
+    table = Table(title=f"{platform.machine()}, {os.cpu_count()} cores")
+    for column in ("what", "frames", "faces", "seconds", "frames/s", "x real time"):
+        table.add_column(column, justify="left" if column == "what" else "right")
+    result: dict[str, object] = {"video_s": seconds_of_video, "size": size, "sample_fps": fps}
+    for name, (frames, faces, secs) in rows.items():
+        rate = frames / secs if secs else 0.0
+        table.add_row(
+            name,
+            str(frames),
+            "-" if faces is None else str(faces),
+            f"{secs:.1f}",
+            f"{rate:.1f}",
+            f"{seconds_of_video / secs:.1f}",
+        )
+        result[name] = {
+            "frames": frames,
+            "faces": faces,
+            "seconds": round(secs, 2),
+            "frames_per_s": round(rate, 1),
+            "realtime_x": round(seconds_of_video / secs, 1),
+        }
+    return table, result
+
+
 @click.command()
 @click.option(
     "--photos",
@@ -195,27 +223,7 @@ def main(
     if not skip_system:
         run = system(clip, warmup, fps, settings, backend)
         rows["system"] = (run["frames"], run["faces"], run["seconds"])
-    table = Table(title=f"{platform.machine()}, {os.cpu_count()} cores")
-    for column in ("what", "frames", "faces", "seconds", "frames/s", "x real time"):
-        table.add_column(column, justify="left" if column == "what" else "right")
-    result: dict[str, object] = {"video_s": seconds_of_video, "size": size, "sample_fps": fps}
-    for name, (frames, faces, secs) in rows.items():
-        rate = frames / secs if secs else 0.0
-        table.add_row(
-            name,
-            str(frames),
-            "-" if faces is None else str(faces),
-            f"{secs:.1f}",
-            f"{rate:.1f}",
-            f"{seconds_of_video / secs:.1f}",
-        )
-        result[name] = {
-            "frames": frames,
-            "faces": faces,
-            "seconds": round(secs, 2),
-            "frames_per_s": round(rate, 1),
-            "realtime_x": round(seconds_of_video / secs, 1),
-        }
+    table, result = _table(rows, seconds_of_video, size, fps)
     console.print(table)
     best = rows.get("system", rows["ceiling"])
     rate = best[0] / best[2]
