@@ -104,10 +104,11 @@ def rescaled(box: FaceBox, ratio: float) -> FaceBox:
 
 
 def decode_side(detector: FaceDetector, decode_max_side: int | None) -> int | None:
-    """How large to decode a JPEG for `detector`: for a coarse-to-fine one, what its first
-    pass looks at (finer decodes follow only where needed); else DECODE_MAX_SIDE."""
+    """How large to decode a JPEG for `detector`: for a coarse-to-fine one, no larger than
+    its finer pass looks at (its first pass shrinks that further; crops need a finer
+    decode only for small faces, `fine_enough`); else DECODE_MAX_SIDE."""
     if decode_max_side and isinstance(detector, CoarseToFine):
-        return min(decode_max_side, detector.first_side)
+        return min(decode_max_side, detector.max_side)
     return decode_max_side
 
 

@@ -49,8 +49,8 @@ class FaceDetector(Protocol):
 @runtime_checkable
 class CoarseToFine(Protocol):
     """A detector that looks at a small image first and asks for a finer look only where
-    that one finds no face or small ones (YuNet). The pipeline then decodes photos only as
-    large as the first pass needs, and decodes finer for the second where that helps.
+    that one's faces call for it (YuNet). The pipeline decodes photos only as large as the
+    finer pass needs (`max_side`), and finer only for a face too small to crop well.
 
     `scale` is the given image's size over the original photo's (`min_face` applies in
     the original's pixels); boxes come back in the given image's pixels."""
@@ -67,7 +67,7 @@ class CoarseToFine(Protocol):
         ...
 
     def gains_from_finer(self, long_side: int) -> bool:
-        """Whether an image of this long side shows the finer pass enough new pixels."""
+        """Whether an image of this long side shows the finer pass more pixels than the first."""
         ...
 
 

@@ -1,11 +1,14 @@
 """OpenCV's YuNet CNN face detector (cv2.FaceDetectorYN), the default.
 
 Coarse to fine: a first pass at `FIRST_PASS_SIDE` (YuNet's cost grows with the pixels it
-sees: about 0.6x the time of a 640 px pass), and a second pass at `max_side` only where the
-first finds no face, or a face so small that smaller ones may lie below what it can see.
-On the labelled photos (`python -m bench.detect`) the 480 px pass alone finds every face
-the 640 px pass finds; at 320-416 px it loses faces in the crowded selfie, which no
-size rule would have sent to a second pass.
+sees: about 0.55x the time of a 640 px pass), and a second pass at `max_side` only where
+the first finds no face, a face so small that smaller ones may lie below what it can see,
+or several faces (in a group some are partly hidden or cut by the frame, and those the
+coarse pass misses: the crowded selfie of the labelled photos loses 1-2 of its 6 faces at
+480 px in some of bench.photoset's rescaled copies, none at 640). On the 512 images of
+`bench.photoset --repeat 16` this finds the 599 faces the single 640 px pass finds, with
+a second pass on 28 images; first passes at 320-416 px lose faces in that selfie even
+in the original.
 """
 
 from __future__ import annotations
@@ -29,9 +32,8 @@ SMALL_FACE = 20
 """A face found smaller than this (pixels at the first pass) sends the image to the finer
 pass: YuNet finds faces down to about 10 px, so one near that limit may have company below it."""
 
-FINER = 1.2
-"""The finer pass runs only when it sees at least this many times the first pass's pixels
-per side (an image barely larger than the first pass gains nothing from a second)."""
+CROWD = 2
+"""As many faces found as this sends the image to the finer pass."""
 
 
 class YuNetDetector:
@@ -74,7 +76,9 @@ class YuNetDetector:
         """Faces at `first_side`, and whether the finer pass should look again (on this
         image, or on a finer decode of the same photo: the caller's choice)."""
         found, factor = self._pass(rgb, self.first_side)
-        finer = self.first_side < self.max_side and (found is None or float(np.min(found[:, 2:4])) < SMALL_FACE)
+        finer = self.first_side < self.max_side and (
+            found is None or len(found) >= CROWD or float(np.min(found[:, 2:4])) < SMALL_FACE
+        )
         return self._boxes(found, factor, rgb.shape, scale), finer
 
     def fine_pass(self, rgb: np.ndarray, scale: float = 1.0) -> list[FaceBox]:
@@ -83,8 +87,8 @@ class YuNetDetector:
         return self._boxes(found, factor, rgb.shape, scale)
 
     def gains_from_finer(self, long_side: int) -> bool:
-        """Whether an image of this long side shows the finer pass enough new pixels."""
-        return min(long_side, self.max_side) >= FINER * min(long_side, self.first_side)
+        """Whether an image of this long side shows the finer pass more pixels than the first."""
+        return min(long_side, self.max_side) > min(long_side, self.first_side)
 
     def prepare(self, rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
         """The BGR image YuNet is given for a pass at `side`, and its factor to `rgb`."""
