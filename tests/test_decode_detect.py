@@ -19,7 +19,7 @@ from emotion_batch.crop import face_crop, face_crop_rgb
 from emotion_batch.detect import FaceBox, YuNetDetector
 from emotion_batch.detect.base import CoarseToFine
 from emotion_batch.imaging import decode_image
-from emotion_batch.pipeline import Analyzer, decode_side, fine_enough, find_boxes, rescaled
+from emotion_batch.pipeline import Analyzer, decode_side, find_boxes, fine_enough, rescaled
 from models.labels import EMOTIONS
 from tests.test_batch_inprocess import BoxDetector, BrightnessClassifier, outcomes, run
 
