@@ -10,8 +10,8 @@ its sha256), `decode` (JPEG drafted to the size asked for, plus any finer decode
 search or a small face asks for), `resize` (shrinking to the detector's input and RGB ->
 BGR), `detect` (YuNet's network), `crop` (grey face crops, aligned), `classify` (the
 served classifier, per batch of BATCH_SIZE images). `before` is the path as it was
-(decode >= DECODE_MAX_SIDE, one YuNet pass at DETECT_MAX_SIDE, the whole photo turned
-grey), rebuilt here from the same functions; `after` is the pipeline's own
+(decode >= DECODE_MAX_SIDE, an area-filtered shrink to DETECT_MAX_SIDE and one YuNet pass
+there, the whole photo turned grey), rebuilt here from the same functions; `after` is the pipeline's own
 (`emotion_batch.pipeline.find_boxes`, `fine_enough`, `face_crop_rgb`). Each round runs
 every photo through both, alternating, so a busy machine slows both alike: the ratios
 hold where the absolute figures do not.
@@ -45,7 +45,7 @@ import numpy as np
 from bench.photoset import build_photoset
 from emotion_batch.config import Settings
 from emotion_batch.crop import face_crop, face_crop_rgb
-from emotion_batch.detect.base import to_original
+from emotion_batch.detect.base import downscale, to_original
 from emotion_batch.detect.yunet import YuNetDetector
 from emotion_batch.imaging import decode_image, read_file
 from emotion_batch.pipeline import decode_side, find_boxes, fine_enough
@@ -104,11 +104,14 @@ def _read(path: Path, settings: Settings, clock: Clock) -> bytes:
 
 def before(path: Path, detector: TimedYuNet, settings: Settings, clock: Clock) -> list[np.ndarray]:
     """The path as it was before issue 26, stage by stage: decode >= DECODE_MAX_SIDE, one
-    pass at DETECT_MAX_SIDE (MIN_FACE in decoded pixels), the whole photo turned grey."""
+    pass at DETECT_MAX_SIDE after an area-filtered shrink (MIN_FACE in decoded pixels), the
+    whole photo turned grey."""
     data = _read(path, settings, clock)
     with clock.stage("decode"):
         image = decode_image(data, settings.max_pixels, settings.decode_max_side)
-    bgr, factor = detector.prepare(image.rgb, detector.max_side)
+    with clock.stage("resize"):
+        small, factor = downscale(image.rgb, detector.max_side)
+        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
     found = detector.forward(bgr)
     boxes = (
         []

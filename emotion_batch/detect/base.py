@@ -94,14 +94,14 @@ def detector_version(name: str, *models: Path, extra: str = "") -> str:
     return f"{name}-{digest[:16]}"
 
 
-def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+def downscale(rgb: np.ndarray, max_side: int, interpolation: int = cv2.INTER_AREA) -> tuple[np.ndarray, float]:
     """Shrink `rgb` so its long side is at most `max_side`; return it and the factor applied."""
     height, width = rgb.shape[:2]
     scale = min(1.0, max_side / max(height, width))
     if scale == 1.0:
         return rgb, 1.0
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+    return cv2.resize(rgb, size, interpolation=interpolation), scale
 
 
 def to_original(

@@ -36,6 +36,18 @@ CROWD = 2
 """As many faces found as this sends the image to the finer pass."""
 
 
+def shrink(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """`rgb` with its long side at most `side`, and the factor applied: averaged down by a
+    whole factor first (OpenCV's area filter is fast only for those, about 5x slower for
+    any other), then bilinear for the rest, less than a halving, where it does not alias."""
+    height, width = rgb.shape[:2]
+    whole = int(max(height, width) / side)
+    if whole >= 2:
+        rgb = cv2.resize(rgb, (max(1, width // whole), max(1, height // whole)), interpolation=cv2.INTER_AREA)
+    small, rest = downscale(rgb, side, cv2.INTER_LINEAR)
+    return small, rest * max(rgb.shape[:2]) / max(height, width)
+
+
 class YuNetDetector:
     """YuNet at a bounded working resolution; boxes mapped back to the image it was given.
 
@@ -92,7 +104,7 @@ class YuNetDetector:
 
     def prepare(self, rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
         """The BGR image YuNet is given for a pass at `side`, and its factor to `rgb`."""
-        small, factor = downscale(rgb, side)
+        small, factor = shrink(rgb, side)
         return cv2.cvtColor(small, cv2.COLOR_RGB2BGR), factor
 
     def forward(self, bgr: np.ndarray) -> np.ndarray | None:
