@@ -21,7 +21,7 @@ from emotion_batch.detect.base import CoarseToFine
 from emotion_batch.imaging import decode_image
 from emotion_batch.pipeline import Analyzer, decode_side, find_boxes, fine_enough, rescaled
 from models.labels import EMOTIONS
-from tests.test_batch_inprocess import BoxDetector, BrightnessClassifier, outcomes, run
+from tests.test_batch_inprocess import BoxDetector, BrightnessClassifier, outcomes, pending_job, run
 
 MAX_PIXELS = 40_000_000
 
@@ -153,31 +153,15 @@ def test_the_grey_crop_of_the_colour_image_is_the_crop_of_the_grey_image(seed: i
 def big_job(tmp_path: Path):
     """40 flat grey JPEGs (widths 200..239, each a known emotion), the 11th not a JPEG at
     all, registered as one pending job."""
-    from db.jobs import create_job, pending_refs, register_images
-    from db.migrate import upgrade
-    from db.session import make_session_factory
-    from emotion_batch.hashing import sha256_file
-    from emotion_batch.messages import BatchMessage
-    from emotion_batch.scan import ScannedFile
-
-    url = f"sqlite:///{tmp_path / 'batch.db'}"
-    upgrade(url)
-    files = []
+    paths = []
     for n in range(40):
-        path = tmp_path / f"p{n:02d}.jpg"
+        paths.append(tmp_path / f"p{n:02d}.jpg")
         grey = int((n % 6 + 0.5) * 256 / len(EMOTIONS))
         if n == 10:
-            path.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG" * 10)
+            paths[-1].write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG" * 10)
         else:
-            PILImage.new("RGB", (200 + n, 160), (grey, grey, grey)).save(path, quality=95)
-        files.append(ScannedFile(str(path), str(tmp_path), sha256_file(path), path.stat().st_size, None))
-    sessions = make_session_factory(url)
-    with sessions() as session:
-        record = create_job(session, "inprocess", "double", 40, [str(tmp_path)], False)
-        register_images(session, record, files)
-        refs = tuple(pending_refs(session, record.id))
-    settings = Settings(_env_file=None, database_url=url, max_attempts=3)
-    return settings, sessions, BatchMessage(record.id, 0, "double", refs)
+            PILImage.new("RGB", (200 + n, 160), (grey, grey, grey)).save(paths[-1], quality=95)
+    return pending_job(tmp_path, paths, 40)
 
 
 def test_bad_images_mid_batch_are_errors_while_the_classifier_starts_early(big_job) -> None:
