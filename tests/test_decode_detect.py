@@ -18,6 +18,7 @@ from emotion_batch.config import Settings
 from emotion_batch.crop import face_crop, face_crop_rgb
 from emotion_batch.detect import FaceBox, YuNetDetector
 from emotion_batch.detect.base import CoarseToFine
+from emotion_batch.detect.yunet import FIRST_PASS_SIDE
 from emotion_batch.imaging import decode_image
 from emotion_batch.pipeline import Analyzer, decode_side, find_boxes, fine_enough, rescaled
 from models.labels import EMOTIONS
@@ -46,7 +47,7 @@ def test_the_second_pass_finds_a_small_face_the_first_misses(yunet_model: Path) 
     runs because the first found nothing."""
     rgb = scene(1280, 960, 128, (100, 100))
     detector = YuNetDetector(yunet_model, max_side=640, min_face=8)
-    assert isinstance(detector, CoarseToFine) and detector.first_side == 480
+    assert isinstance(detector, CoarseToFine) and detector.first_side == FIRST_PASS_SIDE < 480
     first, finer = detector.first_pass(rgb)
     assert (first, finer) == ([], True)
     (face,) = detector.detect(rgb)
@@ -62,7 +63,7 @@ def test_the_first_pass_alone_serves_one_clear_face_and_a_crowd_gets_the_finer_p
     two = np.concatenate([one, one], axis=1)
     boxes, finer = detector.first_pass(two)
     assert len(boxes) == 2 and finer
-    assert not detector.gains_from_finer(480) and detector.gains_from_finer(481)
+    assert not detector.gains_from_finer(FIRST_PASS_SIDE) and detector.gains_from_finer(FIRST_PASS_SIDE + 1)
 
 
 def test_min_face_counts_in_the_original_photos_pixels(yunet_model: Path) -> None:
