@@ -16,7 +16,9 @@ there, the whole photo turned grey), rebuilt here from the same functions; `afte
 every photo through both, alternating, so a busy machine slows both alike: the ratios
 hold where the absolute figures do not.
 
-`--system` then runs the whole system (producer -> Redis -> one Celery worker -> SQLite,
+`--overlap` times the in-process ceiling (both threads, wall clock) with the classifier's
+early call on a batch's first faces and without it, alternating (on a quiet machine only:
+it is a wall-clock figure). `--system` then runs the whole system (producer -> Redis -> one Celery worker -> SQLite,
 `bench.system`) and the in-process ceiling on the job, and splits the system's time per
 image into the worker's `analyse` (the pipeline, both threads), `database` (claim, reuse
 lookup, store, bookkeeping: the rest of each task) and `queue` (the wall time outside
@@ -196,6 +198,33 @@ def stage_table(clocks: dict[str, list[Clock]]) -> str:
     return "\n".join(lines)
 
 
+def overlap_table(paths: Sequence[Path], settings: Settings, backend: str, rounds: int) -> str:
+    """The in-process ceiling (both threads, wall clock) with the early classifier call and
+    without it (one call per batch after all its images), alternating, `rounds` times."""
+    from emotion_batch.classify import make_classifier
+    from emotion_batch.detect import make_detector
+    from emotion_batch.pipeline import EARLY_FACES, Analyzer
+
+    classifier = make_classifier(backend, settings)
+    names = [str(p) for p in paths]
+    rates: dict[str, list[float]] = {"one call after the batch": [], f"early call (>= {EARLY_FACES} faces)": []}
+    for _ in range(rounds):
+        for label, early in zip(rates, (None, EARLY_FACES)):
+            analyzer = Analyzer(lambda: make_detector(settings), classifier, settings, early_faces=early)
+            analyzer.analyze(names[: settings.batch_size])
+            started = time.perf_counter()
+            for start in range(0, len(names), settings.batch_size):
+                analyzer.analyze(names[start : start + settings.batch_size])
+            rates[label].append(len(names) / (time.perf_counter() - started))
+            analyzer.close()
+    lines = ["| ceiling, 2 threads | images/s per round (wall) | median |", "|---|---|---|"]
+    for label, values in rates.items():
+        lines.append(f"| {label} | {' / '.join(f'{v:.1f}' for v in values)} | {statistics.median(values):.1f} |")
+    first, second = (statistics.median(v) for v in rates.values())
+    lines.append(f"\nearly / one call: {second / first:.3f}")
+    return "\n".join(lines)
+
+
 TASK_DONE = re.compile(r"Task \S+\[[^\]]+\] succeeded in ([0-9.]+)s: (\{.*\})")
 
 
@@ -246,15 +275,24 @@ def system_table(paths: Sequence[Path], job: Path, warmup: Path, settings: Setti
 @click.option("--rounds", type=int, default=3, show_default=True, help="Before/after alternations.")
 @click.option("--yunet", type=click.Path(path_type=Path, exists=True), envvar="YUNET_MODEL", default=None)
 @click.option("--backend", default="cnn", show_default=True)
+@click.option("--overlap", is_flag=True, help="Also the ceiling with and without the early classifier call.")
 @click.option("--system", "with_system", is_flag=True, help="Also split the full system's time (bench.system).")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the stage figures.")
 def main(
-    photos: Path, repeat: int, rounds: int, yunet: Path | None, backend: str, with_system: bool, as_json: bool
+    photos: Path,
+    repeat: int,
+    rounds: int,
+    yunet: Path | None,
+    backend: str,
+    overlap: bool,
+    with_system: bool,
+    as_json: bool,
 ) -> None:
     """Print the per-stage profile; see the module docstring."""
     from emotion_batch.classify import make_classifier
     from emotion_batch.detect import find_yunet
 
+    opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     settings = Settings()
     model = yunet or find_yunet(settings)
@@ -271,6 +309,9 @@ def main(
         f"BATCH_SIZE={settings.batch_size}"
     )
     click.echo(stage_table(clocks))
+    cv2.setNumThreads(opencv_threads)  # the rest runs as the worker does
+    if overlap:
+        click.echo(overlap_table(paths, settings, backend, rounds))
     if with_system:
         build_photoset(photos, 1, work / "warmup")
         click.echo(system_table(paths, work / "job", work / "warmup", settings, backend))
