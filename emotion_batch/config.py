@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     decode_max_side: int | None = Field(
         defaults.DECODE_MAX_SIDE,
         ge=64,
-        description="Decode big JPEGs at 1/2-1/8 scale, long side still >= this (None: full).",
+        description="JPEGs decoded at 1/2-1/8 scale, long side >= this; YuNet: min(this, DETECT_MAX_SIDE); None: full.",
     )
     face_margin: float = Field(
         defaults.FACE_MARGIN,
