@@ -130,7 +130,8 @@ def candidates(settings: Settings, yunet: Path | None) -> dict[str, Callable[[],
     common: dict[str, Any] = {"max_side": settings.detect_max_side, "min_face": settings.min_face}
     found: dict[str, Callable[[], FaceDetector]] = {}
     if yunet and yunet.is_file():
-        found["yunet"] = lambda: YuNetDetector(yunet, score=settings.face_score, **common)
+        first = settings.detect_first_side or None
+        found["yunet"] = lambda: YuNetDetector(yunet, score=settings.face_score, first_side=first, **common)
     found["haar"] = lambda: HaarDetector(settings.haar_cascade, **common)
     found["haar minNeighbors=8 minSize=60"] = lambda: HaarDetector(
         settings.haar_cascade, max_side=settings.detect_max_side, min_face=60, min_neighbors=8

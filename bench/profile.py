@@ -153,7 +153,7 @@ def profile(
     common = (yunet, settings.detect_max_side, settings.face_score, settings.min_face)
     runs: dict[str, tuple[PathFn, TimedYuNet]] = {
         "before": (before, TimedYuNet(*common, first_side=None)),  # one pass at DETECT_MAX_SIDE
-        "after": (after, TimedYuNet(*common)),
+        "after": (after, TimedYuNet(*common, first_side=settings.detect_first_side or None)),
     }
     clocks: dict[str, list[Clock]] = {name: [] for name in runs}
     for _ in range(rounds):

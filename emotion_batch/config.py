@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     detect_max_side: int = Field(
         defaults.DETECT_MAX_SIDE, ge=64, description="Detect on images downscaled to this long side."
     )
+    detect_first_side: int = Field(
+        defaults.DETECT_FIRST_SIDE,
+        ge=0,
+        description="YuNet looks at this side first, at DETECT_MAX_SIDE only where needed (0: one pass).",
+    )
     decode_max_side: int | None = Field(
         defaults.DECODE_MAX_SIDE,
         ge=64,

@@ -158,7 +158,13 @@ def make_detector(settings: Settings) -> FaceDetector:
     choice = choose_detector(settings)
     common = {"min_face": settings.min_face}
     if choice.name == "yunet":
-        return YuNetDetector(choice.model, score=settings.face_score, max_side=settings.detect_max_side, **common)
+        return YuNetDetector(
+            choice.model,
+            score=settings.face_score,
+            max_side=settings.detect_max_side,
+            first_side=settings.detect_first_side or None,
+            **common,
+        )
     if choice.name == "haar":
         return HaarDetector(choice.model, max_side=settings.detect_max_side, **common)
     return DETECTORS[choice.name](choice.models, max_side=settings.detect_max_side, **common)

@@ -20,14 +20,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotion_batch import defaults
 from emotion_batch.config import YUNET_URL
 from emotion_batch.detect.base import FaceBox, detector_version, downscale, to_original
 from emotion_batch.errors import WeightsMissingError
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 
-FIRST_PASS_SIDE = 320
-"""Long side of the first, cheaper pass (capped by `max_side`)."""
+FIRST_PASS_SIDE = defaults.DETECT_FIRST_SIDE
+"""Long side of the first, cheaper pass (capped by `max_side`; DETECT_FIRST_SIDE)."""
 
 SMALL_FACE = 20
 """A face found smaller than this (pixels at the first pass) sends the image to the finer
