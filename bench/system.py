@@ -80,6 +80,8 @@ class SystemRun:
     timing: Timing
     peak_mb: float
     rss_samples_mb: list[float] = field(default_factory=list)
+    job_id: int | None = None
+    log_file: Path | None = None  # the worker's log (its tasks' times: bench.profile)
 
     @property
     def baseline_mb(self) -> float:
@@ -144,4 +146,4 @@ def system(folder: Path, warmup: Path, settings: Settings, backend: str, concurr
     assert last is not None and count is not None, "the job stored no image"
     last = last if last.tzinfo else last.replace(tzinfo=timezone.utc)
     seconds = (last - started).total_seconds()
-    return SystemRun(Timing(int(count), int(faces or 0), seconds), peak, samples)
+    return SystemRun(Timing(int(count), int(faces or 0), seconds), peak, samples, job, tmp / "worker.log")

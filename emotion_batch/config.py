@@ -139,6 +139,11 @@ class DetectionSettings(_FromEnvironment):
     )
     face_score: float = Field(defaults.FACE_SCORE, ge=0.0, le=1.0, description="YuNet score threshold.")
     min_face: int = Field(defaults.MIN_FACE, ge=8, description="Smallest face side kept, in original pixels.")
+    detect_first_side: int = Field(
+        defaults.DETECT_FIRST_SIDE,
+        ge=0,
+        description="YuNet looks at this side first, at DETECT_MAX_SIDE only where needed (0: one pass).",
+    )
     face_margin: float = Field(
         defaults.FACE_MARGIN,
         ge=0.5,
@@ -154,7 +159,7 @@ class ImageSettings(_FromEnvironment):
     decode_max_side: int | None = Field(
         defaults.DECODE_MAX_SIDE,
         ge=64,
-        description="Decode big JPEGs at 1/2-1/8 scale, long side still >= this (None: full).",
+        description="JPEGs decoded at 1/2-1/8 scale, long side >= this; YuNet: min(this, DETECT_MAX_SIDE); None: full.",
     )
     max_pixels: int = Field(defaults.MAX_PIXELS, ge=1, description="Decompression-bomb guard (pixels).")
     max_file_bytes: int = Field(defaults.MAX_FILE_BYTES, ge=1, description="Largest image file read.")

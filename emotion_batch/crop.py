@@ -40,13 +40,32 @@ def eye_angle(box: FaceBox) -> float:
 
 def _square(gray: np.ndarray, cx: float, cy: float, side: int) -> np.ndarray:
     """The side x side square centred on (cx, cy); outside the image the border repeats."""
-    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    height, width = gray.shape[:2]
+    return _window(gray, int(round(cx - side / 2)), int(round(cy - side / 2)), side)
+
+
+def _window(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """The side x side square from (x0, y0); outside the image the border repeats."""
+    height, width = image.shape[:2]
     pad = max(0, -x0, -y0, x0 + side - width, y0 + side - height)
     if pad:
-        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         x0, y0 = x0 + pad, y0 + pad
-    return gray[y0 : y0 + side, x0 : x0 + side]
+    return image[y0 : y0 + side, x0 : x0 + side]
+
+
+def face_crop_rgb(rgb: np.ndarray, box: FaceBox, margin: float = 1.0, align: bool = False) -> np.ndarray:
+    """`face_crop` of an RGB image, pixel for pixel, converting only the face's
+    surroundings to grey (not the whole photo, most of which no crop reads)."""
+    side = max(1, int(round(max(box.w, box.h) * margin)))
+    reach = int(math.ceil(side * SQRT2)) + 4  # covers the rotated square and the rounding
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    # an even origin: Python rounds halves to even, so the crop's own rounding inside the
+    # region then lands on the same pixels as it does on the whole image
+    x0, y0 = 2 * math.floor((cx - reach / 2) / 2), 2 * math.floor((cy - reach / 2) / 2)
+    region = cv2.cvtColor(_window(rgb, x0, y0, reach + 2), cv2.COLOR_RGB2GRAY)
+    landmarks = tuple((px - x0, py - y0) for px, py in box.landmarks) if box.landmarks else box.landmarks
+    moved = FaceBox(box.x - x0, box.y - y0, box.w, box.h, box.confidence, landmarks)
+    return face_crop(region, moved, margin, align)
 
 
 def face_crop(gray: np.ndarray, box: FaceBox, margin: float = 1.0, align: bool = False) -> np.ndarray:

@@ -33,6 +33,7 @@ DETECTOR = "auto"
 MODEL_DOWNLOAD = True
 DOWNLOAD_TIMEOUT = 20.0
 DETECT_MAX_SIDE = 640
+DETECT_FIRST_SIDE = 320  # YuNet's first, coarse pass (emotion_batch/detect/yunet.py)
 DECODE_MAX_SIDE = 800
 # Face crops: chosen on FER2013 test faces pasted into scenes and run through the real
 # detect -> crop -> classify path (`python -m bench.pasted`, table in models/README.md).

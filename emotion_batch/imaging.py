@@ -139,7 +139,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")  # no copy when nothing changes
 
 
 def _verify_checksums(data: bytes) -> None:
@@ -198,8 +198,9 @@ def decode_image(data: bytes, max_pixels: int, max_side: int | None = None, sha2
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image.seek(0)
-                upright = ImageOps.exif_transpose(image)
-                rgb = np.asarray(_to_rgb(upright), dtype=np.uint8)
+                # in place: the one copy of the pixels is the array made below
+                ImageOps.exif_transpose(image, in_place=True)
+                rgb = np.asarray(_to_rgb(image), dtype=np.uint8)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
             raise ImageTooLargeError(str(exc)) from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -8,26 +8,31 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import cv2
 import numpy as np
 from billiard.exceptions import SoftTimeLimitExceeded
 
 from emotion_batch.classify import EmotionClassifier, normalise
 from emotion_batch.config import Settings
-from emotion_batch.crop import face_crop
+from emotion_batch.crop import face_crop_rgb
 from emotion_batch.detect import WHOLE_IMAGE, FaceBox, FaceDetector
+from emotion_batch.detect.base import CoarseToFine
 from emotion_batch.errors import CorruptImageError, ImageError, PathNotAllowedError
 from emotion_batch.imaging import LoadedImage, decode_image, read_file
 from emotion_batch.preprocess import FACE_SIZE
 
 logger = logging.getLogger(__name__)
+
+EARLY_FACES = 16
+"""Fewest faces worth a classifier call of their own while the batch's last images are
+still being decoded (the classifier's rate per face drops in smaller calls)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,76 @@ def unscale(box: FaceBox, scale: float, width: int, height: int) -> FaceBox:
     return FaceBox(x, y, w, h, box.confidence)
 
 
+def rescaled(box: FaceBox, ratio: float) -> FaceBox:
+    """A box (and its landmarks) on an image `ratio` times as large."""
+    points = tuple((x * ratio, y * ratio) for x, y in box.landmarks) if box.landmarks else box.landmarks
+    return FaceBox(
+        int(box.x * ratio), int(box.y * ratio), round(box.w * ratio), round(box.h * ratio), box.confidence, points
+    )
+
+
+def decode_side(detector: FaceDetector, decode_max_side: int | None) -> int | None:
+    """How large to decode a JPEG for `detector`: for a coarse-to-fine one, no larger than
+    its finer pass looks at (its first pass shrinks that further; crops need a finer
+    decode only for small faces, `fine_enough`); else DECODE_MAX_SIDE."""
+    if decode_max_side and isinstance(detector, CoarseToFine):
+        return min(decode_max_side, detector.max_side)
+    return decode_max_side
+
+
+def find_boxes(
+    detector: FaceDetector, image: LoadedImage, data: bytes | None, max_pixels: int
+) -> tuple[LoadedImage, tuple[FaceBox, ...]]:
+    """The detector's boxes on `image`, in the pixels of the image returned with them. A
+    coarse-to-fine detector looks again where its first pass asks; when `image` is too
+    small for that second look, a finer decode of `data` is made for it (and returned,
+    for the crops)."""
+    if not isinstance(detector, CoarseToFine):
+        return image, tuple(detector.detect(image.rgb))
+    boxes, finer = detector.first_pass(image.rgb, image.scale)
+    if not finer:
+        return image, tuple(boxes)
+    candidate = image
+    if not detector.gains_from_finer(max(image.rgb.shape[:2])):
+        candidate = decode_finer(image, data, detector.max_side, max_pixels) or image
+    if detector.gains_from_finer(max(candidate.rgb.shape[:2])):
+        return candidate, tuple(detector.fine_pass(candidate.rgb, candidate.scale))
+    return image, tuple(boxes)
+
+
+def fine_enough(
+    image: LoadedImage, boxes: tuple[FaceBox, ...], data: bytes | None, max_pixels: int, margin: float
+) -> tuple[LoadedImage, tuple[FaceBox, ...]]:
+    """`image` and `boxes` as they are, unless a face crop (box side x `margin`) would be
+    smaller than the classifier's input on this reduced decode: then a decode of `data`
+    just fine enough for the smallest face (or the full image), the boxes moved onto it."""
+    if not boxes or image.scale >= 1.0 or data is None:
+        return image, boxes
+    smallest = min(max(b.w, b.h) for b in boxes) * margin
+    if smallest >= FACE_SIZE:
+        return image, boxes
+    side = math.ceil(max(image.width, image.height) * image.scale * FACE_SIZE / max(1.0, smallest))
+    finer = decode_finer(image, data, side, max_pixels)
+    if finer is None:
+        return image, boxes
+    ratio = finer.rgb.shape[1] / image.rgb.shape[1]
+    return finer, tuple(rescaled(b, ratio) for b in boxes)
+
+
+def decode_finer(image: LoadedImage, data: bytes | None, side: int, max_pixels: int) -> LoadedImage | None:
+    """`data` (the bytes `image` was decoded from) decoded with a long side of at least
+    `side` (in full when that is as large), or None when that is no finer or fails."""
+    if data is None or image.scale >= 1.0:
+        return None
+    target = None if side >= max(image.width, image.height) else side
+    try:
+        finer = decode_image(data, max_pixels, target, image.sha256)
+    except ImageError:  # decoded once already: keep that decode rather than fail the image
+        logger.warning("finer decode failed for an image of %d bytes", len(data), exc_info=True)
+        return None
+    return finer if finer.rgb.shape[1] > image.rgb.shape[1] else None
+
+
 def check_allowed(path: str, roots: Sequence[Path]) -> Path:
     """Resolve `path`; refuse it unless it lies under one of `roots` (empty: allow all)."""
     resolved = Path(path).resolve()
@@ -103,7 +178,10 @@ class Analyzer:
 
     Each image is decoded and searched for faces in a small thread pool (PIL and OpenCV
     release the GIL); each thread has its own detector, as OpenCV's are not thread-safe.
-    All faces of the batch then go through the classifier in one call.
+    The faces of the batch go through the classifier in one call, or, in a larger batch,
+    two: once only the last images are still being decoded (a pool thread would otherwise
+    wait idle for them), the faces found so far are classified beside them, if there are
+    at least `early_faces`; the rest follow in the second call.
     """
 
     def __init__(
@@ -112,10 +190,13 @@ class Analyzer:
         classifier: EmotionClassifier,
         settings: Settings,
         threads: int = 2,
+        early_faces: int | None = EARLY_FACES,
     ) -> None:
         self.detector_factory = detector_factory
         self.classifier = classifier
         self.settings = settings
+        self.threads = threads
+        self.early_faces = early_faces
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="analyze")
 
@@ -143,8 +224,11 @@ class Analyzer:
         """The detector and its model file hash (`yunet-8f2383e4dd3cfbb4`), stored with results."""
         return self._detector().version
 
-    def _load(self, path: str, known: Collection[str]) -> LoadedImage | ImageError | str:
-        """Read one image once and decode it; its hash when that is `known`; or why it cannot be."""
+    def _load(
+        self, path: str, known: Collection[str], side: int | None
+    ) -> tuple[LoadedImage, bytes] | ImageError | str:
+        """Read one image once and decode it (with the bytes, for a finer decode should a
+        face need one); its hash when that is `known`; or why it cannot be."""
         settings = self.settings
         try:
             resolved = check_allowed(path, settings.allowed_roots)
@@ -152,7 +236,7 @@ class Analyzer:
             sha256 = hashlib.sha256(data).hexdigest()
             if sha256 in known:
                 return sha256
-            return decode_image(data, settings.max_pixels, settings.decode_max_side, sha256)
+            return decode_image(data, settings.max_pixels, side, sha256), data
         except ImageError as exc:
             return exc
         except Exception as exc:  # a decoder bug must cost one image, not the batch
@@ -161,18 +245,22 @@ class Analyzer:
 
     def _detect(self, path: str, known: Collection[str] = frozenset()) -> _Detected:
         """Decode one image, find and crop its faces (runs in a pool thread)."""
-        image = self._load(path, known)
-        if isinstance(image, str):
-            return _Detected(path, sha256=image, known=True)
-        if isinstance(image, ImageError):
-            return _Detected(path, error=str(image))
-        return self._find_faces(path, image)
-
-    def _find_faces(self, path: str, image: LoadedImage) -> _Detected:
-        """Find and crop the faces of a decoded image; a failure fails this image alone."""
         detector = self._detector()  # one that cannot be built is the process's problem, not the image's
+        loaded = self._load(path, known, decode_side(detector, self.settings.decode_max_side))
+        if isinstance(loaded, str):
+            return _Detected(path, sha256=loaded, known=True)
+        if isinstance(loaded, ImageError):
+            return _Detected(path, error=str(loaded))
+        return self._find_faces(path, *loaded)
+
+    def _find_faces(self, path: str, image: LoadedImage, data: bytes | None = None) -> _Detected:
+        """Find and crop the faces of a decoded image; a failure fails this image alone.
+        `data` (the file's bytes) allows a finer decode where the first was too coarse."""
+        detector = self._detector()
         try:
-            boxes, crops = self._boxes_and_crops(detector, image.rgb)
+            image, boxes = find_boxes(detector, image, data, self.settings.max_pixels)
+            image, boxes = fine_enough(image, boxes, data, self.settings.max_pixels, self._margin(detector))
+            crops = self._crops(detector, image.rgb, boxes)
         except Exception as exc:  # a detector or crop bug on one image must not fail the batch
             logger.exception("face detection failed on %s", path)
             reason = f"face detection failed: {type(exc).__name__}: {exc}"[:300]
@@ -180,31 +268,49 @@ class Analyzer:
         original = tuple(unscale(b, image.scale, image.width, image.height) for b in boxes)
         return _Detected(path, None, image.width, image.height, image.taken_at, original, crops, image.sha256)
 
-    def _boxes_and_crops(
-        self, detector: FaceDetector, rgb: np.ndarray
-    ) -> tuple[tuple[FaceBox, ...], tuple[np.ndarray, ...]]:
-        """The detector's boxes on `rgb` and the classifier's 48x48 grey face for each."""
-        boxes = tuple(detector.detect(rgb))
-        if not boxes:
-            return (), ()
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    def _margin(self, detector: FaceDetector) -> float:
         # a whole-image "face" is already framed as the user wants it: no margin around it
-        margin = 1.0 if detector.name == WHOLE_IMAGE else self.settings.face_margin
-        crops = tuple(face_crop(gray, b, margin, self.settings.face_align) for b in boxes)
+        return 1.0 if detector.name == WHOLE_IMAGE else self.settings.face_margin
+
+    def _crops(self, detector: FaceDetector, rgb: np.ndarray, boxes: tuple[FaceBox, ...]) -> tuple[np.ndarray, ...]:
+        """The classifier's 48x48 grey face for each box on `rgb`."""
+        margin = self._margin(detector)
+        crops = tuple(face_crop_rgb(rgb, b, margin, self.settings.face_align) for b in boxes)
         if any(c.shape != (FACE_SIZE, FACE_SIZE) or c.dtype != np.uint8 for c in crops):
             raise ValueError(f"a face crop is not a {FACE_SIZE}x{FACE_SIZE} grey image")
-        return boxes, crops
+        return crops
 
     def analyze(self, paths: Sequence[str], known: Collection[str] = frozenset()) -> list[ImageResult]:
         """Analyse images together: read, hash, decode and detect in threads, then one
         classifier call. An image whose content hash is in `known` is not decoded: its
         result comes back with `known=True` and its `sha256`, for the caller to fill in."""
-        return self._classify(list(self._pool.map(lambda p: self._detect(p, known), paths)))
+        return self._gather([self._pool.submit(self._detect, path, known) for path in paths])
 
     def analyze_frames(self, frames: Sequence[np.ndarray], source: str) -> list[ImageResult]:
         """Analyse decoded RGB frames (of the video `source`) exactly like photos."""
         images = [LoadedImage(rgb, rgb.shape[1], rgb.shape[0], "video", None) for rgb in frames]
-        return self._classify(list(self._pool.map(lambda im: self._find_faces(source, im), images)))
+        return self._gather([self._pool.submit(self._find_faces, source, image) for image in images])
+
+    def _gather(self, futures: list[Future[_Detected]]) -> list[ImageResult]:
+        """The detected images, in order, classified: the faces found so far once only the
+        last `threads` images are left in the pool (see the class), the rest at the end."""
+        results: list[ImageResult] = []
+        ready: list[_Detected] = []
+        try:
+            for index, future in enumerate(futures):
+                ready.append(future.result())
+                in_flight = len(futures) - index - 1
+                early = self.early_faces is not None and not results and 0 < in_flight <= self.threads
+                if early and sum(len(d.crops) for d in ready) >= (self.early_faces or 0):
+                    results += self._classify(ready)
+                    ready = []
+        except BaseException:  # out of time, or killed: drop the images not started yet
+            for future in futures:
+                future.cancel()
+            raise
+        if results and not any(d.crops for d in ready):  # no faces left: no second call
+            return results + _assemble(ready, np.zeros((0, len(self.classifier.labels))), self.classifier.labels)
+        return results + self._classify(ready)
 
     def _classify(self, detected: list[_Detected]) -> list[ImageResult]:
         """All faces of the detected images through the classifier in one call. Should

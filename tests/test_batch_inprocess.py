@@ -78,16 +78,22 @@ GREYS = tuple(int((n + 0.5) * 256 / len(EMOTIONS)) for n in range(6))  # -> angr
 @pytest.fixture
 def job(tmp_path: Path):
     """Six flat grey JPEGs of widths 200..205 registered as one pending job."""
+    paths = []
+    for n, grey in enumerate(GREYS):
+        paths.append(tmp_path / f"p{n}.jpg")
+        PILImage.new("RGB", (200 + n, 160), (grey, grey, grey)).save(paths[-1], quality=95)
+    return pending_job(tmp_path, paths, 8)
+
+
+def pending_job(tmp_path: Path, paths: list[Path], batch_size: int):
+    """`paths` registered as one pending job in a new SQLite file: its settings, sessions
+    and the message of its one batch."""
     url = f"sqlite:///{tmp_path / 'batch.db'}"
     upgrade(url)
-    files = []
-    for n, grey in enumerate(GREYS):
-        path = tmp_path / f"p{n}.jpg"
-        PILImage.new("RGB", (200 + n, 160), (grey, grey, grey)).save(path, quality=95)
-        files.append(ScannedFile(str(path), str(tmp_path), sha256_file(path), path.stat().st_size, None))
+    files = [ScannedFile(str(path), str(tmp_path), sha256_file(path), path.stat().st_size, None) for path in paths]
     sessions = make_session_factory(url)
     with sessions() as session:
-        record = create_job(session, "inprocess", "double", 8, [str(tmp_path)], False)
+        record = create_job(session, "inprocess", "double", batch_size, [str(tmp_path)], False)
         register_chunk(session, record.id, files, len(files))
         refs = tuple(pending_refs(session, record.id))
     settings = Settings(_env_file=None, database_url=url, max_attempts=3)

@@ -168,7 +168,12 @@ def test_batch_over_time_limit_is_retried_image_by_image(system: System, photos_
     job = system.submit(system.tmp / "photos", "--batch-size", "16")
     # Full-size decoding and detection: a batch of 16 photos takes seconds, one photo well under 1 s.
     system.worker(
-        SOFT_TIME_LIMIT="1", HARD_TIME_LIMIT="3", MAX_ATTEMPTS="4", DECODE_MAX_SIDE="4000", DETECT_MAX_SIDE="2600"
+        SOFT_TIME_LIMIT="1",
+        HARD_TIME_LIMIT="3",
+        MAX_ATTEMPTS="4",
+        DECODE_MAX_SIDE="4000",
+        DETECT_MAX_SIDE="2600",
+        DETECT_FIRST_SIDE="0",
     )
     probe = JobProbe(system.env["DATABASE_URL"], job)
     # Retries back off up to 30 s each: on a loaded machine (load 16 on 2 cores) this took 285 s.

@@ -116,7 +116,9 @@ def test_resume_while_a_job_is_in_flight_leaves_busy_images_alone(system: System
     shutil.copytree(photos_dir, system.tmp / "photos")
     # Two processes; one attempt per image: a second delivery that counted an attempt on a
     # busy image would fail it at once as "gave up".
-    system.worker(concurrency=2, MAX_ATTEMPTS="1", DECODE_MAX_SIDE="4000", DETECT_MAX_SIDE="2600")
+    system.worker(
+        concurrency=2, MAX_ATTEMPTS="1", DECODE_MAX_SIDE="4000", DETECT_MAX_SIDE="2600", DETECT_FIRST_SIDE="0"
+    )
     assert wait_until(lambda: len(set(re.findall(r"worker process (\d+) ready", system.logs()))) == 2, 240), (
         system.logs()[-3000:]
     )

@@ -14,10 +14,7 @@ MAX_FUNCTION_LINES = 60
 
 def _sources() -> list[Path]:
     return sorted(
-        path
-        for package in PACKAGES
-        for path in (ROOT / package).rglob("*.py")
-        if "migrations" not in path.parts
+        path for package in PACKAGES for path in (ROOT / package).rglob("*.py") if "migrations" not in path.parts
     )
 
 

@@ -58,6 +58,7 @@ class BatchSummary:
     faces: int = 0
     isolated: bool = False
     seconds: float = 0.0
+    analyse_seconds: float = 0.0  # of `seconds`, in the pipeline (the rest: database, bookkeeping)
 
     def add(self, analysed: int, reused: int, written: int, faces: int) -> None:
         self.analysed += analysed
@@ -177,7 +178,10 @@ def _analyse_claimed(
     ids = list(claim.live)
     results: dict[int, ImageResult] = {}
     reused: dict[int, Image] = {}
-    for image_id, result in zip(ids, analyzer.analyze([claim.live[i][0] for i in ids], known=earlier.keys())):
+    started = time.perf_counter()
+    analysed = analyzer.analyze([claim.live[i][0] for i in ids], known=earlier.keys())
+    summary.analyse_seconds = round(summary.analyse_seconds + time.perf_counter() - started, 3)
+    for image_id, result in zip(ids, analysed):
         if result.known and result.sha256 in earlier:
             reused[image_id] = earlier[result.sha256]
             result = replace(earlier_results[result.sha256], sha256=result.sha256)

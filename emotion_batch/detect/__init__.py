@@ -129,7 +129,10 @@ class DetectorSetup:
 
 
 SETUPS: dict[str, DetectorSetup] = {
-    "yunet": DetectorSetup(_yunet, lambda cls, c, s: cls(c.model, score=c.models[0][1], **_common(s))),
+    "yunet": DetectorSetup(
+        _yunet,
+        lambda cls, c, s: cls(c.model, score=c.models[0][1], first_side=s.detect_first_side or None, **_common(s)),
+    ),
     "blazeface": DetectorSetup(_blazeface, lambda cls, c, s: cls(c.models, **_common(s))),
     "haar": DetectorSetup(_haar, lambda cls, c, s: cls(c.model, **_common(s))),
     WHOLE_IMAGE: DetectorSetup(lambda _settings: (), lambda cls, c, s: cls(**_common(s))),

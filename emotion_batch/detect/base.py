@@ -46,6 +46,31 @@ class FaceDetector(Protocol):
         ...
 
 
+@runtime_checkable
+class CoarseToFine(Protocol):
+    """A detector that looks at a small image first and asks for a finer look only where
+    that one's faces call for it (YuNet). The pipeline decodes photos only as large as the
+    finer pass needs (`max_side`), and finer only for a face too small to crop well.
+
+    `scale` is the given image's size over the original photo's (`min_face` applies in
+    the original's pixels); boxes come back in the given image's pixels."""
+
+    first_side: int
+    max_side: int
+
+    def first_pass(self, rgb: np.ndarray, scale: float = 1.0) -> tuple[list[FaceBox], bool]:
+        """Faces at `first_side`, and whether the finer pass should look again."""
+        ...
+
+    def fine_pass(self, rgb: np.ndarray, scale: float = 1.0) -> list[FaceBox]:
+        """Faces at `max_side` (or the image's own size when smaller)."""
+        ...
+
+    def gains_from_finer(self, long_side: int) -> bool:
+        """Whether an image of this long side shows the finer pass more pixels than the first."""
+        ...
+
+
 class DetectorClass(Protocol):
     """What the detector registry needs of a detector class: building one, and the version
     one built on given model files carries, known without loading them (submit-time reuse)."""
@@ -69,14 +94,14 @@ def detector_version(name: str, *models: Path, extra: str = "") -> str:
     return f"{name}-{digest[:16]}"
 
 
-def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+def downscale(rgb: np.ndarray, max_side: int, interpolation: int = cv2.INTER_AREA) -> tuple[np.ndarray, float]:
     """Shrink `rgb` so its long side is at most `max_side`; return it and the factor applied."""
     height, width = rgb.shape[:2]
     scale = min(1.0, max_side / max(height, width))
     if scale == 1.0:
         return rgb, 1.0
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+    return cv2.resize(rgb, size, interpolation=interpolation), scale
 
 
 def to_original(
@@ -84,7 +109,7 @@ def to_original(
     scores: np.ndarray,
     scale: float,
     shape: tuple[int, ...],
-    min_face: int,
+    min_face: float,
     landmarks: np.ndarray | None = None,
 ) -> list[FaceBox]:
     """Map (N, 4) x/y/w/h boxes (and (N, 2k) landmark x/y pairs) found at `scale` back to
