@@ -178,10 +178,11 @@ class Analyzer:
 
     Each image is decoded and searched for faces in a small thread pool (PIL and OpenCV
     release the GIL); each thread has its own detector, as OpenCV's are not thread-safe.
-    The faces of the batch go through the classifier in one call, or, in a larger batch,
-    two: once only the last images are still being decoded (a pool thread would otherwise
-    wait idle for them), the faces found so far are classified beside them, if there are
-    at least `early_faces`; the rest follow in the second call.
+    All faces of the batch go through the classifier in one call (what the worker
+    promises). `early_faces`, off by default and measured by `bench.profile --overlap`,
+    trades that for overlap: once only the last images are still being decoded, the faces
+    found so far (at least `early_faces`) are classified beside them and the rest follow
+    in a second call.
     """
 
     def __init__(
@@ -190,7 +191,7 @@ class Analyzer:
         classifier: EmotionClassifier,
         settings: Settings,
         threads: int = 2,
-        early_faces: int | None = EARLY_FACES,
+        early_faces: int | None = None,
     ) -> None:
         self.detector_factory = detector_factory
         self.classifier = classifier

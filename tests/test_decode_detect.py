@@ -16,9 +16,9 @@ from PIL import Image as PILImage
 from bench.detect import _skimage
 from emotion_batch.config import Settings
 from emotion_batch.crop import face_crop, face_crop_rgb
-from emotion_batch.detect import FaceBox, YuNetDetector
+from emotion_batch.detect import FaceBox
 from emotion_batch.detect.base import CoarseToFine
-from emotion_batch.detect.yunet import FIRST_PASS_SIDE
+from emotion_batch.detect.yunet import FIRST_PASS_SIDE, YuNetDetector
 from emotion_batch.imaging import decode_image
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.pipeline import Analyzer, decode_side, find_boxes, fine_enough, rescaled
@@ -165,14 +165,13 @@ def big_job(tmp_path: Path):
     return pending_job(tmp_path, paths, 40)
 
 
-def test_bad_images_mid_batch_are_errors_while_the_classifier_starts_early(big_job) -> None:
-    """The classifier takes the faces found so far while the last images still decode: two
-    calls for the batch; the undecodable file and the one the detector fails on are that
-    image's errors, every other image its answer."""
+def test_bad_images_mid_batch_are_errors_and_the_batch_is_one_classifier_call(big_job) -> None:
+    """All 38 faces of the batch in one classifier call; the undecodable file and the one
+    the detector fails on are that image's errors, every other image its answer."""
     settings, sessions, message = big_job
     classifier = BrightnessClassifier()
     summary = run(settings, message, BoxDetector(raise_on=220), classifier)
-    assert len(classifier.calls) == 2 and sum(classifier.calls) == 38 and classifier.calls[0] >= 16
+    assert classifier.calls == [38]
     assert (summary.analysed, summary.written, summary.faces) == (40, 40, 38)
     result = outcomes(sessions)
     assert result["p10.jpg"][:2] == ("failed", "corrupt or truncated image: Truncated File Read")
@@ -180,6 +179,29 @@ def test_bad_images_mid_batch_are_errors_while_the_classifier_starts_early(big_j
     for n in set(range(40)) - {10, 20}:
         status, _, _, faces = result[f"p{n:02d}.jpg"]
         assert (status, faces) == ("done", [EMOTIONS[n % 6]]), n
+
+
+def test_early_faces_classifies_while_the_last_images_decode(tmp_path: Path) -> None:
+    """With `early_faces` the faces found so far go first, beside the last decodes: two
+    calls, every face classified once, a bad image still only its own error."""
+    paths = []
+    for n in range(40):
+        paths.append(tmp_path / f"p{n:02d}.jpg")
+        grey = int((n % 6 + 0.5) * 256 / len(EMOTIONS))
+        PILImage.new("RGB", (200 + n, 160), (grey, grey, grey)).save(paths[-1], quality=95)
+    paths[10].write_bytes(b"not a JPEG")
+    classifier = BrightnessClassifier()
+    detector = BoxDetector()
+    analyzer = Analyzer(lambda: detector, classifier, Settings(_env_file=None), threads=2, early_faces=16)  # type: ignore[arg-type]
+    try:
+        results = analyzer.analyze([str(p) for p in paths])
+    finally:
+        analyzer.close()
+    assert len(classifier.calls) == 2 and sum(classifier.calls) == 39 and classifier.calls[0] >= 16
+    assert results[10].error and not results[10].faces
+    assert [r.faces[0].dominant for n, r in enumerate(results) if n != 10] == [
+        EMOTIONS[n % 6] for n in range(40) if n != 10
+    ]
 
 
 def test_a_small_batch_is_still_one_classifier_call(tmp_path: Path) -> None:
