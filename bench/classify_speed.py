@@ -29,7 +29,7 @@ from emotion_batch.runtime import (
     tflite_classifier,
     with_flip_tta,
 )
-from models.evaluate import choose_deepface_home
+from models.evaluate import choose_deepface_home, deepface_home_option
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -91,12 +91,7 @@ def deepface_runtimes(home: Path) -> dict[str, Predict]:
 @click.option("--seconds", default=1.5, show_default=True)
 @click.option("--repeats", default=3, show_default=True)
 @click.option("--deepface/--no-deepface", "with_deepface", default=True, show_default=True)
-@click.option(
-    "--deepface-home",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="DEEPFACE_HOME (default: $DEEPFACE_HOME, else ../shared/data/deepface).",
-)
+@deepface_home_option
 def main(
     model_path: Path, batches: str, seconds: float, repeats: int, with_deepface: bool, deepface_home: Path | None
 ) -> None:

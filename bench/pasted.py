@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from models import data
+from models.metrics import markdown_table
 
 SCENES = (
     "coffee",
@@ -212,13 +213,18 @@ def main(
         f"{len(test)} FER2013 test faces pasted into scenes; {classifier.model_version}; "
         f"plain 48x48 accuracy {plain:.1%}"
     )
-    click.echo("| margin | align | faces found | accuracy, all faces | accuracy, found faces |")
-    click.echo("|---|---|---|---|---|")
-    for r in rows:
-        click.echo(
-            f"| {r['margin']:.2f} | {'on' if r['align'] else 'off'} | {r['found']:.1%} "
-            f"| {r['accuracy_all']:.1%} | {r['accuracy_found']:.1%} |"
-        )
+    header = ["margin", "align", "faces found", "accuracy, all faces", "accuracy, found faces"]
+    cells = [
+        [
+            f"{r['margin']:.2f}",
+            "on" if r["align"] else "off",
+            f"{r['found']:.1%}",
+            f"{r['accuracy_all']:.1%}",
+            f"{r['accuracy_found']:.1%}",
+        ]
+        for r in rows
+    ]
+    click.echo(markdown_table(header, cells))
 
 
 if __name__ == "__main__":

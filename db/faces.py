@@ -62,21 +62,7 @@ def faces_per_image(session: Session, job_id: int, limit: int | None = None) -> 
         if limit
         else None
     )
-    query = (
-        select(
-            Image.id.label("image_id"),
-            Image.path,
-            Face.x,
-            Face.y,
-            Face.w,
-            Face.h,
-            Face.dominant,
-            dominant_percent().label("percent"),
-        )
-        .join(Image, Face.image_id == face_owner())
-        .where(in_job(job_id))
-        .order_by(Image.id, Face.face_index)
-    )
+    query = _face_rows_query().where(in_job(job_id)).order_by(Image.id, Face.face_index)
     if image_ids is not None:
         query = query.where(Image.id.in_(image_ids))
     current: list[FaceRow] = []

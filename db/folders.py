@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import (
     Column,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -40,7 +39,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from db.members import one_of_job
 from db.records import ScannedFolder
 from db.schema import FolderScan, Image
-from db.stage import fill
+from db.stage import fill, staging_table
 from emotion_batch.paths import to_db
 
 if TYPE_CHECKING:
@@ -48,15 +47,13 @@ if TYPE_CHECKING:
 
 # A chunk's folders, staged to be looked up (`job_id` empty) or shared (`job_id`: the
 # earlier job; `seq`: the stage position of the folder's first file, db.registration).
-_FOLDERS = Table(
+_FOLDERS = staging_table(
     "register_folders",
-    MetaData(),
     Column("seq", Integer, primary_key=True),
     Column("folder", Text, nullable=False),
     Column("files", Integer, nullable=False),
     Column("digest", String(64), nullable=False),
     Column("job_id", Integer),
-    prefixes=["TEMPORARY"],
 )
 
 

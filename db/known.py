@@ -6,27 +6,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, Text, and_, case, func, literal, select
+from sqlalchemy import BigInteger, Column, DateTime, Integer, Table, Text, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from db.records import Candidate
 from db.schema import Image, ImageStatus
-from db.stage import driver_rows, fill, time_param
+from db.stage import driver_rows, fill, staging_table, time_param
 from emotion_batch.paths import to_db
 
 if TYPE_CHECKING:
     from db.results import ResultKey
 
 # What the walk found, staged for the look-up.
-_FOUND = Table(
+_FOUND = staging_table(
     "register_found",
-    MetaData(),
     Column("seq", Integer, primary_key=True),
     Column("path", Text, nullable=False),
     Column("size_bytes", BigInteger, nullable=False),
     Column("file_mtime", DateTime(timezone=True)),
-    prefixes=["TEMPORARY"],
 )
 
 

@@ -18,7 +18,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -41,7 +40,7 @@ from db.members import one_of_job
 from db.records import ScannedFile, ScannedFolder
 from db.schema import Image, ImageStatus, Job, JobCounts, JobImage, utcnow
 from db.session import rows_changed
-from db.stage import fill, time_param
+from db.stage import fill, staging_table, time_param
 from emotion_batch.errors import SharedFolderChangedError
 from emotion_batch.messages import ImageRef
 from emotion_batch.paths import to_db
@@ -64,9 +63,8 @@ class Registered:
 
 
 # One chunk of scanned files, staged (see the module docstring).
-_STAGE = Table(
+_STAGE = staging_table(
     "register_stage",
-    MetaData(),
     Column("seq", Integer, primary_key=True),  # walk order: the new rows' ids follow it
     Column("path", Text, nullable=False),
     Column("folder", Text, nullable=False),
@@ -78,7 +76,6 @@ _STAGE = Table(
     Column("shared", Integer),  # the earlier image the job shares as it is (file unchanged)
     Column("whole", Integer),  # 1: a row of a folder shared whole (db.folders)
     Column("follows", Integer),  # a pending image of another job whose result this one will take
-    prefixes=["TEMPORARY"],
 )
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import DateTime, Table, delete
+from sqlalchemy import Column, DateTime, MetaData, Table, delete
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
@@ -30,6 +30,12 @@ def _sqlite_datetime(value: datetime) -> str:
         value.second,
         value.microsecond,
     )
+
+
+def staging_table(name: str, *columns: Column) -> Table:
+    """A temporary table of its own metadata: each connection has its own, created when a
+    chunk is staged (`fill`), so it never joins the schema that migrations create."""
+    return Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
 
 
 def datetime_param(dialect: Dialect) -> Callable[[datetime], Any] | None:

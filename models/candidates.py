@@ -18,6 +18,7 @@ import click
 
 from models import data, trainer
 from models.config import TrainConfig
+from models.metrics import markdown_table
 
 CANDIDATES = {
     "small (committed v1 shape)": ((16, 32, 64, 128), (1, 1, 1)),
@@ -68,13 +69,18 @@ def main(subset: int, epochs: int, data_dir: Path | None, out: Path) -> None:
     ]
     out.write_text(json.dumps({"hardware": hardware, "candidates": rows}, indent=1) + "\n")
     click.echo(f"{hardware}; {subset} training images, {epochs} epochs each")
-    click.echo("| candidate | params | MMACs/face | train images/s | best val accuracy |")
-    click.echo("|---|---|---|---|---|")
-    for r in rows:
-        click.echo(
-            f"| {r['name']} | {r['params']:,} | {r['macs_per_face'] / 1e6:.1f} | "
-            f"{r['train_images_per_s']:.0f} | {r['best_val_accuracy']:.1%} |"
-        )
+    header = ["candidate", "params", "MMACs/face", "train images/s", "best val accuracy"]
+    cells = [
+        [
+            r["name"],
+            f"{r['params']:,}",
+            f"{r['macs_per_face'] / 1e6:.1f}",
+            f"{r['train_images_per_s']:.0f}",
+            f"{r['best_val_accuracy']:.1%}",
+        ]
+        for r in rows
+    ]
+    click.echo(markdown_table(header, cells))
 
 
 if __name__ == "__main__":

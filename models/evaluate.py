@@ -61,6 +61,15 @@ def timed_scores(predict: Predict, test: data.Split) -> tuple[dict, np.ndarray]:
     return result, probs
 
 
+# The option that goes with choose_deepface_home, for every command that runs DeepFace.
+deepface_home_option = click.option(
+    "--deepface-home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="DEEPFACE_HOME (default: $DEEPFACE_HOME, else ../shared/data/deepface).",
+)
+
+
 def choose_deepface_home(home: Path | None) -> Path:
     """The DeepFace home to evaluate: the option, else the DEEPFACE_HOME setting when set,
     else ../shared/data/deepface when that folder exists, else the setting's default (~)."""
@@ -262,12 +271,7 @@ def sidecar_metrics(ours: dict) -> dict:
 @click.option("--runtime", default="auto", show_default=True)
 @click.option("--tta/--no-tta", default=True, show_default=True)
 @click.option("--deepface/--no-deepface", "with_deepface", default=True, show_default=True)
-@click.option(
-    "--deepface-home",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="DEEPFACE_HOME (default: $DEEPFACE_HOME, else ../shared/data/deepface).",
-)
+@deepface_home_option
 @click.option("--limit", default=0, help="Stratified sample of N test images (0 = all).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--update-sidecar", is_flag=True, help="Record the test figures in <model>.json.")

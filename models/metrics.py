@@ -1,8 +1,18 @@
-"""Classification metrics in numpy (no scikit-learn): confusion matrix, per-class report."""
+"""Classification metrics in numpy (no scikit-learn): confusion matrix, per-class report,
+and the Markdown tables the training and bench scripts print them in."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import numpy as np
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table: the header, its rule, one line a row (cells already formatted)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

@@ -102,16 +102,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path):
     yield from database_for(getattr(request, "param", "sqlite"), request, tmp_path)
 
 
-@pytest.fixture
-def worker_env(tmp_path: Path, deepface_home: Path, yunet_model: Path, database_url: str) -> dict[str, str]:
-    """Environment for worker and producer processes of one test."""
+def process_env(
+    database_url: str, deepface_home: Path, yunet_model: Path, backends: list[str], **extra: str
+) -> dict[str, str]:
+    """Environment for worker and producer processes: the database, the models, the
+    backends workers load, TensorFlow's start-up chatter off, and `extra` settings."""
     return {
         "DATABASE_URL": database_url,
         "DEEPFACE_HOME": str(deepface_home),
         "YUNET_MODEL": str(yunet_model),
-        "WORKER_BACKENDS": json.dumps(["cnn", "deepface"]),
+        "WORKER_BACKENDS": json.dumps(backends),
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        **extra,
     }
+
+
+@pytest.fixture
+def worker_env(tmp_path: Path, deepface_home: Path, yunet_model: Path, database_url: str) -> dict[str, str]:
+    """Environment for worker and producer processes of one test."""
+    return process_env(database_url, deepface_home, yunet_model, ["cnn", "deepface"])
 
 
 def run_producer(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -59,6 +59,36 @@ def _images(url: str, job: int) -> dict[str, Image]:
         return {str(Path(r.path)): r for r in rows}
 
 
+def _check_faces(images: dict, backend: str) -> None:
+    """Every stored face: a box inside its image, percentages summing to 100, the dominant
+    one the largest, the backend, model and detector that analysed it."""
+    for row in images.values():
+        for face in row.faces:
+            assert 0 <= face.x and 0 <= face.y and face.w > 10 and face.h > 10
+            assert face.x + face.w <= row.width and face.y + face.h <= row.height
+            assert sum(getattr(face, e) for e in EMOTIONS) == pytest.approx(100.0, abs=1e-6)
+            assert face.dominant == max(EMOTIONS, key=lambda e: getattr(face, e))
+            assert face.backend == backend and face.model_version.startswith(
+                backend if backend == "cnn" else "deepface-emotion-"
+            )
+            assert 0.0 <= face.confidence <= 1.0
+            assert face.detector == row.detector and row.detector.startswith("yunet-")
+
+
+def _check_report(env: dict[str, str], job: int, images: dict) -> tuple[dict, int]:
+    """The job's JSON report adds up to the stored rows; returns it and the face count."""
+    report = run_producer(env, "report", str(job), "--format", "json")
+    assert report.returncode == 0, report.stderr
+    data = json.loads(report.stdout)
+    faces_total = sum(len(r.faces) for r in images.values())
+    assert data["job"] == job and data["images"] == len(images) and data["faces"] == faces_total
+    assert data["no_face"] == sum(r.status == "no_face" for r in images.values())
+    assert data["failed"] == sum(r.status == "failed" for r in images.values())
+    assert sum(data["dominant"].values()) == faces_total
+    assert sum(data["mean"].values()) == pytest.approx(100.0, abs=0.04)  # seven means to two decimals
+    return data, faces_total
+
+
 @pytest.mark.parametrize("backend", ["deepface", "cnn"])
 def test_submit_wait_report_resubmit(backend: str, photo_tree, running_worker, tmp_path: Path) -> None:
     root, bad = photo_tree
@@ -87,27 +117,9 @@ def test_submit_wait_report_resubmit(backend: str, photo_tree, running_worker, t
     assert couple.face_count == 2
     assert real[str(root / "real" / "selfie-many-people.jpg")].face_count >= 5
     assert images[str(root / "crowd" / "crowd.jpg")].face_count >= 20
-    for row in images.values():
-        for face in row.faces:
-            assert 0 <= face.x and 0 <= face.y and face.w > 10 and face.h > 10
-            assert face.x + face.w <= row.width and face.y + face.h <= row.height
-            assert sum(getattr(face, e) for e in EMOTIONS) == pytest.approx(100.0, abs=1e-6)
-            assert face.dominant == max(EMOTIONS, key=lambda e: getattr(face, e))
-            assert face.backend == backend and face.model_version.startswith(
-                backend if backend == "cnn" else "deepface-emotion-"
-            )
-            assert 0.0 <= face.confidence <= 1.0
-            assert face.detector == row.detector and row.detector.startswith("yunet-")
+    _check_faces(images, backend)
 
-    report = run_producer(env, "report", str(job), "--format", "json")
-    assert report.returncode == 0, report.stderr
-    data = json.loads(report.stdout)
-    faces_total = sum(len(r.faces) for r in images.values())
-    assert data["job"] == job and data["images"] == len(images) and data["faces"] == faces_total
-    assert data["no_face"] == sum(r.status == "no_face" for r in images.values())
-    assert data["failed"] == sum(r.status == "failed" for r in images.values())
-    assert sum(data["dominant"].values()) == faces_total
-    assert sum(data["mean"].values()) == pytest.approx(100.0, abs=0.04)  # seven means to two decimals
+    data, faces_total = _check_report(env, job, images)
 
     again = run_producer(env, "submit", str(root), "--backend", backend, "--wait", "--timeout", "300")
     assert again.returncode == 0, again.stderr

@@ -137,10 +137,10 @@ def test_followers_take_a_result_only_for_their_content_and_fail_with_the_reason
     """In process, a real redis-server and database: the image followed fails, is found
     changed, or finishes; each follower settles with it, in the worker's transaction,
     and retry-failed queues the failed followers on their own."""
-    from tests.test_streaming import _rows, _settings, _tree, queued_ids
+    from tests.streaming_support import job_rows, jpeg_tree, queued_ids, settings_for
 
-    _tree(tmp_path / "photos", 3)
-    settings = _settings(database_url, detector="haar")  # its file ships with OpenCV
+    jpeg_tree(tmp_path / "photos", 3)
+    settings = settings_for(database_url, detector="haar")  # its file ships with OpenCV
     key = reuse_key("cnn", settings, force=False)
     assert key is not None
     queue = f"overlap-{tmp_path.name}"[:100]
@@ -149,14 +149,14 @@ def test_followers_take_a_result_only_for_their_content_and_fail_with_the_reason
     first = submit(sessions, client, [tmp_path / "photos"], SubmitOptions(name="first", **options))
     second = submit(sessions, client, [tmp_path / "photos"], SubmitOptions(name="second", **options))
     assert (first.queued, second.queued, second.reused) == (3, 0, 3)
-    broken, changed, fine = _rows(sessions, first.job_id)
+    broken, changed, fine = job_rows(sessions, first.job_id)
     with sessions() as session:
         fail_images(session, [broken.id], "not an image: cannot identify image file")
         moved = ImageResult(changed.path, None, 16, 16, None, (), sha256="0" * 64)  # other bytes read
         store_results(session, {changed.id: moved}, key, submitted={changed.id: changed.sha256})
         same = ImageResult(fine.path, None, 16, 16, None, (), sha256=fine.sha256)
         store_results(session, {fine.id: same}, key, submitted={fine.id: fine.sha256})
-    followers = {row.sha256: row for row in _rows(sessions, second.job_id)}
+    followers = {row.sha256: row for row in job_rows(sessions, second.job_id)}
     assert followers[broken.sha256].status == "failed" and followers[broken.sha256].reused_from is None
     assert f"image {broken.id} of another job, which failed: not an image" in (followers[broken.sha256].error or "")
     assert "found the file changed" in (followers[changed.sha256].error or "")

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 
 from db.frames import load_job_frames
 from producer.local import LocalWorker
-from tests.conftest import need, run_producer
+from tests.conftest import need, process_env, run_producer
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +52,9 @@ def job(tmp_path_factory, redis_server, photos_dir: Path, deepface_home: Path, y
     """One real job with the deepface backend; yields (env, job id, photo root)."""
     base = tmp_path_factory.mktemp("reports")
     root = _photo_tree(base / "photos", photos_dir)
-    env = {
-        "DATABASE_URL": f"sqlite:///{base / 'emotion.db'}",
-        "REDIS_URL": redis_server.url,
-        "DEEPFACE_HOME": str(deepface_home),
-        "YUNET_MODEL": str(yunet_model),
-        "WORKER_BACKENDS": json.dumps(["deepface"]),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
+    env = process_env(
+        f"sqlite:///{base / 'emotion.db'}", deepface_home, yunet_model, ["deepface"], REDIS_URL=redis_server.url
+    )
     with LocalWorker(env, name=f"reports-{base.name}", log_file=base / "worker.log"):
         done = run_producer(env, "submit", str(root), "--backend", "deepface", "--wait", "--timeout", "400")
     assert done.returncode == 0, done.stderr + (base / "worker.log").read_text()[-3000:]

@@ -71,27 +71,8 @@ def live(tmp_path: Path, redis_server, worker_env: dict[str, str]):
             yield client, env, settings
 
 
-def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Path) -> None:
-    client, env, settings = live
-    created = client.post(
-        "/api/jobs/upload", files=upload_files(photos_dir), data={"name": "upload", "batch_size": "4"}
-    )
-    assert created.status_code == 201, created.text
-    job = created.json()["job"]
-    assert created.json()["queued"] == 6 and created.headers["location"] == f"/api/jobs/{job}"
-    stored = sorted(p.name for p in settings.upload_root.rglob("*") if p.is_file())
-    assert stored == sorted([*PHOTOS, "broken.jpg"])
-
-    status = wait_for(client, job)
-    assert status["total"] == 6 and status["failed"] == 1 and status["pending"] == 0 and status["percent"] == 100.0
-    assert status["done"] == 5 and status["faces"] >= 5 + 1 + 5  # the couple and the selfie have several
-    assert status["images_per_second"] > 0 and status["eta_seconds"] == 0
-    assert [f["path"].endswith("broken.jpg") for f in status["failures"]] == [True]
-    assert "corrupt or truncated" in status["failures"][0]["error"]
-    listed = client.get("/api/jobs").json()
-    assert listed["total"] == 1 and listed["jobs"][0]["failed"] == 1 and listed["jobs"][0]["done"] == 5
-
-    # the report: the very JSON and CSV the CLI prints
+def _check_report_as_the_cli_prints_it(client, env: dict[str, str], job: int, status: dict) -> dict:
+    """The report: the very JSON and CSV the CLI prints, and the Parquet and HTML forms."""
     for by in ("job", "folder", "date", "video"):
         api = client.get(f"/api/jobs/{job}/report", params={"by": by})
         cli = run_producer(env, "report", str(job), "--by", by, "--format", "json")
@@ -113,8 +94,11 @@ def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Pa
     assert int(parquet.loc[parquet["group"] == "(all)", "faces"].iloc[0]) == report["faces"]
     html = client.get(f"/api/jobs/{job}/report", params={"format": "html"})
     assert html.status_code == 200 and "<html" in html.text and "data:image/png;base64," in html.text
+    return report
 
-    # faces: all of them, then filtered, then paged
+
+def _check_faces_filtered_and_paged(client, job: int, report: dict) -> tuple[list[dict], str]:
+    """Faces: all of them, then filtered, then paged; returns them and the commonest emotion."""
     everything = client.get(f"/api/jobs/{job}/faces", params={"limit": 500}).json()
     assert everything["total"] == report["faces"] == len(everything["faces"])
     percents = [f["percent"] for f in everything["faces"]]
@@ -132,9 +116,12 @@ def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Pa
     )
     first, second = (client.get(f"/api/jobs/{job}/faces", params={"limit": 3, "offset": o}).json() for o in (0, 3))
     assert [f["id"] for f in first["faces"] + second["faces"]] == [f["id"] for f in everything["faces"][:6]]
+    return everything["faces"], commonest
 
-    # one image with its boxes drawn, and one face cropped
-    couple = next(f for f in everything["faces"] if f["path"].endswith("couple.jpg"))
+
+def _check_annotated_and_cropped(client, job: int, photos_dir: Path, faces: list[dict]) -> dict:
+    """One image with its boxes drawn, and one face cropped; returns the couple's face."""
+    couple = next(f for f in faces if f["path"].endswith("couple.jpg"))
     drawn = client.get(couple["links"]["annotated"])
     assert drawn.status_code == 200 and drawn.headers["content-type"] == "image/jpeg"
     picture = Image.open(io.BytesIO(drawn.content))
@@ -149,6 +136,32 @@ def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Pa
     other_job_image = client.get(f"/api/jobs/{job + 1}/images/{couple['image_id']}/annotated.jpg")
     assert other_job_image.status_code == 404 and "error" in other_job_image.json()
     assert client.get(f"/api/jobs/{job}/charts/emotions-by-folder.png").content[:8] == b"\x89PNG\r\n\x1a\n"
+    return couple
+
+
+def test_upload_wait_report_faces_annotated(live, photos_dir: Path, tmp_path: Path) -> None:
+    client, env, settings = live
+    created = client.post(
+        "/api/jobs/upload", files=upload_files(photos_dir), data={"name": "upload", "batch_size": "4"}
+    )
+    assert created.status_code == 201, created.text
+    job = created.json()["job"]
+    assert created.json()["queued"] == 6 and created.headers["location"] == f"/api/jobs/{job}"
+    stored = sorted(p.name for p in settings.upload_root.rglob("*") if p.is_file())
+    assert stored == sorted([*PHOTOS, "broken.jpg"])
+
+    status = wait_for(client, job)
+    assert status["total"] == 6 and status["failed"] == 1 and status["pending"] == 0 and status["percent"] == 100.0
+    assert status["done"] == 5 and status["faces"] >= 5 + 1 + 5  # the couple and the selfie have several
+    assert status["images_per_second"] > 0 and status["eta_seconds"] == 0
+    assert [f["path"].endswith("broken.jpg") for f in status["failures"]] == [True]
+    assert "corrupt or truncated" in status["failures"][0]["error"]
+    listed = client.get("/api/jobs").json()
+    assert listed["total"] == 1 and listed["jobs"][0]["failed"] == 1 and listed["jobs"][0]["done"] == 5
+
+    report = _check_report_as_the_cli_prints_it(client, env, job, status)
+    faces, commonest = _check_faces_filtered_and_paged(client, job, report)
+    couple = _check_annotated_and_cropped(client, job, photos_dir, faces)
 
     # live progress ends with `done` on a finished job; resume has nothing to do
     with client.stream("GET", f"/api/jobs/{job}/events") as stream:

@@ -78,16 +78,97 @@ def _not_blank(path: Path) -> None:
     assert len(image.getcolors(maxcolors=1 << 20) or []) > 200, f"{path} has too few colours"
 
 
-def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_path: Path) -> None:
-    need(CHROMIUM.exists(), "Debian's chromium (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
-    url, env = server
+def _library(tmp_path: Path, photos_dir: Path) -> tuple[Path, list[Path]]:
+    """The photos in two folders, family and friends; returns the library and the photos."""
     library = tmp_path / "library"
     photos = sorted(photos_dir.glob("*.jpg"))
     for folder, chosen in (("family", photos[::2]), ("friends", photos[1::2])):
         (library / folder).mkdir(parents=True)
         for photo in chosen:
             shutil.copy(photo, library / folder / photo.name)
+    return library, photos
+
+
+def _follow_to_the_end(page, env: dict[str, str], tmp_path: Path, shots: Path) -> None:
+    """A worker starts: the job page follows the job to 100% and reloads with its tables."""
+    worker_env = {
+        k: env[k]
+        for k in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "YUNET_MODEL",
+            "DEEPFACE_HOME",
+            "WORKER_BACKENDS",
+            "TF_CPP_MIN_LOG_LEVEL",
+        )
+    }
+    with LocalWorker(worker_env, concurrency=1, name=f"browser-{tmp_path.name}", log_file=tmp_path / "worker.log"):
+        # a locator, not a JavaScript string: the page's CSP forbids eval, Playwright's too
+        page.locator("#state", has_text="finished").wait_for(timeout=400_000)
+        assert page.inner_text("#pct") == "100.0%"
+        page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(1500)  # the page reloads once finished, with the final tables and charts
+    page.wait_for_load_state("networkidle")
+    assert page.inner_text("#pct") == "100.0%" and page.inner_text("#c-pending") == "0"
+    assert page.locator("table.groups").first.inner_text().count("family") == 1
+    page.screenshot(path=shots / "web-job.png", full_page=True)
+
+
+def _filter_the_gallery_and_open_a_photo(page, url: str, job: int, report: dict, emotion: str, shots: Path) -> None:
+    """The gallery filtered by one emotion shows only its faces; one opens as its photo."""
+    page.goto(f"{url}/jobs/{job}/faces")
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".face").count() == min(48, report["faces"])
+    page.screenshot(path=shots / "web-gallery.jpg", quality=82, full_page=False)
+    page.click(f"label.chip:has(input[value={emotion}])")
+    page.wait_for_url(f"**emotion={emotion}**")
+    page.wait_for_load_state("networkidle")
+    shown = page.locator(".face").evaluate_all("els => els.map(e => e.dataset.emotion)")
+    assert shown and set(shown) == {emotion} and len(shown) == min(48, report["dominant"][emotion])
+    labels = page.locator(".face .label").all_inner_texts()
+    assert all(label.startswith(emotion) for label in labels)
+    loaded = page.locator(".face img").evaluate_all("els => els.every(e => e.complete && e.naturalWidth > 0)")
+    assert loaded
+    page.screenshot(path=shots / "web-gallery-filtered.jpg", quality=82, full_page=False)
+
+    page.click(".face >> nth=0")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("img.photo").evaluate("e => e.naturalWidth") > 0
+    assert emotion in page.inner_text("table.faces-table")
+    page.click("a[data-back]")  # back to the filtered gallery (a script, no inline javascript:)
+    page.wait_for_url(f"**emotion={emotion}**")
+    page.go_forward()
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=shots / "web-photo.jpg", quality=82, full_page=False)
+
+
+def _submit_from_the_form(page, api: httpx.Client, url: str, job: int, photos: list[Path]) -> None:
+    """The submit form: two photos uploaded from the browser become a job of their own."""
+    page.goto(f"{url}/jobs/new")
+    page.set_input_files("input[type=file]", [str(photos[0]), str(photos[1])])
+    page.fill("input[name=name]", "from the form")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/jobs/{job + 1}")
+    uploaded = api.get(f"/api/jobs/{job + 1}").json()
+    assert uploaded["name"] == "from the form" and uploaded["total"] == 2
+
+
+def _keep_screenshots(shots: Path) -> None:
+    """No screenshot is blank; the documentation's are copied to $WEB_SCREENSHOTS when set."""
+    for shot in sorted(shots.iterdir()):
+        _not_blank(shot)
+    if os.environ.get("WEB_SCREENSHOTS"):
+        target = Path(os.environ["WEB_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        for name in DOCS_SHOTS:
+            shutil.copy(shots / name, target / name)
+
+
+def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_path: Path) -> None:
+    need(CHROMIUM.exists(), "Debian's chromium (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    url, env = server
+    library, photos = _library(tmp_path, photos_dir)
     api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
     created = api.post("/api/jobs", json={"paths": [str(library)], "name": "holiday photos", "batch_size": 4})
     assert created.status_code == 202, created.text
@@ -107,76 +188,19 @@ def test_browser_follows_a_job_and_filters_faces(server, photos_dir: Path, tmp_p
         page.wait_for_url(f"{url}/jobs/{job}")
         assert page.inner_text("#state") == "running" and page.inner_text("#pct") != "100.0%"
 
-        worker_env = {
-            k: env[k]
-            for k in (
-                "DATABASE_URL",
-                "REDIS_URL",
-                "YUNET_MODEL",
-                "DEEPFACE_HOME",
-                "WORKER_BACKENDS",
-                "TF_CPP_MIN_LOG_LEVEL",
-            )
-        }
-        with LocalWorker(worker_env, concurrency=1, name=f"browser-{tmp_path.name}", log_file=tmp_path / "worker.log"):
-            # a locator, not a JavaScript string: the page's CSP forbids eval, Playwright's too
-            page.locator("#state", has_text="finished").wait_for(timeout=400_000)
-            assert page.inner_text("#pct") == "100.0%"
-            page.wait_for_load_state("networkidle")
-        page.wait_for_timeout(1500)  # the page reloads once finished, with the final tables and charts
-        page.wait_for_load_state("networkidle")
-        assert page.inner_text("#pct") == "100.0%" and page.inner_text("#c-pending") == "0"
-        assert page.locator("table.groups").first.inner_text().count("family") == 1
-        page.screenshot(path=shots / "web-job.png", full_page=True)
+        _follow_to_the_end(page, env, tmp_path, shots)
 
         report = api.get(f"/api/jobs/{job}/report").json()
         present = sorted((n, e) for e, n in report["dominant"].items() if n)
         assert len(present) >= 2, report["dominant"]
         emotion = present[0][1]  # the rarest emotion found: a filter that removes most faces
 
-        page.goto(f"{url}/jobs/{job}/faces")
-        page.wait_for_load_state("networkidle")
-        assert page.locator(".face").count() == min(48, report["faces"])
-        page.screenshot(path=shots / "web-gallery.jpg", quality=82, full_page=False)
-        page.click(f"label.chip:has(input[value={emotion}])")
-        page.wait_for_url(f"**emotion={emotion}**")
-        page.wait_for_load_state("networkidle")
-        shown = page.locator(".face").evaluate_all("els => els.map(e => e.dataset.emotion)")
-        assert shown and set(shown) == {emotion} and len(shown) == min(48, report["dominant"][emotion])
-        labels = page.locator(".face .label").all_inner_texts()
-        assert all(label.startswith(emotion) for label in labels)
-        loaded = page.locator(".face img").evaluate_all("els => els.every(e => e.complete && e.naturalWidth > 0)")
-        assert loaded
-        page.screenshot(path=shots / "web-gallery-filtered.jpg", quality=82, full_page=False)
-
-        page.click(".face >> nth=0")
-        page.wait_for_load_state("networkidle")
-        assert page.locator("img.photo").evaluate("e => e.naturalWidth") > 0
-        assert emotion in page.inner_text("table.faces-table")
-        page.click("a[data-back]")  # back to the filtered gallery (a script, no inline javascript:)
-        page.wait_for_url(f"**emotion={emotion}**")
-        page.go_forward()
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=shots / "web-photo.jpg", quality=82, full_page=False)
-
-        # the submit form: two photos uploaded from the browser become a job of their own
-        page.goto(f"{url}/jobs/new")
-        page.set_input_files("input[type=file]", [str(photos[0]), str(photos[1])])
-        page.fill("input[name=name]", "from the form")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{url}/jobs/{job + 1}")
-        uploaded = api.get(f"/api/jobs/{job + 1}").json()
-        assert uploaded["name"] == "from the form" and uploaded["total"] == 2
+        _filter_the_gallery_and_open_a_photo(page, url, job, report, emotion, shots)
+        _submit_from_the_form(page, api, url, job, photos)
         assert blocked == []
         browser.close()
 
-    for shot in sorted(shots.iterdir()):
-        _not_blank(shot)
-    if os.environ.get("WEB_SCREENSHOTS"):
-        target = Path(os.environ["WEB_SCREENSHOTS"])
-        target.mkdir(parents=True, exist_ok=True)
-        for name in DOCS_SHOTS:
-            shutil.copy(shots / name, target / name)
+    _keep_screenshots(shots)
 
 
 def test_serve_embedded_from_defaults(tmp_path: Path, worker_env: dict[str, str], photos_dir: Path) -> None:
