@@ -17,9 +17,13 @@ logger = logging.getLogger(__name__)
 # Acknowledged after the work, redelivered when the process dies. Database busy,
 # read-only or away, or out of time (retried image by image, or the segment again): try
 # again later. No retry limit: a task whose work is pending is never dropped (time-limit
-# retries end anyway, as each image's and each segment's attempts are counted).
+# retries end anyway, as each image's and each segment's attempts are counted). A task
+# killed at the hard time limit is not acknowledged either: Celery's default acks it, and
+# its unfinished images would wait pending for a `resume`; requeued, its next delivery
+# claims them again and gives up on each after its attempts.
 DELIVERY = {
     "acks_late": True,
+    "acks_on_failure_or_timeout": False,
     "reject_on_worker_lost": True,
     "autoretry_for": (*DB_RETRY_ERRORS, SoftTimeLimitExceeded),
     "retry_backoff": 1,
